@@ -1,0 +1,177 @@
+"""Container formats: sniffing, and the one reader/writer per container.
+
+Each module here (jpeg, png, webp, tiff, gif, heif, pdf, ooxml, markdown,
+html, plaintext) knows its container's bytes in both directions and exposes a
+:class:`FormatHandler`. ``detectors/`` reads files only through these
+handlers, so a container is parsed in exactly one place.
+
+Media types are sniffed from magic numbers, never taken from a file name or a
+client header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from labelers.errors import UnsupportedMedia
+from labelers.record import Record
+
+
+@dataclass
+class FoundRecord:
+    """A record (or something that tried to be one) found in a file."""
+
+    carrier: str  # where it sat, e.g. "xmp:TC260:AIGC", "exif:UserComment", "png:tEXt:AIGC"
+    raw: str  # the text as stored
+    record: Record | None  # None when the text could not be parsed
+    error: str | None = None  # why it could not be parsed
+
+
+@dataclass
+class Metadata:
+    """What a handler reads from a file: records and the other evidence we use."""
+
+    media_type: str
+    records: list[FoundRecord] = field(default_factory=list)
+    xmp: str | None = None  # the XMP packet, if any (detectors look for IPTC there)
+    # other key/value metadata: PNG text chunks ("png:tEXt:parameters"), EXIF
+    # ("exif:Software"), PDF Info ("pdf:Info:/Producer"), OOXML properties, ...
+    properties: dict[str, str] = field(default_factory=dict)
+    # visible text, for finding explicit labels (documents: whole text; PDF: per page)
+    text_pages: list[str] | None = None
+    # pixel size for images, for label-size checks
+    size: tuple[int, int] | None = None
+
+
+class FormatHandler(Protocol):
+    media_type: str
+
+    def read(self, data: bytes) -> Metadata:
+        """Parse ``data``; raise CorruptInput / LimitExceeded on bad input."""
+
+    def write_record(self, data: bytes, record: Record) -> bytes:
+        """Return ``data`` with exactly one record, in this format's carrier.
+
+        Replaces records in every carrier this format knows (one record per
+        file), keeps all other metadata, and does not re-encode content.
+        """
+
+
+# magic-number table; the first match wins. Containers that need a closer look
+# (RIFF, ISO-BMFF, ZIP) are resolved in sniff().
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"%PDF-", "application/pdf"),
+]
+_FTYP_BRANDS = {
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+}
+_OOXML_MAIN = {
+    b"word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    b"ppt/": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    b"xl/": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def sniff(data: bytes) -> str:
+    """The media type of ``data`` from its bytes; UnsupportedMedia if unknown."""
+    if not data:
+        raise UnsupportedMedia("the file is empty")
+    for magic, media_type in _MAGIC:
+        if data.startswith(magic):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _FTYP_BRANDS:
+            return _FTYP_BRANDS[brand]
+        # compatible brands follow the minor version
+        size = int.from_bytes(data[:4], "big")
+        for i in range(16, min(size, 64), 4):
+            if data[i : i + 4] in _FTYP_BRANDS:
+                return _FTYP_BRANDS[data[i : i + 4]]
+    if data.startswith(b"PK\x03\x04"):
+        head = data[:65536]
+        for marker, media_type in _OOXML_MAIN.items():
+            if marker in head and b"[Content_Types].xml" in data:
+                return media_type
+        raise UnsupportedMedia("ZIP archive that is not a DOCX, PPTX or XLSX package")
+    return _sniff_text(data)
+
+
+def _sniff_text(data: bytes) -> str:
+    try:
+        text = data[:65536].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data[:65536]) - 4:  # not just a character cut at the boundary
+            raise UnsupportedMedia(
+                "unrecognised file type (not a supported image, document or UTF-8 text)"
+            ) from None
+        text = data[: exc.start].decode("utf-8")
+    if "\x00" in text:
+        raise UnsupportedMedia("unrecognised binary file type")
+    head = text.lstrip("\ufeff \t\r\n").lower()
+    if head.startswith(("<!doctype html", "<html")) or (
+        head.startswith("<") and "<html" in head[:2048]
+    ):
+        return "text/html"
+    if head.startswith("---\n") or head.startswith("---\r\n") or _looks_like_markdown(text):
+        return "text/markdown"
+    return "text/plain"
+
+
+def _looks_like_markdown(text: str) -> bool:
+    lines = text.splitlines()[:200]
+    marks = sum(
+        1
+        for line in lines
+        if line.startswith(("# ", "## ", "### ", "```", "- ", "* ", "> ")) or "](" in line
+    )
+    return marks >= 2
+
+
+# media type -> module under labelers.formats exposing HANDLER
+_HANDLER_MODULES = {
+    "image/jpeg": "jpeg",
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/tiff": "tiff",
+    "image/gif": "gif",
+    "image/avif": "heif",
+    "image/heic": "heif",
+    "image/heif": "heif",
+    "application/pdf": "pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "ooxml",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "ooxml",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "ooxml",
+    "text/markdown": "markdown",
+    "text/html": "html",
+}
+
+
+def get_handler(media_type: str) -> FormatHandler:
+    """The handler for ``media_type``; UnsupportedMedia if we have none."""
+    import importlib
+
+    name = _HANDLER_MODULES.get(media_type)
+    if name is None:
+        raise UnsupportedMedia(f"{media_type} files are not supported")
+    try:
+        module = importlib.import_module(f"labelers.formats.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"labelers.formats.{name}":
+            raise UnsupportedMedia(f"{media_type} files are not supported yet") from None
+        raise
+    return module.HANDLER

@@ -1,0 +1,25 @@
+"""Input limits, enforced before expensive work (decode, decompress, render).
+
+The app builds one :class:`Limits` from settings; library calls take it as a
+keyword argument and raise :class:`~labelers.errors.LimitExceeded` naming the
+limit and its setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 100 * 1024 * 1024  # AIGC_MAX_UPLOAD_BYTES
+    max_pixels: int = 100_000_000  # AIGC_MAX_PIXELS (per frame: width x height)
+    max_frames: int = 1000  # AIGC_MAX_FRAMES (animated GIF/WebP)
+    max_pages: int = 2000  # AIGC_MAX_PAGES (PDF pages, slides)
+    max_zip_ratio: float = 100.0  # AIGC_MAX_ZIP_RATIO (uncompressed/compressed)
+    max_unzipped_bytes: int = 500 * 1024 * 1024  # AIGC_MAX_UNZIPPED_BYTES
+    max_zip_entries: int = 10_000  # AIGC_MAX_ZIP_ENTRIES
+    max_text_chars: int = 5_000_000  # AIGC_MAX_TEXT_CHARS
+
+
+DEFAULT_LIMITS = Limits()
