@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from labelers.errors import UnsupportedMedia
+from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
 
@@ -47,10 +48,10 @@ class Metadata:
 class FormatHandler(Protocol):
     media_type: str
 
-    def read(self, data: bytes) -> Metadata:
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         """Parse ``data``; raise CorruptInput / LimitExceeded on bad input."""
 
-    def write_record(self, data: bytes, record: Record) -> bytes:
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
         """Return ``data`` with exactly one record, in this format's carrier.
 
         Replaces records in every carrier this format knows (one record per
