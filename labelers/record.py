@@ -49,7 +49,7 @@ LABEL_MEANINGS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspe
 
 # GB18030 code points 0x21, 0x23-0x5B, 0x5D-0x7E, plus '"' (serialised as \").
 # In decoded form that is printable ASCII without space and without backslash.
-_VALUE_RE = re.compile(r'[\x21-\x5b\x5d-\x7e]*')
+_VALUE_RE = re.compile(r"[\x21-\x5b\x5d-\x7e]*")
 _PROVIDER_CODE_RE = re.compile(r"[0-9A-Z]{27}")
 _REQUIRED = ("Label", "ContentProducer", "ProduceID")
 
@@ -174,8 +174,7 @@ def charset_violation(value: str) -> str | None:
     bad = sorted({c for c in value if not _VALUE_RE.fullmatch(c)})
     shown = ", ".join(f"U+{ord(c):04X}" + (f" {c!r}" if c.isprintable() else "") for c in bad[:5])
     return (
-        "must use printable ASCII without spaces or backslashes "
-        f"(GB 45438 Annex E); found {shown}"
+        f"must use printable ASCII without spaces or backslashes (GB 45438 Annex E); found {shown}"
     )
 
 

@@ -1,0 +1,217 @@
+"""The ledger: every label the service issued, in a SQL database.
+
+SQLite file under ``AIGC_DATA_DIR`` by default, PostgreSQL (or any SQLAlchemy
+URL) through ``AIGC_DATABASE_URL``. The schema is owned by Alembic
+(app/migrations); :func:`open_ledger` brings it to head under a file lock so
+several worker processes starting together migrate once.
+
+Rows are insert-only and keyed by ProduceID, so concurrent writers can neither
+lose a row nor issue one ProduceID twice. Retention is at least 180 days
+(Measures Art. 9): nothing here deletes rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from labelers.record import Record
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LabelRow(Base):
+    __tablename__ = "labels"
+
+    produce_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark_key: Mapped[str] = mapped_column(String(16), index=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    media_type: Mapped[str] = mapped_column(String(128))
+    producer: Mapped[str] = mapped_column(String(64))
+    record_json: Mapped[str] = mapped_column(Text)
+    requester: Mapped[str] = mapped_column(String(128))
+    explicit_label: Mapped[str] = mapped_column(String(64))
+    explicit_omitted: Mapped[bool] = mapped_column(Boolean)
+    omit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DuplicateProduceID(Exception):
+    """The ProduceID was already issued."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    produce_id: str
+    watermark_key: str
+    content_sha256: str
+    media_type: str
+    producer: str
+    record: Record
+    requester: str
+    explicit_label: str
+    explicit_omitted: bool
+    omit_reason: str | None
+    created_at: datetime
+
+    def to_dict(self) -> dict:
+        return {
+            "produce_id": self.produce_id,
+            "record": self.record.as_dict(),
+            "content_sha256": self.content_sha256,
+            "media_type": self.media_type,
+            "producer": self.producer,
+            "requester": self.requester,
+            "explicit_label": self.explicit_label,
+            "explicit_omitted": self.explicit_omitted,
+            "omit_reason": self.omit_reason,
+            "watermark_key": self.watermark_key,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def watermark_key(produce_id: str) -> int:
+    """The 64-bit key an image watermark carries for ``produce_id``.
+
+    Derived, not stored state: SHA-256 of the ProduceID, first 8 bytes.
+    """
+    return int.from_bytes(hashlib.sha256(produce_id.encode()).digest()[:8], "big")
+
+
+class Ledger:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def record_label(
+        self,
+        record: Record,
+        content: bytes,
+        media_type: str,
+        requester: str,
+        explicit_label: str,
+        omit_reason: str | None = None,
+    ) -> LedgerEntry:
+        """Insert one issued label; DuplicateProduceID if the ID exists."""
+        row = LabelRow(
+            produce_id=record.produce_id,
+            watermark_key=f"{watermark_key(record.produce_id):016x}",
+            content_sha256=hashlib.sha256(content).hexdigest(),
+            media_type=media_type,
+            producer=record.content_producer,
+            record_json=record.dumps(wrapped=False),
+            requester=requester,
+            explicit_label=explicit_label,
+            explicit_omitted=explicit_label == "none",
+            omit_reason=omit_reason,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with self._session() as session:
+                session.add(row)
+        except IntegrityError as exc:
+            raise DuplicateProduceID(record.produce_id) from exc
+        return _entry(row)
+
+    def get(self, produce_id: str) -> LedgerEntry | None:
+        with self._session() as session:
+            row = session.get(LabelRow, produce_id)
+            return _entry(row) if row else None
+
+    def find_by_watermark(self, key: int) -> LedgerEntry | None:
+        with self._session() as session:
+            row = session.scalars(
+                select(LabelRow).where(LabelRow.watermark_key == f"{key:016x}").limit(1)
+            ).first()
+            return _entry(row) if row else None
+
+    def count(self) -> int:
+        from sqlalchemy import func
+
+        with self._session() as session:
+            return session.scalar(select(func.count()).select_from(LabelRow)) or 0
+
+
+def _entry(row: LabelRow) -> LedgerEntry:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite drops the zone; we always store UTC
+        created = created.replace(tzinfo=UTC)
+    return LedgerEntry(
+        produce_id=row.produce_id,
+        watermark_key=row.watermark_key,
+        content_sha256=row.content_sha256,
+        media_type=row.media_type,
+        producer=row.producer,
+        record=Record.parse(row.record_json),
+        requester=row.requester,
+        explicit_label=row.explicit_label,
+        explicit_omitted=row.explicit_omitted,
+        omit_reason=row.omit_reason,
+        created_at=created,
+    )
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets readers run beside the one writer; busy_timeout makes
+            # concurrent writers from several worker processes wait, not fail.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def migrate(url: str, lock_dir: Path) -> None:
+    """Bring the schema to head, once, even with several processes starting."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / ".migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        cfg.attributes["configure_logger"] = False
+        command.upgrade(cfg, "head")
+
+
+def open_ledger(url: str, data_dir: Path) -> Ledger:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    migrate(url, data_dir)
+    return Ledger(make_engine(url))

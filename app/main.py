@@ -1,0 +1,247 @@
+"""HTTP surface (FastAPI). Thin: parse, authorise, call labelers/detectors, ledger.
+
+``create_app()`` is the factory uvicorn runs (``aigc-label serve``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app import problems
+from app.auth import Identity
+from app.bodylimit import BodyLimitMiddleware
+from app.ledger import DuplicateProduceID
+from app.problems import Problem
+from app.settings import Settings
+from app.state import State
+from detectors.text import verify_text
+from labelers.pipeline import label_text
+from labelers.record import Record, charset_violation, new_produce_id
+from labelers.visible.wording import resolve_wording
+
+log = logging.getLogger("aigc")
+_M = TypeVar("_M", bound=BaseModel)
+
+
+# ------------------------------------------------------------------ models
+class TextLabelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="the AI-generated text")
+    explicit: Literal["start", "end", "both", "none"] = Field(
+        "start", description='where the visible label goes; "none" needs omit_explicit'
+    )
+    wording: str | None = Field(
+        None,
+        description='label wording or a preset ("zh", "zh-short", "zh-synthetic", "bilingual")',
+    )
+    watermark: bool = Field(True, description="embed the invisible payload")
+    produce_id: str | None = Field(None, max_length=64, description="your own ProduceID")
+    omit_reason: str | None = Field(
+        None, max_length=500, description="why the explicit label is omitted (Art. 9 log)"
+    )
+
+
+class RecordModel(BaseModel):
+    Label: str
+    ContentProducer: str
+    ProduceID: str
+    ReservedCode1: str
+    ContentPropagator: str
+    PropagateID: str
+    ReservedCode2: str
+
+
+class TextLabelResponse(BaseModel):
+    text: str
+    produce_id: str
+    record: RecordModel
+    explicit: str
+    wording: str | None
+    watermark: bool
+
+
+class TextVerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    declared_ai: bool = False
+
+
+# --------------------------------------------------------------------- app
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    app = FastAPI(
+        title="aigc-label",
+        version="1.0",
+        summary="Labels AI-generated content per GB 45438-2025 and verifies labels.",
+    )
+    app.state.aigc = State.build(settings)
+    problems.install(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_bytes,
+        upload_limit=settings.max_upload_bytes,
+    )
+    _routes(app)
+    return app
+
+
+def state(request: Request) -> State:
+    return request.app.state.aigc
+
+
+def require(permission: str) -> Callable[..., Identity]:
+    def dependency(request: Request) -> Identity:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        challenge = {"WWW-Authenticate": 'Bearer realm="aigc-label"'}
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Problem(
+                401, "unauthorized", "missing API key: send Authorization: Bearer <key>", challenge
+            )
+        identity = state(request).keys.identify(token.strip())
+        if identity is None:
+            raise Problem(401, "unauthorized", "unknown API key", challenge)
+        if not identity.can(permission):
+            raise Problem(
+                403, "forbidden", f"API key {identity.name!r} lacks the {permission!r} permission"
+            )
+        return identity
+
+    dependency.__name__ = f"require_{permission}"
+    return dependency
+
+
+def _mint_record(identity: Identity, produce_id: str | None) -> Record:
+    if produce_id is not None:
+        problem = charset_violation(produce_id)
+        if problem or not produce_id:
+            raise Problem(422, "invalid-record", f"produce_id {problem or 'must not be empty'}")
+    assert identity.producer is not None  # guaranteed by load_keys for "label"
+    return Record.first_write(identity.producer, produce_id or new_produce_id()).validate()
+
+
+def _check_omission(identity: Identity, explicit: str, omit_reason: str | None) -> None:
+    if explicit == "none" and not identity.can("omit_explicit"):
+        raise Problem(
+            403,
+            "forbidden",
+            "omitting the explicit label needs the 'omit_explicit' permission "
+            "(Measures Art. 9: only under a user agreement, and it is logged)",
+        )
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/label/text", response_model=TextLabelResponse, tags=["label"])
+    def label_text_endpoint(
+        body: TextLabelRequest,
+        request: Request,
+        identity: Annotated[Identity, Depends(require("label"))],
+    ) -> dict[str, Any]:
+        st = state(request)
+        _check_omission(identity, body.explicit, body.omit_reason)
+        wording = resolve_wording(body.wording)
+        record = _mint_record(identity, body.produce_id)
+        labelled = label_text(
+            body.text, record, body.explicit, wording, body.watermark, st.settings.limits
+        )
+        try:
+            st.ledger.record_label(
+                record,
+                labelled.encode("utf-8"),
+                "text/plain",
+                identity.name,
+                body.explicit,
+                body.omit_reason,
+            )
+        except DuplicateProduceID:
+            raise Problem(
+                409, "duplicate-produce-id", f"ProduceID {record.produce_id} was already issued"
+            ) from None
+        return {
+            "text": labelled,
+            "produce_id": record.produce_id,
+            "record": record.as_dict(),
+            "explicit": body.explicit,
+            "wording": None if body.explicit == "none" else wording,
+            "watermark": body.watermark,
+        }
+
+    @app.post(
+        "/v1/verify",
+        tags=["verify"],
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": TextVerifyRequest.model_json_schema()},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "declared_ai": {"type": "boolean"},
+                            },
+                            "required": ["file"],
+                        }
+                    },
+                },
+                "required": True,
+            }
+        },
+    )
+    async def verify_endpoint(
+        request: Request, identity: Annotated[Identity, Depends(require("verify"))]
+    ) -> dict[str, Any]:
+        st = state(request)
+        ctype = request.headers.get("content-type", "").lower()
+        if ctype.startswith("application/json"):
+            body = _parse_json(TextVerifyRequest, await request.body())
+            report = await run_in_threadpool(verify_text, body.text, st.lookup, body.declared_ai)
+            return report.to_dict()
+        raise Problem(
+            415,
+            "unsupported-media",
+            "send JSON {\"text\": ...} or multipart/form-data with a 'file' field",
+        )
+
+    @app.get("/v1/records/{produce_id}", tags=["records"])
+    def get_record(
+        produce_id: str,
+        request: Request,
+        identity: Annotated[Identity, Depends(require("read_records"))],
+    ) -> dict[str, Any]:
+        entry = state(request).ledger.get(produce_id)
+        if entry is None:
+            raise Problem(404, "not-found", f"no label with ProduceID {produce_id!r} in the ledger")
+        return entry.to_dict()
+
+
+def _parse_json(model: type[_M], raw: bytes) -> _M:
+    """Validate a JSON body read by hand (endpoints that also take multipart)."""
+    if not raw.strip():
+        raise Problem(400, "invalid-request", "empty request body: expected JSON")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        ]
+        status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
+        raise Problem(status, "invalid-request", "; ".join(parts)) from None
+
+
+def content_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

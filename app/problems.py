@@ -1,0 +1,97 @@
+"""RFC 9457 problem responses: every error the API returns has this shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from labelers import errors
+
+PROBLEM_BASE = "https://aigc-label.dev/problems/"
+
+# library error kind -> HTTP status
+STATUS = {
+    errors.UnsupportedMedia: 415,
+    errors.CorruptInput: 422,
+    errors.LimitExceeded: 413,
+    errors.InvalidRecord: 422,
+    errors.InvalidWording: 422,
+    errors.InvalidOption: 422,
+    errors.EncryptedInput: 422,
+    errors.SigningError: 500,
+}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
+
+
+class Problem(Exception):
+    """Raised in app/ code for an HTTP problem that is not a library error."""
+
+    def __init__(
+        self, status: int, kind: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail, self.headers = status, kind, detail, headers
+
+
+def problem_response(
+    status: int, kind: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_BASE + kind,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.kind, exc.detail, exc.headers)
+
+    @app.exception_handler(errors.AigcError)
+    async def _library(_: Request, exc: errors.AigcError) -> JSONResponse:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422)
+        return problem_response(status, exc.kind, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return problem_response(
+            422,
+            "invalid-request",
+            "; ".join(parts) or "invalid request",
+            errors=jsonable_encoder(exc.errors()),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code,
+            getattr(exc, "kind", "http-error"),
+            str(exc.detail),
+            getattr(exc, "headers", None),
+        )

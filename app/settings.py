@@ -1,0 +1,60 @@
+"""Service settings, all from ``AIGC_*`` environment variables.
+
+Every setting is documented in README.md ("Settings"); keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from labelers.limits import Limits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore")
+
+    data_dir: Path = Field(Path("./var"), description="SQLite ledger and development keys")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file")
+
+    api_keys_file: Path | None = Field(None, description="JSON file of API keys")
+    api_keys: str | None = Field(None, description="the same JSON, inline")
+
+    c2pa_chain: Path | None = Field(None, description="PEM chain (leaf first) for C2PA signing")
+    c2pa_key: Path | None = Field(None, description="PEM private key for C2PA signing")
+    trust_anchors: Path | None = Field(None, description="PEM CA certificates trusted by verify")
+    software_agent: str = "aigc-label"
+
+    max_upload_bytes: int = 100 * 1024 * 1024
+    max_json_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_frames: int = 1000
+    max_pages: int = 2000
+    max_zip_ratio: float = 100.0
+    max_unzipped_bytes: int = 500 * 1024 * 1024
+    max_zip_entries: int = 10_000
+    max_text_chars: int = 5_000_000
+
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+
+    @cached_property
+    def limits(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_upload_bytes,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            max_pages=self.max_pages,
+            max_zip_ratio=self.max_zip_ratio,
+            max_unzipped_bytes=self.max_unzipped_bytes,
+            max_zip_entries=self.max_zip_entries,
+            max_text_chars=self.max_text_chars,
+        )

@@ -1,0 +1,39 @@
+"""Measures Art. 6: confirmed / possible / suspected / none, and the rule that fired.
+
+1. the file carries a record (in metadata, or recovered from our watermark via
+   the ledger) -> **confirmed**; a record a platform wrote with Label "2"/"3"
+   keeps that weaker class;
+2. no record, but the uploader declares AI -> **possible**;
+3. neither, but an explicit label, an unmatched watermark, a C2PA or IPTC AI
+   source type, or another generator's traces -> **suspected**;
+4. otherwise **none**.
+"""
+
+from __future__ import annotations
+
+from detectors.report import C2PA, EXPLICIT, IPTC, TRACE, WATERMARK, Report
+
+_BY_LABEL = {"1": "confirmed", "2": "possible", "3": "suspected"}
+_SUSPECT_KINDS = (EXPLICIT, WATERMARK, C2PA, IPTC, TRACE)
+
+
+def classify(report: Report, declared_ai: bool = False) -> Report:
+    record = report.record
+    if record is not None:
+        source = next(r for r in report.records if r.record is record)
+        how = "metadata record" if source.source == "metadata" else "watermark matched in ledger"
+        report.classification = _BY_LABEL.get(record.label, "confirmed")
+        report.rule = f'Art. 6(1): implicit label present ({how}, Label "{record.label}")'
+        return report
+    if declared_ai:
+        report.classification = "possible"
+        report.rule = "Art. 6(2): no implicit label; the uploader declares AI generation"
+        return report
+    signals = [e for e in report.evidence if e.kind in _SUSPECT_KINDS and e.data.get("ai", True)]
+    if signals:
+        kinds = ", ".join(dict.fromkeys(e.kind for e in signals))
+        report.classification = "suspected"
+        report.rule = f"Art. 6(3): no implicit label or declaration; detected: {kinds}"
+        return report
+    report.classification = "none"
+    return report

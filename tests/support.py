@@ -1,0 +1,34 @@
+"""Constants and helpers shared by tests (importable, unlike conftest)."""
+
+from __future__ import annotations
+
+PRODUCER = "0011911100007109120X0010001"
+PLATFORM = "0011911100007109120X0020001"
+
+KEYS = {
+    "keys": [
+        {
+            "name": "generator",
+            "key": "gen-key",
+            "producer": PRODUCER,
+            "permissions": ["label", "verify", "read_records"],
+        },
+        {
+            "name": "trusted-generator",
+            "key": "omit-key",
+            "producer": PRODUCER,
+            "permissions": ["label", "verify", "read_records", "omit_explicit"],
+        },
+        {
+            "name": "platform",
+            "key": "platform-key",
+            "platform": PLATFORM,
+            "permissions": ["verify", "propagate", "read_records"],
+        },
+        {"name": "reader", "key": "verify-key", "permissions": ["verify"]},
+    ]
+}
+
+
+def auth(key: str = "gen-key") -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
