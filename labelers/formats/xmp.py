@@ -134,12 +134,22 @@ def _text(node: Node) -> str:
     return "".join(parts)
 
 
-def _found(raw: str) -> FoundRecord:
+def found_record(raw: str, carrier: str = CARRIER) -> FoundRecord:
+    """``raw`` parsed as a record for ``carrier``; a parse failure is kept as ``error``.
+
+    Shared by every image container for its legacy carriers (EXIF, PNG text,
+    GIF comments), so all of them report records the same way.
+    """
     try:
-        return FoundRecord(carrier=CARRIER, raw=raw, record=Record.parse(raw))
+        return FoundRecord(carrier=carrier, raw=raw, record=Record.parse(raw))
     except Exception as exc:  # any parse failure is reported as a finding, not raised
         detail = getattr(exc, "detail", str(exc))
-        return FoundRecord(carrier=CARRIER, raw=raw, record=None, error=detail)
+        return FoundRecord(carrier=carrier, raw=raw, record=None, error=detail)
+
+
+def looks_like_record(text: str) -> bool:
+    """Whether a free-text field (comment, description) tries to hold a record."""
+    return "{" in text and "aigc" in text.lower()
 
 
 # --------------------------------------------------------------------- read
@@ -156,14 +166,14 @@ def read_records(xmp: str | bytes) -> list[FoundRecord]:
     try:
         doc = _parse(text)
     except CorruptInput:
-        return [_found(raw) for raw in _scan_records(text)]
+        return [found_record(raw) for raw in _scan_records(text)]
     out: list[FoundRecord] = []
     for el in doc.getElementsByTagName("*"):
         for attr in list(el.attributes.values()) if el.attributes else []:
             if _is_aigc(attr.namespaceURI, attr.prefix, attr.localName):
-                out.append(_found(attr.value))
+                out.append(found_record(attr.value))
         if _is_aigc(el.namespaceURI, el.prefix, el.localName):
-            out.append(_found(_element_value(el)))
+            out.append(found_record(_element_value(el)))
     return out
 
 
@@ -228,7 +238,7 @@ def set_record(xmp: str | bytes | None, record: Record, *, padding: int = PACKET
     ]
     for el in old_elements:
         if target is not None and el.parentNode is target and anchor is None:
-            anchor = el.nextSibling
+            anchor = _next_kept_element(el)
         _remove_with_indent(el)
     for el in doc.getElementsByTagName("*"):
         for attr in list(el.attributes.values()) if el.attributes else []:
@@ -262,10 +272,10 @@ def set_record(xmp: str | bytes | None, record: Record, *, padding: int = PACKET
     dst = doc.createElementNS(IPTC_EXT_NS, ds_name)
     dst.appendChild(doc.createTextNode(source_type))
     if anchor is not None:
-        target.insertBefore(doc.createTextNode("\n   "), anchor)
         target.insertBefore(aigc, anchor)
         target.insertBefore(doc.createTextNode("\n   "), anchor)
         target.insertBefore(dst, anchor)
+        target.insertBefore(doc.createTextNode("\n   "), anchor)
     else:
         _append_indented(target, aigc, "\n   ")
         _append_indented(target, dst, "\n   ")
@@ -291,6 +301,19 @@ def _json_text(doc: Document, data: str) -> Text:
     node.data = data
     node.ownerDocument = doc
     return node
+
+
+def _next_kept_element(el: Element) -> Element | None:
+    """The next sibling element that set_record does not remove (its insertion point)."""
+    node = el.nextSibling
+    while node is not None:
+        if node.nodeType == Node.ELEMENT_NODE and not (
+            _is_aigc(node.namespaceURI, node.prefix, node.localName)
+            or (node.namespaceURI == IPTC_EXT_NS and node.localName == "DigitalSourceType")
+        ):
+            return node
+        node = node.nextSibling
+    return None
 
 
 def _padding(size: int) -> str:

@@ -1,0 +1,211 @@
+"""PNG files (and APNG): the record as XMP in an ``iTXt`` chunk, by chunk splicing.
+
+Owns PNG chunk bytes. Reading walks the chunks without inflating image data:
+size from IHDR, XMP from the ``XML:com.adobe.xmp`` iTXt chunk, every text chunk
+(tEXt, zTXt, iTXt) as a ``png:tEXt:<keyword>`` property (Stable Diffusion
+WebUI ``parameters``, ComfyUI ``prompt``/``workflow``, ...), legacy records in
+text chunks with the keyword ``AIGC``, and EXIF (``eXIf``) text fields.
+Writing replaces the XMP chunk (or inserts one before the first IDAT), drops
+``AIGC`` text chunks, zeroes legacy EXIF records, and copies every other chunk
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from labelers.errors import CorruptInput, LimitExceeded
+from labelers.formats import FoundRecord, Metadata
+from labelers.formats import xmp as xmplib
+from labelers.formats.tiff import blank_exif_records, read_exif
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+MEDIA_TYPE = "image/png"
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+XMP_KEYWORD = b"XML:com.adobe.xmp"
+RECORD_KEYWORD = "AIGC"
+_TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
+# inflated text chunks are capped: a few KB of zTXt can expand to gigabytes
+MAX_TEXT_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass
+class Chunk:
+    type: bytes
+    start: int  # the length field
+    end: int  # after the CRC
+
+    def body(self, data: bytes) -> bytes:
+        return data[self.start + 8 : self.end - 4]
+
+
+@dataclass
+class TextChunk:
+    keyword: str
+    text: str
+
+
+def _parse(data: bytes, limits: Limits) -> tuple[list[Chunk], tuple[int, int]]:
+    if not data:
+        raise CorruptInput("the PNG file is empty")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    if not data.startswith(SIGNATURE):
+        raise CorruptInput("not a PNG file: bad signature")
+    n = len(data)
+    pos = len(SIGNATURE)
+    chunks: list[Chunk] = []
+    while True:
+        if pos + 8 > n:
+            raise CorruptInput("PNG is truncated: it ends before the IEND chunk")
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > n:
+            raise CorruptInput(f"PNG chunk {ctype!r} at byte {pos} runs past the end of the file")
+        chunk = Chunk(ctype, pos, end)
+        if not chunks:
+            size = _ihdr(data, chunk, limits)
+        chunks.append(chunk)
+        pos = end
+        if ctype == b"IEND":
+            break
+    if not any(c.type == b"IDAT" for c in chunks):
+        raise CorruptInput("PNG has no image data (IDAT)")
+    return chunks, size
+
+
+def _ihdr(data: bytes, chunk: Chunk, limits: Limits) -> tuple[int, int]:
+    if chunk.type != b"IHDR" or chunk.end - chunk.start != 25:
+        raise CorruptInput("PNG does not start with a valid IHDR chunk")
+    _check_crc(data, chunk)
+    width, height = struct.unpack(">II", chunk.body(data)[:8])
+    if width == 0 or height == 0:
+        raise CorruptInput(f"PNG has an empty size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise LimitExceeded(
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
+            "(AIGC_MAX_PIXELS)"
+        )
+    return width, height
+
+
+def _check_crc(data: bytes, chunk: Chunk) -> None:
+    (stored,) = struct.unpack(">I", data[chunk.end - 4 : chunk.end])
+    if zlib.crc32(data[chunk.start + 4 : chunk.end - 4]) != stored:
+        raise CorruptInput(f"PNG chunk {chunk.type.decode('latin-1')!r} has a bad CRC")
+
+
+def _inflate(raw: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, MAX_TEXT_CHUNK)
+    except zlib.error as exc:
+        raise CorruptInput(f"PNG compressed text chunk does not inflate: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise LimitExceeded(f"a PNG compressed text chunk inflates beyond {MAX_TEXT_CHUNK} bytes")
+    return out
+
+
+def _text_chunk(data: bytes, chunk: Chunk) -> TextChunk | None:
+    """Keyword and text of a tEXt/zTXt/iTXt chunk; None if malformed."""
+    body = chunk.body(data)
+    keyword, sep, rest = body.partition(b"\x00")
+    if not sep:
+        return None
+    try:
+        if chunk.type == b"tEXt":
+            text = rest.decode("latin-1")
+        elif chunk.type == b"zTXt":
+            text = _inflate(rest[1:]).decode("latin-1")
+        else:
+            if len(rest) < 2:
+                return None
+            compressed = rest[0] == 1
+            _lang, _, rest = rest[2:].partition(b"\x00")
+            _translated, _, payload = rest.partition(b"\x00")
+            text = (_inflate(payload) if compressed else payload).decode("utf-8", "replace")
+    except CorruptInput:
+        return None
+    return TextChunk(keyword.decode("latin-1"), text)
+
+
+class PngHandler:
+    media_type = MEDIA_TYPE
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        chunks, size = _parse(data, limits)
+        meta = Metadata(media_type=MEDIA_TYPE, size=size)
+        legacy: list[FoundRecord] = []
+        for chunk in chunks:
+            if chunk.type in _TEXT_TYPES:
+                text = _text_chunk(data, chunk)
+                if text is None:
+                    continue
+                if text.keyword == XMP_KEYWORD.decode():
+                    if meta.xmp is None:
+                        meta.xmp = xmplib.decode_packet(text.text)
+                        meta.records.extend(xmplib.read_records(meta.xmp))
+                    continue
+                meta.properties.setdefault(f"png:tEXt:{text.keyword}", text.text)
+                if text.keyword.upper() == RECORD_KEYWORD:
+                    carrier = f"png:{chunk.type.decode()}:{text.keyword}"
+                    legacy.append(xmplib.found_record(text.text, carrier))
+            elif chunk.type == b"eXIf":
+                exif = read_exif(chunk.body(data))
+                legacy.extend(exif.records)
+                for key, value in exif.properties.items():
+                    meta.properties.setdefault(key, value)
+        meta.records.extend(legacy)
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        chunks, _ = _parse(data, limits)
+        old_packet: str | None = None
+        first_idat = next(i for i, c in enumerate(chunks) if c.type == b"IDAT")
+        insert_at = first_idat
+        drop: set[int] = set()
+        for i, chunk in enumerate(chunks):
+            if chunk.type not in _TEXT_TYPES:
+                continue
+            text = _text_chunk(data, chunk)
+            if text is None:
+                continue
+            if text.keyword == XMP_KEYWORD.decode():
+                if old_packet is None:
+                    old_packet = text.text
+                    if i < first_idat:
+                        insert_at = i  # replace in place
+                drop.add(i)
+            elif text.keyword.upper() == RECORD_KEYWORD:
+                drop.add(i)  # a legacy record: the XMP one replaces it
+        packet = xmplib.set_record(old_packet, record).encode("utf-8")
+        new_chunk = make_chunk(b"iTXt", XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + packet)
+
+        parts = [SIGNATURE]
+        for i, chunk in enumerate(chunks):
+            if i == insert_at:
+                parts.append(new_chunk)
+            if i in drop:
+                continue
+            if chunk.type == b"eXIf":
+                info = read_exif(chunk.body(data))
+                if info.record_spans:
+                    parts.append(make_chunk(b"eXIf", blank_exif_records(chunk.body(data), info)))
+                    continue
+            parts.append(data[chunk.start : chunk.end])
+        parts.append(data[chunks[-1].end :])  # whatever trails IEND, kept as it was
+        return b"".join(parts)
+
+
+def make_chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+HANDLER = PngHandler()

@@ -1,0 +1,286 @@
+"""TIFF files, and the TIFF structure inside EXIF blocks of other containers.
+
+Owns TIFF bytes in both directions: reading IFD0 (size, XMP tag 700, EXIF
+text fields) and writing the record as XMP in tag 700 without touching pixel
+data. EXIF blocks in JPEG, PNG (``eXIf``) and WebP are TIFF structures too, so
+:func:`read_exif` / :func:`blank_exif_records` here serve those modules.
+
+Writing: when the new XMP packet fits where the old one was, it is written in
+place (the packet's padding absorbs the difference); otherwise the packet is
+appended and IFD0 is rewritten at the end of the file with tag 700 pointing to
+it, and the header offset is updated. Strips, tiles and every other IFD stay
+where they were. BigTIFF is not supported.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.formats import FoundRecord, Metadata
+from labelers.formats import xmp as xmplib
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+MEDIA_TYPE = "image/tiff"
+
+TAG_XMP = 700
+TAG_EXIF_IFD = 0x8769
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+# EXIF text fields the verifier looks at, as (IFD, tag) -> property name
+_IFD0_TEXT = {
+    0x010E: "ImageDescription",
+    0x010F: "Make",
+    0x0110: "Model",
+    0x0131: "Software",
+    0x013B: "Artist",
+    0x9C9C: "XPComment",
+}
+_EXIF_TEXT = {0x9286: "UserComment"}
+# fields where a legacy {"AIGC":...} record has been seen; replaced on write
+_RECORD_FIELDS = {"ImageDescription", "UserComment", "XPComment"}
+
+
+@dataclass
+class Entry:
+    """One IFD entry; ``value_pos`` is where its value bytes start in the file."""
+
+    tag: int
+    type: int
+    count: int
+    pos: int  # position of the 12-byte entry
+    value_pos: int
+    size: int  # value size in bytes (0 for an unknown type)
+
+
+@dataclass
+class Ifd:
+    offset: int
+    entries: list[Entry]
+    next_offset: int
+
+    def get(self, tag: int) -> Entry | None:
+        return next((e for e in self.entries if e.tag == tag), None)
+
+
+def byte_order(data: bytes) -> str:
+    """``<`` or ``>`` from a TIFF header; CorruptInput / UnsupportedMedia otherwise."""
+    if len(data) < 8:
+        raise CorruptInput("TIFF data is truncated: shorter than its 8-byte header")
+    if data[:2] == b"II":
+        bo = "<"
+    elif data[:2] == b"MM":
+        bo = ">"
+    else:
+        raise CorruptInput("TIFF data does not start with a byte-order mark (II or MM)")
+    version = struct.unpack(bo + "H", data[2:4])[0]
+    if version == 43:
+        raise UnsupportedMedia("BigTIFF files are not supported")
+    if version != 42:
+        raise CorruptInput(f"TIFF header has version {version}, expected 42")
+    return bo
+
+
+def read_ifd(data: bytes, offset: int, bo: str) -> Ifd:
+    """Parse the IFD at ``offset``; CorruptInput if it runs past the end of data."""
+    if offset < 8 or offset + 2 > len(data):
+        raise CorruptInput(f"TIFF IFD offset {offset} is outside the file")
+    (count,) = struct.unpack(bo + "H", data[offset : offset + 2])
+    end = offset + 2 + 12 * count
+    if end + 4 > len(data):
+        raise CorruptInput(f"TIFF IFD at offset {offset} with {count} entries runs past the end")
+    entries = []
+    for i in range(count):
+        pos = offset + 2 + 12 * i
+        tag, typ, n = struct.unpack(bo + "HHI", data[pos : pos + 8])
+        size = _TYPE_SIZES.get(typ, 0) * n
+        if size <= 4:
+            value_pos = pos + 8
+        else:
+            (value_pos,) = struct.unpack(bo + "I", data[pos + 8 : pos + 12])
+        entries.append(Entry(tag, typ, n, pos, value_pos, size))
+    (next_offset,) = struct.unpack(bo + "I", data[end : end + 4])
+    return Ifd(offset, entries, next_offset)
+
+
+def value_bytes(data: bytes, entry: Entry) -> bytes:
+    if entry.value_pos + entry.size > len(data):
+        raise CorruptInput(f"TIFF tag {entry.tag} value runs past the end of the data")
+    return data[entry.value_pos : entry.value_pos + entry.size]
+
+
+def int_value(data: bytes, entry: Entry, bo: str) -> int:
+    raw = value_bytes(data, entry)
+    if entry.type == 3 and entry.count >= 1:
+        return struct.unpack(bo + "H", raw[:2])[0]
+    if entry.type in (4, 13) and entry.count >= 1:
+        return struct.unpack(bo + "I", raw[:4])[0]
+    raise CorruptInput(f"TIFF tag {entry.tag} is not an integer")
+
+
+# ----------------------------------------------------------------------- EXIF
+@dataclass
+class ExifInfo:
+    properties: dict[str, str] = field(default_factory=dict)
+    records: list[FoundRecord] = field(default_factory=list)
+    # (start, end) byte ranges, inside the TIFF block, of values holding records
+    record_spans: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _decode_text(name: str, raw: bytes, bo: str) -> str:
+    if name == "XPComment":  # UCS-2 little-endian, whatever the byte order
+        return raw.decode("utf-16-le", errors="replace").rstrip("\x00")
+    if name == "UserComment":
+        head, body = raw[:8], raw[8:]
+        if head.startswith(b"UNICODE"):
+            # the EXIF byte order, though some writers ignore it: trust a BOM or NUL pattern
+            enc = "utf-16-be" if bo == ">" else "utf-16-le"
+            if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                enc = "utf-16"
+            elif len(body) >= 2 and body[0] == 0 and body[1] != 0:
+                enc = "utf-16-be"
+            elif len(body) >= 2 and body[1] == 0 and body[0] != 0:
+                enc = "utf-16-le"
+            return body.decode(enc, errors="replace").strip("\x00 ")
+        if head.startswith((b"ASCII", b"JIS", b"\x00" * 8)):
+            raw = body
+        return raw.decode("utf-8", errors="replace").strip("\x00 ")
+    text = raw.split(b"\x00", 1)[0]
+    return text.decode("utf-8", errors="replace").strip()
+
+
+def read_exif(tiff: bytes, strict: bool = False) -> ExifInfo:
+    """Text properties and legacy records of an EXIF/TIFF block.
+
+    A broken EXIF block inside another container yields what could be read
+    (the image itself is still fine); with ``strict`` the error propagates.
+    """
+    info = ExifInfo()
+    try:
+        bo = byte_order(tiff)
+        ifd0 = read_ifd(tiff, struct.unpack(bo + "I", tiff[4:8])[0], bo)
+        fields = [(e, _IFD0_TEXT[e.tag]) for e in ifd0.entries if e.tag in _IFD0_TEXT]
+        exif_entry = ifd0.get(TAG_EXIF_IFD)
+        if exif_entry is not None:
+            exif_ifd = read_ifd(tiff, int_value(tiff, exif_entry, bo), bo)
+            fields += [(e, _EXIF_TEXT[e.tag]) for e in exif_ifd.entries if e.tag in _EXIF_TEXT]
+        for entry, name in fields:
+            try:
+                raw = value_bytes(tiff, entry)
+            except CorruptInput:
+                if strict:
+                    raise
+                continue
+            text = _decode_text(name, raw, bo)
+            if not text:
+                continue
+            info.properties[f"exif:{name}"] = text
+            if name in _RECORD_FIELDS and xmplib.looks_like_record(text):
+                info.records.append(xmplib.found_record(text, f"exif:{name}"))
+                info.record_spans.append((entry.value_pos, entry.value_pos + entry.size))
+    except (CorruptInput, UnsupportedMedia, struct.error):
+        if strict:
+            raise
+    return info
+
+
+def blank_exif_records(tiff: bytes, info: ExifInfo) -> bytes:
+    """``tiff`` with the values that held records zeroed (an empty string to readers).
+
+    Zeroing in place keeps every offset of the block valid, so MakerNotes and
+    other offset-laden data survive, which a re-serialisation would not promise.
+    """
+    if not info.record_spans:
+        return tiff
+    out = bytearray(tiff)
+    for start, end in info.record_spans:
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+
+
+# ----------------------------------------------------------------------- TIFF
+def _check_size(data: bytes, limits: Limits) -> None:
+    if not data:
+        raise CorruptInput("the TIFF file is empty")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+
+
+def _parse(data: bytes, limits: Limits) -> tuple[str, Ifd, tuple[int, int]]:
+    _check_size(data, limits)
+    bo = byte_order(data)
+    ifd0 = read_ifd(data, struct.unpack(bo + "I", data[4:8])[0], bo)
+    width_e, height_e = ifd0.get(256), ifd0.get(257)
+    if width_e is None or height_e is None:
+        raise CorruptInput("TIFF IFD0 has no ImageWidth/ImageLength")
+    size = (int_value(data, width_e, bo), int_value(data, height_e, bo))
+    if size[0] * size[1] > limits.max_pixels:
+        raise LimitExceeded(
+            f"image of {size[0]}x{size[1]} pixels exceeds the {limits.max_pixels}-pixel limit "
+            "(AIGC_MAX_PIXELS)"
+        )
+    if size[0] == 0 or size[1] == 0:
+        raise CorruptInput(f"TIFF image has an empty size {size[0]}x{size[1]}")
+    return bo, ifd0, size
+
+
+class TiffHandler:
+    media_type = MEDIA_TYPE
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        _, ifd0, size = _parse(data, limits)
+        meta = Metadata(media_type=MEDIA_TYPE, size=size)
+        xmp_entry = ifd0.get(TAG_XMP)
+        if xmp_entry is not None:
+            meta.xmp = xmplib.decode_packet(value_bytes(data, xmp_entry))
+            meta.records.extend(xmplib.read_records(meta.xmp))
+        exif = read_exif(data)
+        meta.records.extend(exif.records)
+        meta.properties.update(exif.properties)
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        bo, ifd0, _ = _parse(data, limits)
+        data = blank_exif_records(data, read_exif(data))
+        xmp_entry = ifd0.get(TAG_XMP)
+        old = value_bytes(data, xmp_entry) if xmp_entry is not None else None
+        packet = xmplib.set_record(old, record, padding=0).encode("utf-8")
+        if xmp_entry is not None and xmp_entry.size > 4 and len(packet) <= xmp_entry.size:
+            # fits where the old packet was: pad it to the same length, touch nothing else
+            padded = xmplib.set_record(old, record, padding=xmp_entry.size - len(packet))
+            packet = padded.encode("utf-8")
+            out = bytearray(data)
+            out[xmp_entry.value_pos : xmp_entry.value_pos + len(packet)] = packet
+            return bytes(out)
+        packet = xmplib.set_record(old, record).encode("utf-8")
+        return _relocate_ifd0(data, bo, ifd0, packet)
+
+
+def _relocate_ifd0(data: bytes, bo: str, ifd0: Ifd, packet: bytes) -> bytes:
+    """Append ``packet`` and a copy of IFD0 whose tag 700 points to it."""
+    out = bytearray(data)
+    if len(out) % 2:
+        out.append(0)  # TIFF values and IFDs start on word boundaries
+    packet_pos = len(out)
+    out += packet
+    if len(out) % 2:
+        out.append(0)
+    ifd_pos = len(out)
+    new_entry = struct.pack(bo + "HHII", TAG_XMP, 1, len(packet), packet_pos)
+    raw_entries = [(e.tag, data[e.pos : e.pos + 12]) for e in ifd0.entries if e.tag != TAG_XMP]
+    raw_entries.append((TAG_XMP, new_entry))
+    raw_entries.sort(key=lambda item: item[0])  # TIFF requires ascending tags
+    out += struct.pack(bo + "H", len(raw_entries))
+    for _, raw in raw_entries:
+        out += raw
+    out += struct.pack(bo + "I", ifd0.next_offset)
+    out[4:8] = struct.pack(bo + "I", ifd_pos)
+    return bytes(out)
+
+
+HANDLER = TiffHandler()

@@ -1,0 +1,214 @@
+"""WebP files (still and animated): the record as XMP in the ``XMP `` RIFF chunk.
+
+Owns WebP RIFF chunk bytes. Reading walks the chunks without decoding:
+canvas size from VP8X (or the VP8/VP8L bitstream header of a simple file),
+XMP from the ``XMP `` chunk, EXIF text fields (legacy records in UserComment /
+ImageDescription) from the ``EXIF`` chunk, frame count from ``ANMF`` chunks.
+Writing replaces the XMP chunk (or adds one after the image and EXIF chunks),
+turns a simple VP8/VP8L file into the extended format with a VP8X header so
+it may carry metadata, sets the XMP flag, zeroes legacy EXIF records in place
+and copies every other chunk unchanged.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from labelers.errors import CorruptInput, LimitExceeded
+from labelers.formats import FoundRecord, Metadata
+from labelers.formats import xmp as xmplib
+from labelers.formats.tiff import blank_exif_records, read_exif
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+MEDIA_TYPE = "image/webp"
+
+# VP8X flag bits
+FLAG_ICC, FLAG_ALPHA, FLAG_EXIF, FLAG_XMP, FLAG_ANIMATION = 0x20, 0x10, 0x08, 0x04, 0x02
+_IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"}
+
+
+@dataclass
+class Chunk:
+    fourcc: bytes
+    start: int  # the fourcc
+    end: int  # after the payload, before any pad byte
+
+    def payload(self, data: bytes) -> bytes:
+        return data[self.start + 8 : self.end]
+
+    def raw(self, data: bytes) -> bytes:
+        """The chunk as stored, with its pad byte (added if the file lacked it)."""
+        out = data[self.start : self.end]
+        if (self.end - self.start) % 2:
+            out += b"\x00"
+        return out
+
+
+@dataclass
+class _Parsed:
+    chunks: list[Chunk]
+    size: tuple[int, int]
+    alpha: bool  # simple lossless file whose bitstream says it uses alpha
+    trailer: bytes  # bytes after the RIFF payload, kept as they were
+
+
+def _parse(data: bytes, limits: Limits) -> _Parsed:
+    if not data:
+        raise CorruptInput("the WebP file is empty")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise CorruptInput("not a WebP file: bad RIFF/WEBP header")
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    end = 8 + riff_size
+    if end > len(data):
+        raise CorruptInput(
+            f"WebP is truncated: the RIFF header says {end} bytes, the file has {len(data)}"
+        )
+    pos = 12
+    chunks: list[Chunk] = []
+    while pos + 8 <= end:
+        fourcc = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        chunk_end = pos + 8 + size
+        if chunk_end > end:
+            raise CorruptInput(f"WebP chunk {fourcc!r} at byte {pos} runs past the end of the file")
+        chunks.append(Chunk(fourcc, pos, chunk_end))
+        pos = chunk_end + (size & 1)
+    if not chunks:
+        raise CorruptInput("WebP file has no chunks")
+    first = chunks[0]
+    alpha = False
+    payload = first.payload(data)
+    if first.fourcc == b"VP8X":
+        if len(payload) < 10:
+            raise CorruptInput("WebP VP8X chunk is too short")
+        width = int.from_bytes(payload[4:7], "little") + 1
+        height = int.from_bytes(payload[7:10], "little") + 1
+    elif first.fourcc == b"VP8 ":
+        if len(payload) < 10 or payload[3:6] != b"\x9d\x01\x2a":
+            raise CorruptInput("WebP VP8 bitstream has no valid frame header")
+        width = struct.unpack("<H", payload[6:8])[0] & 0x3FFF
+        height = struct.unpack("<H", payload[8:10])[0] & 0x3FFF
+    elif first.fourcc == b"VP8L":
+        if len(payload) < 5 or payload[0] != 0x2F:
+            raise CorruptInput("WebP VP8L bitstream has no valid header")
+        (bits,) = struct.unpack("<I", payload[1:5])
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        alpha = bool((bits >> 28) & 1)
+    else:
+        raise CorruptInput(f"WebP starts with an unknown chunk {first.fourcc!r}")
+    if width == 0 or height == 0:
+        raise CorruptInput(f"WebP has an empty size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise LimitExceeded(
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
+            "(AIGC_MAX_PIXELS)"
+        )
+    frames = sum(1 for c in chunks if c.fourcc == b"ANMF")
+    if frames > limits.max_frames:
+        raise LimitExceeded(
+            f"animation of {frames} frames exceeds the {limits.max_frames}-frame limit "
+            "(AIGC_MAX_FRAMES)"
+        )
+    if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
+        raise CorruptInput("WebP has no image data")
+    return _Parsed(chunks, (width, height), alpha, data[end:])
+
+
+def _exif_tiff(payload: bytes) -> tuple[int, bytes]:
+    """Offset of the TIFF data in an EXIF chunk (some writers keep JPEG's Exif\\0\\0)."""
+    skip = 6 if payload.startswith(b"Exif\x00") else 0
+    return skip, payload[skip:]
+
+
+class WebpHandler:
+    media_type = MEDIA_TYPE
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        parsed = _parse(data, limits)
+        meta = Metadata(media_type=MEDIA_TYPE, size=parsed.size)
+        legacy: list[FoundRecord] = []
+        for chunk in parsed.chunks:
+            if chunk.fourcc == b"XMP " and meta.xmp is None:
+                meta.xmp = xmplib.decode_packet(chunk.payload(data))
+                meta.records.extend(xmplib.read_records(meta.xmp))
+            elif chunk.fourcc == b"EXIF":
+                exif = read_exif(_exif_tiff(chunk.payload(data))[1])
+                legacy.extend(exif.records)
+                for key, value in exif.properties.items():
+                    meta.properties.setdefault(key, value)
+        meta.records.extend(legacy)
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        parsed = _parse(data, limits)
+        chunks = parsed.chunks
+        xmp_chunks = [c for c in chunks if c.fourcc == b"XMP "]
+        old = xmp_chunks[0].payload(data) if xmp_chunks else None
+        packet = xmplib.set_record(old, record).encode("utf-8")
+        new_xmp = _chunk(b"XMP ", packet)
+
+        # the spec's order: VP8X, ICCP, ANIM, image data, EXIF, XMP, unknown chunks
+        if xmp_chunks:
+            insert_after = chunks.index(xmp_chunks[0]) - 1
+        else:
+            insert_after = max(
+                i for i, c in enumerate(chunks) if c.fourcc in _IMAGE_CHUNKS | {b"EXIF"}
+            )
+        body: list[bytes] = []
+        if chunks[0].fourcc != b"VP8X":
+            body.append(_vp8x(parsed, chunks, data))
+        for i, chunk in enumerate(chunks):
+            if chunk.fourcc == b"XMP ":
+                pass  # one packet: ours replaces every copy
+            elif chunk.fourcc == b"VP8X":
+                payload = bytearray(chunk.payload(data))
+                payload[0] |= FLAG_XMP
+                body.append(_chunk(b"VP8X", bytes(payload)))
+            elif chunk.fourcc == b"EXIF":
+                skip, tiff = _exif_tiff(chunk.payload(data))
+                info = read_exif(tiff)
+                if info.record_spans:
+                    payload = chunk.payload(data)[:skip] + blank_exif_records(tiff, info)
+                    body.append(_chunk(b"EXIF", payload))
+                else:
+                    body.append(chunk.raw(data))
+            else:
+                body.append(chunk.raw(data))
+            if i == insert_after:
+                body.append(new_xmp)
+        riff = b"WEBP" + b"".join(body)
+        return b"RIFF" + struct.pack("<I", len(riff)) + riff + parsed.trailer
+
+
+def _vp8x(parsed: _Parsed, chunks: list[Chunk], data: bytes) -> bytes:
+    """A VP8X header for a simple file, so it may carry metadata chunks."""
+    flags = FLAG_XMP
+    if parsed.alpha:
+        flags |= FLAG_ALPHA
+    if any(c.fourcc == b"EXIF" for c in chunks):
+        flags |= FLAG_EXIF
+    if any(c.fourcc == b"ICCP" for c in chunks):
+        flags |= FLAG_ICC
+    width, height = parsed.size
+    payload = (
+        bytes((flags, 0, 0, 0))
+        + (width - 1).to_bytes(3, "little")
+        + (height - 1).to_bytes(3, "little")
+    )
+    return _chunk(b"VP8X", payload)
+
+
+def _chunk(fourcc: bytes, payload: bytes) -> bytes:
+    pad = b"\x00" if len(payload) % 2 else b""
+    return fourcc + struct.pack("<I", len(payload)) + payload + pad
+
+
+HANDLER = WebpHandler()
