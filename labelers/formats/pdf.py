@@ -1,0 +1,303 @@
+"""PDF documents: the record in the Info dictionary and in the XMP metadata stream.
+
+Owns PDF bytes for the whole project: opening untrusted PDFs safely
+(:func:`open_pdf` inside :func:`guarded`), reading the record and the other
+metadata detectors use, and writing exactly one record. ``labelers.visible.pdf``
+opens and saves documents through the helpers here, so a PDF is parsed in one
+place.
+
+Carriers (STANDARD.md section 3): the Info dictionary key ``/AIGC`` holding the
+wrapped compact JSON as a literal string, and ``TC260:AIGC`` in the document's
+XMP packet (written through :mod:`labelers.formats.xmp`, which keeps every
+other XMP property).
+
+Writing clones the document with pypdf (``PdfWriter(clone_from=reader)``):
+pages, text, annotations and links, outlines, AcroForm fields, the structure
+tree, Info entries and the file identifier are carried over object by object;
+nothing is re-rendered. An incremental update would keep the old revision, and
+with it the old record, in the file's bytes, so the document is rewritten
+instead. A document that opened with the empty user password is encrypted
+again with the same permissions and cipher.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
+from typing import Any
+
+from pypdf import PasswordType, PdfReader, PdfWriter
+from pypdf._configuration import apply_configuration
+from pypdf.errors import LimitReachedError
+from pypdf.generic import (
+    ByteStringObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    StreamObject,
+    TextStringObject,
+)
+
+from labelers.errors import AigcError, CorruptInput, EncryptedInput, LimitExceeded
+from labelers.formats import Metadata
+from labelers.formats import xmp as xmplib
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+MEDIA_TYPE = "application/pdf"
+INFO_KEY = "/AIGC"
+INFO_CARRIER = "pdf:Info:/AIGC"
+
+#: read() extracts text from at most this many pages: text extraction is the
+#: slowest thing a read does (pure Python), and a label that is not on the first
+#: pages of a long document is not a prominent one anyway.
+TEXT_PAGE_CAP = 300
+#: Info values longer than this are cut in ``properties`` (they are evidence,
+#: not content; a hostile file may hold megabytes there).
+MAX_PROPERTY_CHARS = 4096
+#: XMP packets larger than this are not parsed (pypdf uses the same bound).
+MAX_XMP_BYTES = 5_000_000
+
+
+# --------------------------------------------------------------- opening safely
+@contextmanager
+def guarded(limits: Limits, action: str) -> Iterator[None]:
+    """Run pypdf work on untrusted bytes: bounded, and failing with our error types.
+
+    pypdf is lenient (``strict=False`` repairs broken xref tables) and walks the
+    page tree iteratively with its own cycle and depth checks; the page-tree
+    entry budget is tied to ``limits.max_pages`` here so a huge or self-repeating
+    tree stops early. Deeply nested objects hit Python's recursion limit, which
+    is caught. Everything pypdf raises on malformed input becomes CorruptInput.
+    """
+    # A tree with N pages has fewer than N intermediate /Pages nodes when every
+    # node has two or more kids; degenerate one-kid chains are cut off too.
+    budget = 2 * limits.max_pages + 64
+    try:
+        with apply_configuration(page_tree_maximum_entries=budget):
+            yield
+    except AigcError:
+        raise
+    except LimitReachedError as exc:
+        if "page tree" in str(exc).lower():
+            raise LimitExceeded(
+                f"PDF page tree is larger than the {limits.max_pages}-page limit allows "
+                f"(AIGC_MAX_PAGES): {exc}"
+            ) from None
+        raise LimitExceeded(f"PDF exceeds a parser safety limit while {action}: {exc}") from None
+    except RecursionError:
+        raise CorruptInput(
+            f"PDF is corrupt or hostile: objects are nested too deeply (while {action})"
+        ) from None
+    except MemoryError:
+        raise LimitExceeded(f"PDF needs too much memory while {action}") from None
+    except Exception as exc:  # pypdf raises a zoo of types on malformed input
+        raise CorruptInput(
+            f"PDF cannot be parsed while {action}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def open_pdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfReader:
+    """A reader for ``data`` with its page tree walked; call inside :func:`guarded`.
+
+    Checks size, header, encryption (the empty user password is tried) and the
+    page count before anything else is read.
+    """
+    if not data:
+        raise CorruptInput("the PDF file is empty")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    if b"%PDF-" not in data[:1024]:
+        raise CorruptInput("not a PDF file: no %PDF- header in the first 1024 bytes")
+    reader = PdfReader(BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        try:
+            opened = reader.decrypt("")
+        except NotImplementedError as exc:
+            raise EncryptedInput(
+                f"PDF is encrypted with a method that cannot be opened here ({exc}); "
+                "send the document unencrypted"
+            ) from None
+        if opened == PasswordType.NOT_DECRYPTED:
+            raise EncryptedInput(
+                "PDF is password-protected: it cannot be opened without its password; "
+                "send the document unencrypted"
+            )
+    declared = _declared_page_count(reader)
+    if declared is not None and declared > limits.max_pages:
+        raise LimitExceeded(
+            f"PDF declares {declared} pages, more than the {limits.max_pages}-page limit "
+            "(AIGC_MAX_PAGES)"
+        )
+    count = len(reader.pages)  # walks the page tree, within the guarded budget
+    if count > limits.max_pages:
+        raise LimitExceeded(
+            f"PDF has {count} pages, more than the {limits.max_pages}-page limit (AIGC_MAX_PAGES)"
+        )
+    if count == 0:
+        raise CorruptInput("PDF has no pages")
+    return reader
+
+
+def _declared_page_count(reader: PdfReader) -> int | None:
+    pages = reader.trailer["/Root"].get_object().get("/Pages")
+    pages = pages.get_object() if pages is not None else None
+    if not isinstance(pages, DictionaryObject):
+        raise CorruptInput("PDF has no page tree (/Root /Pages is missing)")
+    count = pages.get("/Count")
+    return int(count) if isinstance(count, int) else None
+
+
+def new_writer(reader: PdfReader) -> PdfWriter:
+    """A writer holding a full clone of the document (call inside :func:`guarded`)."""
+    return PdfWriter(clone_from=reader, keep_initial_header=True)
+
+
+def save(writer: PdfWriter, reader: PdfReader) -> bytes:
+    """The writer's document as bytes, encrypted again if the input was.
+
+    A document that opened with the empty user password had restrictions set by
+    its owner; they are kept (same permission bits and cipher). The owner
+    password cannot be recovered, so a fresh random one is set.
+    """
+    if reader.is_encrypted:
+        encrypt = reader.trailer["/Encrypt"].get_object()
+        writer.encrypt(
+            user_password="",
+            owner_password=secrets.token_urlsafe(24),
+            permissions_flag=int(encrypt.get("/P", -4)),
+            algorithm=_cipher(encrypt),
+        )
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _cipher(encrypt: DictionaryObject) -> str:
+    version = int(encrypt.get("/V", 0))
+    revision = int(encrypt.get("/R", 0))
+    if version >= 5:
+        return "AES-256-R5" if revision == 5 else "AES-256"
+    if version == 4:
+        filters = encrypt.get("/CF", DictionaryObject()).get_object()
+        std = filters.get(encrypt.get("/StmF", "/StdCF"), DictionaryObject()).get_object()
+        return "AES-128" if std.get("/CFM") == "/AESV2" else "RC4-128"
+    if version in (2, 3) and int(encrypt.get("/Length", 40)) > 40:
+        return "RC4-128"
+    return "RC4-40"
+
+
+# ----------------------------------------------------------------------- read
+def _string(value: Any) -> str:
+    """An Info value as text: strings decoded, anything else in PDF syntax."""
+    if isinstance(value, TextStringObject):
+        return str(value)
+    if isinstance(value, ByteStringObject):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _info(reader: PdfReader) -> DictionaryObject | None:
+    info = reader.trailer.get("/Info")
+    info = info.get_object() if info is not None else None
+    return info if isinstance(info, DictionaryObject) else None
+
+
+def _xmp_bytes(root: DictionaryObject) -> bytes | None:
+    stream = root.get("/Metadata")
+    stream = stream.get_object() if stream is not None else None
+    if not isinstance(stream, StreamObject):
+        return None
+    if int(stream.get("/Length", 0) or 0) > MAX_XMP_BYTES:
+        return None
+    data = stream.get_data()
+    return data if len(data) <= MAX_XMP_BYTES else None
+
+
+def _page_texts(reader: PdfReader, limits: Limits) -> list[str]:
+    texts: list[str] = []
+    total = 0
+    for page in reader.pages[:TEXT_PAGE_CAP]:
+        try:
+            text = page.extract_text()
+        except Exception:  # text is evidence only: a page whose text fails reads as ""
+            text = ""
+        # subset CJK fonts from some writers extract with NULs between glyphs
+        text = text.replace("\x00", "")
+        room = limits.max_text_chars - total
+        texts.append(text[: max(room, 0)])
+        total += len(text)
+        if total >= limits.max_text_chars:
+            break
+    return texts
+
+
+class PdfHandler:
+    media_type = MEDIA_TYPE
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        meta = Metadata(media_type=MEDIA_TYPE)
+        with guarded(limits, "reading the document"):
+            reader = open_pdf(data, limits)
+            info = _info(reader)
+            for key, value in (info or {}).items():
+                text = _string(value.get_object())
+                if key == INFO_KEY:
+                    meta.records.append(xmplib.found_record(text, INFO_CARRIER))
+                else:
+                    meta.properties[f"pdf:Info:{key}"] = text[:MAX_PROPERTY_CHARS]
+            meta.properties["pdf:pages"] = str(len(reader.pages))
+            if reader.is_encrypted:
+                meta.properties["pdf:encrypted"] = "opens with the empty user password"
+            packet = _xmp_bytes(reader.trailer["/Root"].get_object())
+            if packet is not None:
+                meta.xmp = xmplib.decode_packet(packet)
+                meta.records.extend(xmplib.read_records(meta.xmp))
+            meta.text_pages = _page_texts(reader, limits)
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        with guarded(limits, "writing the record"):
+            reader = open_pdf(data, limits)
+            writer = new_writer(reader)
+            set_record(writer, record)
+            return save(writer, reader)
+
+
+def set_record(writer: PdfWriter, record: Record) -> None:
+    """Put ``record`` into the writer's Info dictionary and XMP, replacing any other."""
+    info = writer._info  # pypdf creates it on first assignment when the input had none
+    if info is not None:
+        for key in [k for k in info if str(k).lower() == INFO_KEY.lower()]:
+            del info[key]
+    writer.add_metadata({INFO_KEY: record.dumps(wrapped=True)})
+
+    root = writer.root_object
+    old_ref = root.raw_get("/Metadata") if "/Metadata" in root else None
+    old = old_ref.get_object() if old_ref is not None else None
+    packet = _xmp_bytes(root) if isinstance(old, StreamObject) else None
+    try:
+        text = xmplib.set_record(packet, record)
+    except CorruptInput as exc:
+        raise CorruptInput(f"PDF XMP metadata stream cannot be updated: {exc.detail}") from None
+    # Uncompressed, as PDF/A asks, so simple scanners find the packet too.
+    stream = DecodedStreamObject()
+    stream.set_data(text.encode("utf-8"))
+    stream[NameObject("/Type")] = NameObject("/Metadata")
+    stream[NameObject("/Subtype")] = NameObject("/XML")
+    if isinstance(old_ref, IndirectObject) and isinstance(old, StreamObject):
+        # replace in place: a new object would leave the old packet (and its old
+        # record) in the file as an orphan
+        writer._replace_object(old_ref, stream)
+    else:
+        root[NameObject("/Metadata")] = writer._add_object(stream)
+
+
+HANDLER = PdfHandler()
