@@ -1,0 +1,863 @@
+"""Office Open XML packages (DOCX, PPTX, XLSX): the ZIP container and the record.
+
+This module owns the bytes of OOXML packages in both directions:
+
+* :class:`OoxmlPackage` opens a package safely (ZIP-bomb, entry-count,
+  path-traversal and overlap checks before anything is inflated, and an
+  inflation budget enforced while streaming because declared sizes can lie),
+  parses parts with defusedxml (no DTDs, no entities), follows relationships,
+  and writes the package back copying every untouched entry's raw bytes
+  (local header + compressed data) so they stay byte-identical.
+* :data:`HANDLER` reads and writes the GB 45438 record: custom document
+  property ``AIGC`` (``vt:lpwstr``) in ``docProps/custom.xml``, holding the
+  bare seven-field object (the property is already named AIGC, STANDARD.md
+  section 2); reading accepts the wrapped form too. It also reads the core/app
+  properties and the document text (for finding visible labels).
+
+``labelers/visible/office.py`` edits parts through :class:`OoxmlPackage`, so
+the container is parsed in exactly one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import posixpath
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+from xml.dom import minidom
+from xml.etree.ElementTree import Element, ParseError
+from xml.parsers.expat import ExpatError
+
+import defusedxml
+import defusedxml.ElementTree as safe_et
+import defusedxml.minidom as safe_minidom
+
+from labelers.errors import (
+    CorruptInput,
+    EncryptedInput,
+    InvalidRecord,
+    LimitExceeded,
+    UnsupportedMedia,
+)
+from labelers.formats import FoundRecord, Metadata
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MEDIA_TYPES = (DOCX, PPTX, XLSX)
+
+CONTENT_TYPES = "[Content_Types].xml"
+NS_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+NS_CUSTOM = "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"
+NS_VT = "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"
+NS_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+NS_A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+NS_P = "http://schemas.openxmlformats.org/presentationml/2006/main"
+NS_S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+NS_XDR = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
+
+REL_OFFICE_DOCUMENT = NS_REL + "/officeDocument"
+REL_CUSTOM = NS_REL + "/custom-properties"
+REL_CORE = "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties"
+REL_APP = NS_REL + "/extended-properties"
+CT_CUSTOM = "application/vnd.openxmlformats-officedocument.custom-properties+xml"
+#: the FMTID Office uses for user-defined custom properties
+FMTID_USER_DEFINED = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
+PROPERTY_NAME = "AIGC"
+CARRIER = "ooxml:custom:AIGC"
+
+# main-part content type -> package kind; macro-enabled files and templates
+# share their family's layout, so they are read and labelled the same way.
+_MAIN_TYPES = {
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml": DOCX,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml": DOCX,
+    "application/vnd.ms-word.document.macroenabled.main+xml": DOCX,
+    "application/vnd.ms-word.template.macroenabledtemplate.main+xml": DOCX,
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml": PPTX,
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml": PPTX,
+    "application/vnd.openxmlformats-officedocument.presentationml.template.main+xml": PPTX,
+    "application/vnd.ms-powerpoint.presentation.macroenabled.main+xml": PPTX,
+    "application/vnd.ms-powerpoint.slideshow.macroenabled.main+xml": PPTX,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml": XLSX,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml": XLSX,
+    "application/vnd.ms-excel.sheet.macroenabled.main+xml": XLSX,
+    "application/vnd.ms-excel.template.macroenabled.main+xml": XLSX,
+}
+# compressed entries smaller than this are not ratio-checked: tiny XML parts
+# legitimately compress 100x+ and cannot hurt anyone.
+_RATIO_FLOOR = 1024 * 1024
+_CHUNK = 64 * 1024
+_XML_DECL = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+
+
+# --------------------------------------------------------------------- XML
+def parse_xml(data: bytes, part: str) -> minidom.Document:
+    """A DOM of ``part`` for editing; DTDs and entities are refused (CorruptInput)."""
+    try:
+        return safe_minidom.parseString(data, forbid_dtd=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise CorruptInput(
+            f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
+        ) from None
+    except (ExpatError, ValueError) as exc:
+        raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
+
+
+def parse_tree(data: bytes, part: str) -> Element:
+    """An ElementTree root of ``part`` for reading (faster than a DOM)."""
+    try:
+        return safe_et.fromstring(data, forbid_dtd=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise CorruptInput(
+            f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
+        ) from None
+    except (ParseError, ValueError) as exc:
+        raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
+
+
+def iter_tree(data: bytes, part: str) -> Iterator[tuple[str, Element]]:
+    """Streaming ("start"/"end", element) events, for big parts such as worksheets."""
+    try:
+        yield from safe_et.iterparse(io.BytesIO(data), ("start", "end"), forbid_dtd=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise CorruptInput(
+            f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
+        ) from None
+    except (ParseError, ValueError) as exc:
+        raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
+
+
+def serialize_xml(doc: minidom.Document) -> bytes:
+    """The DOM as a UTF-8 part; prefixes and namespace declarations are kept as parsed."""
+    return _XML_DECL + "".join(node.toxml() for node in doc.childNodes).encode("utf-8")
+
+
+def prefix_for(element: minidom.Element, namespace: str) -> str | None:
+    """The prefix bound to ``namespace`` at ``element`` ("" for the default), or None."""
+    node: Any = element
+    while node is not None and node.nodeType == node.ELEMENT_NODE:
+        for name, value in node.attributes.items():
+            if value == namespace:
+                if name == "xmlns":
+                    return ""
+                if name.startswith("xmlns:"):
+                    return name[6:]
+        node = node.parentNode
+    return None
+
+
+def qname(prefix: str | None, local: str) -> str:
+    return f"{prefix}:{local}" if prefix else local
+
+
+def children(element: minidom.Element, namespace: str, local: str) -> list[minidom.Element]:
+    return [
+        c
+        for c in element.childNodes
+        if c.nodeType == c.ELEMENT_NODE and c.namespaceURI == namespace and c.localName == local
+    ]
+
+
+def descendants(element: Any, namespace: str, local: str) -> list[minidom.Element]:
+    return list(element.getElementsByTagNameNS(namespace, local))
+
+
+def _tag(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"
+
+
+# ------------------------------------------------------------------ package
+@dataclass
+class Relationship:
+    id: str
+    type: str
+    target: str | None  # resolved part name (no leading slash), None if external/outside
+    raw_target: str
+
+
+class OoxmlPackage:
+    """An OPC package opened with limits; parts can be read, edited and written back.
+
+    Entries that are not changed are copied raw (their local header and
+    compressed bytes), so they come out byte-identical and are never inflated.
+    """
+
+    def __init__(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
+        if len(data) > limits.max_bytes:
+            raise LimitExceeded(
+                f"the file is {len(data)} bytes, over the {limits.max_bytes}-byte limit "
+                "(AIGC_MAX_UPLOAD_BYTES)"
+            )
+        self.data = data
+        self.limits = limits
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = self._zip.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+            raise CorruptInput(f"not a valid ZIP/OOXML package: {exc}") from None
+        if len(infos) > limits.max_zip_entries:
+            raise LimitExceeded(
+                f"the package has {len(infos)} entries, over the limit of "
+                f"{limits.max_zip_entries} (AIGC_MAX_ZIP_ENTRIES)"
+            )
+        self.infos = infos
+        self._by_lower: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for info in infos:
+            self._check_entry(info)
+            key = info.filename.lower()
+            if key in self._by_lower:
+                raise CorruptInput(
+                    f"the package holds two entries named {info.filename!r}; "
+                    "OOXML part names must be unique"
+                )
+            self._by_lower[key] = info
+            total += info.file_size
+        if total > limits.max_unzipped_bytes:
+            raise LimitExceeded(
+                f"the package would inflate to {total} bytes, over the "
+                f"{limits.max_unzipped_bytes}-byte limit (AIGC_MAX_UNZIPPED_BYTES)"
+            )
+        if total > _RATIO_FLOOR and total > limits.max_zip_ratio * len(data):
+            raise LimitExceeded(
+                f"the package inflates {total / len(data):.0f}x, over the limit of "
+                f"{limits.max_zip_ratio:g}x (AIGC_MAX_ZIP_RATIO): a ZIP bomb?"
+            )
+        if CONTENT_TYPES.lower() not in self._by_lower:
+            raise UnsupportedMedia("ZIP archive without [Content_Types].xml: not an OOXML package")
+        self._inflated = 0
+        self._doms: dict[str, minidom.Document] = {}
+        self._dirty: set[str] = set()
+        self._new: dict[str, bytes] = {}  # part name -> replacement or added bytes
+        self._order: list[str] = [i.filename for i in infos]
+        self._names = {name.lower(): name for name in self._order}  # lower-case -> entry name
+
+    def _check_entry(self, info: zipfile.ZipInfo) -> None:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise CorruptInput(f"package entry name {name!r} points outside the package")
+        if info.flag_bits & 0x1:
+            raise EncryptedInput(f"package entry {name!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CorruptInput(
+                f"package entry {name!r} uses ZIP compression method {info.compress_type}; "
+                "OOXML allows only stored and deflate"
+            )
+        if info.file_size > _RATIO_FLOOR and (
+            info.file_size > self.limits.max_zip_ratio * max(info.compress_size, 1)
+        ):
+            raise LimitExceeded(
+                f"package entry {name!r} inflates {info.file_size} bytes from "
+                f"{info.compress_size}, over the {self.limits.max_zip_ratio:g}x limit "
+                "(AIGC_MAX_ZIP_RATIO): a ZIP bomb?"
+            )
+
+    # ---------------------------------------------------------------- parts
+    def name_of(self, part: str) -> str | None:
+        """The entry name of ``part`` (OPC part names are case-insensitive)."""
+        return self._names.get(part.lstrip("/").lower())
+
+    def has(self, part: str) -> bool:
+        return self.name_of(part) is not None
+
+    def read(self, part: str) -> bytes:
+        """The part's bytes, inflated within the package's inflation budget."""
+        name = self.name_of(part)
+        if name is None:
+            raise CorruptInput(f"the package has no part {part!r}")
+        if name in self._doms and name in self._dirty:
+            return serialize_xml(self._doms[name])
+        if name in self._new:
+            return self._new[name]
+        info = self._by_lower[name.lower()]
+        budget = self.limits.max_unzipped_bytes - self._inflated
+        out = bytearray()
+        try:
+            with self._zip.open(info) as stream:
+                while True:
+                    chunk = stream.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if len(out) > info.file_size:
+                        raise CorruptInput(f"package entry {name!r} is larger than it declares")
+                    if len(out) > budget:
+                        raise LimitExceeded(
+                            "the package inflates past the "
+                            f"{self.limits.max_unzipped_bytes}-byte limit (AIGC_MAX_UNZIPPED_BYTES)"
+                        )
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise CorruptInput(f"package entry {name!r} cannot be inflated: {exc}") from None
+        self._inflated += len(out)
+        return bytes(out)
+
+    def dom(self, part: str) -> minidom.Document:
+        """A DOM of ``part`` to edit; call :meth:`touch` after changing it."""
+        name = self.name_of(part)
+        if name is None:
+            raise CorruptInput(f"the package has no part {part!r}")
+        if name not in self._doms:
+            self._doms[name] = parse_xml(self.read(name), name)
+        return self._doms[name]
+
+    def tree(self, part: str) -> Element:
+        return parse_tree(self.read(part), part)
+
+    def touch(self, part: str) -> None:
+        """Mark the DOM of ``part`` as changed, so it is written back."""
+        name = self.name_of(part)
+        assert name is not None and name in self._doms
+        self._dirty.add(name)
+
+    def put(self, part: str, data: bytes, content_type: str | None = None) -> str:
+        """Replace or add ``part``; a new part gets a content-type Override."""
+        name = self.name_of(part) or part.lstrip("/")
+        self._doms.pop(name, None)
+        self._dirty.discard(name)
+        self._new[name] = data
+        if name.lower() not in self._names:
+            self._order.append(name)
+            self._names[name.lower()] = name
+        if content_type is not None:
+            self.ensure_override(name, content_type)
+        return name
+
+    def put_dom(self, part: str, doc: minidom.Document, content_type: str | None = None) -> str:
+        name = self.put(part, b"", content_type)
+        del self._new[name]
+        self._doms[name] = doc
+        self._dirty.add(name)
+        return name
+
+    # -------------------------------------------------------- content types
+    def content_type(self, part: str) -> str | None:
+        doc = self.dom(CONTENT_TYPES)
+        target = "/" + part.lstrip("/").lower()
+        for el in descendants(doc, NS_CT, "Override"):
+            if el.getAttribute("PartName").lower() == target:
+                return el.getAttribute("ContentType")
+        ext = posixpath.splitext(part)[1].lstrip(".").lower()
+        for el in descendants(doc, NS_CT, "Default"):
+            if el.getAttribute("Extension").lower() == ext:
+                return el.getAttribute("ContentType")
+        return None
+
+    def ensure_override(self, part: str, content_type: str) -> None:
+        doc = self.dom(CONTENT_TYPES)
+        target = "/" + part.lstrip("/")
+        for el in descendants(doc, NS_CT, "Override"):
+            if el.getAttribute("PartName").lower() == target.lower():
+                if el.getAttribute("ContentType") != content_type:
+                    el.setAttribute("ContentType", content_type)
+                    self.touch(CONTENT_TYPES)
+                return
+        root = doc.documentElement
+        el = doc.createElementNS(NS_CT, qname(root.prefix, "Override"))
+        el.setAttribute("PartName", target)
+        el.setAttribute("ContentType", content_type)
+        root.appendChild(el)
+        self.touch(CONTENT_TYPES)
+
+    # -------------------------------------------------------- relationships
+    @staticmethod
+    def rels_part(source: str) -> str:
+        """The relationships part of ``source`` ("" = the package itself)."""
+        source = source.lstrip("/")
+        folder, base = posixpath.split(source)
+        return posixpath.join(folder, "_rels", base + ".rels")
+
+    def relationships(self, source: str) -> list[Relationship]:
+        rels = self.rels_part(source)
+        if not self.has(rels):
+            return []
+        out = []
+        for el in descendants(self.dom(rels), NS_PKG_REL, "Relationship"):
+            raw = el.getAttribute("Target")
+            target = None
+            if el.getAttribute("TargetMode") != "External":
+                target = resolve_target(source, raw)
+            out.append(Relationship(el.getAttribute("Id"), el.getAttribute("Type"), target, raw))
+        return out
+
+    def related(self, source: str, rel_type: str) -> list[str]:
+        """Existing parts ``source`` points to with ``rel_type`` (ignores dangling targets)."""
+        return [
+            name
+            for r in self.relationships(source)
+            if r.type == rel_type and r.target and (name := self.name_of(r.target))
+        ]
+
+    def add_relationship(self, source: str, rel_type: str, target_part: str) -> str:
+        """Add a relationship from ``source`` to ``target_part``; returns its Id."""
+        rels = self.rels_part(source)
+        if not self.has(rels):
+            doc = safe_minidom.parseString(
+                f'<Relationships xmlns="{NS_PKG_REL}"></Relationships>'.encode()
+            )
+            self.put_dom(rels, doc, "application/vnd.openxmlformats-package.relationships+xml")
+        doc = self.dom(rels)
+        root = doc.documentElement
+        used = {el.getAttribute("Id") for el in descendants(doc, NS_PKG_REL, "Relationship")}
+        n = len(used) + 1
+        while f"rId{n}" in used:
+            n += 1
+        rid = f"rId{n}"
+        el = doc.createElementNS(NS_PKG_REL, qname(root.prefix, "Relationship"))
+        el.setAttribute("Id", rid)
+        el.setAttribute("Type", rel_type)
+        el.setAttribute("Target", relative_target(source, target_part))
+        root.appendChild(el)
+        self.touch(rels)
+        return rid
+
+    def main_part(self) -> str:
+        parts = self.related("", REL_OFFICE_DOCUMENT)
+        if not parts:
+            # strict-conformance packages use a purl.oclc.org relationship type
+            parts = [
+                name
+                for r in self.relationships("")
+                if r.type.endswith("/officeDocument") and r.target
+                and (name := self.name_of(r.target))
+            ]
+        if not parts:
+            raise CorruptInput("the package has no main document (officeDocument relationship)")
+        return parts[0]
+
+    def kind(self) -> str:
+        """DOCX, PPTX or XLSX media type, from the main part's content type."""
+        ctype = (self.content_type(self.main_part()) or "").lower()
+        if ctype not in _MAIN_TYPES:
+            raise UnsupportedMedia(
+                f"OOXML package whose main part is {ctype or 'untyped'}: "
+                "not a Word, PowerPoint or Excel document"
+            )
+        return _MAIN_TYPES[ctype]
+
+    # --------------------------------------------------------------- output
+    def to_bytes(self) -> bytes:
+        """The package with edited parts replaced; other entries copied raw."""
+        for name in self._dirty:
+            self._new[name] = serialize_xml(self._doms[name])
+        self._dirty.clear()
+        out = io.BytesIO()
+        central: list[bytes] = []
+        extents = []
+        for name in self._order:
+            offset = out.tell()
+            if name in self._new:
+                old = self._by_lower.get(name.lower())
+                header, body, cdir = _new_entry(name, self._new[name], old)
+                out.write(header)
+                out.write(body)
+            else:
+                info = self._by_lower[name.lower()]
+                start, end = self._extent(info)
+                extents.append((start, end, name))
+                out.write(self.data[start:end])
+                cdir = _central_entry(info, _strip_zip64(info.extra))
+            central.append(cdir(offset))
+        _check_no_overlap(extents)
+        start_dir = out.tell()
+        for rec in central:
+            out.write(rec)
+        size_dir = out.tell() - start_dir
+        count = len(central)
+        if count > 0xFFFF or out.tell() > 0xFFFFFFFF:
+            raise LimitExceeded("the package is too large to rewrite without ZIP64")
+        comment = self._zip.comment[:0xFFFF]
+        out.write(
+            struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, size_dir, start_dir,
+                        len(comment))
+        )
+        out.write(comment)
+        return out.getvalue()
+
+    def _extent(self, info: zipfile.ZipInfo) -> tuple[int, int]:
+        """Byte range of the entry's local header, data and data descriptor."""
+        start = info.header_offset
+        head = self.data[start : start + 30]
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            raise CorruptInput(f"package entry {info.filename!r} has no valid local header")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        extra = self.data[start + 30 + name_len : start + 30 + name_len + extra_len]
+        end = start + 30 + name_len + extra_len + info.compress_size
+        if info.flag_bits & 0x8:
+            zip64 = any(tag == 1 for tag, _ in _extra_fields(extra))
+            size = 4 + (16 if zip64 else 8)
+            if self.data[end : end + 4] == b"PK\x07\x08":
+                size += 4
+            end += size
+        if end > len(self.data):
+            raise CorruptInput(f"package entry {info.filename!r} runs past the end of the file")
+        return start, end
+
+
+def resolve_target(source: str, target: str) -> str | None:
+    """Part name a relationship target points to, or None when it leaves the package."""
+    target = unquote(target.split("#", 1)[0])
+    if not target:
+        return None
+    if target.startswith("/"):
+        path = target.lstrip("/")
+    else:
+        path = posixpath.join(posixpath.dirname(source.lstrip("/")), target)
+    path = posixpath.normpath(path)
+    if path.startswith("..") or path.startswith("/") or path == ".":
+        return None  # path traversal: ignored, never followed
+    return path
+
+
+def relative_target(source: str, part: str) -> str:
+    base = posixpath.dirname(source.lstrip("/"))
+    return posixpath.relpath(part.lstrip("/"), base or ".")
+
+
+def _extra_fields(extra: bytes) -> Iterator[tuple[int, bytes]]:
+    i = 0
+    while i + 4 <= len(extra):
+        tag, size = struct.unpack("<HH", extra[i : i + 4])
+        yield tag, extra[i + 4 : i + 4 + size]
+        i += 4 + size
+
+
+def _strip_zip64(extra: bytes) -> bytes:
+    # we write 32-bit sizes and offsets in the central directory, so a zip64
+    # field there would be stale (and misread); everything else is kept.
+    return b"".join(
+        struct.pack("<HH", tag, len(body)) + body
+        for tag, body in _extra_fields(extra)
+        if tag != 1
+    )
+
+
+def _dos_time(date_time: tuple[int, ...]) -> tuple[int, int]:
+    y, mo, d, h, mi, s = date_time[:6]
+    y = max(1980, min(2107, y))
+    return (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d
+
+
+def _central_entry(info: zipfile.ZipInfo, extra: bytes) -> Any:
+    # zipfile decoded the name as UTF-8 (flag bit 11) or cp437; both round-trip
+    name = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    dostime, dosdate = _dos_time(info.date_time)
+    comment = info.comment
+
+    def build(offset: int) -> bytes:
+        return (
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                (info.create_system << 8) | (info.create_version & 0xFF),
+                info.extract_version,
+                info.flag_bits,
+                info.compress_type,
+                dostime,
+                dosdate,
+                info.CRC,
+                info.compress_size,
+                info.file_size,
+                len(name),
+                len(extra),
+                len(comment),
+                0,
+                info.internal_attr,
+                info.external_attr,
+                offset,
+            )
+            + name
+            + extra
+            + comment
+        )
+
+    return build
+
+
+def _new_entry(name: str, data: bytes, old: zipfile.ZipInfo | None) -> tuple[bytes, bytes, Any]:
+    method = old.compress_type if old is not None else zipfile.ZIP_DEFLATED
+    if method == zipfile.ZIP_DEFLATED:
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = comp.compress(data) + comp.flush()
+    else:
+        body = data
+    info = zipfile.ZipInfo(name, old.date_time if old is not None else (1980, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    info.CRC = zlib.crc32(data)
+    info.file_size = len(data)
+    info.compress_size = len(body)
+    info.flag_bits = 0 if name.isascii() else 0x800
+    info.create_system = old.create_system if old is not None else 0
+    info.create_version = 20
+    info.extract_version = 20
+    info.external_attr = old.external_attr if old is not None else 0
+    encoded = name.encode("utf-8")
+    dostime, dosdate = _dos_time(info.date_time)
+    header = struct.pack(
+        "<4s5H3L2H",
+        b"PK\x03\x04",
+        20,
+        info.flag_bits,
+        method,
+        dostime,
+        dosdate,
+        info.CRC,
+        len(body),
+        len(data),
+        len(encoded),
+        0,
+    )
+    return header + encoded, body, _central_entry(info, b"")
+
+
+def _check_no_overlap(extents: list[tuple[int, int, str]]) -> None:
+    extents.sort()
+    for (_, end, name), (start, _, other) in itertools.pairwise(extents):
+        if start < end:
+            raise CorruptInput(
+                f"package entries {name!r} and {other!r} overlap (a crafted ZIP)"
+            )
+
+
+# --------------------------------------------------------------- text, props
+def _texts(root: Element, para: str, text_tags: set[str], breaks: dict[str, str]) -> list[str]:
+    """Text of each ``para`` element in document order; nested ones stand alone.
+
+    Iterative, so deeply nested XML cannot exhaust the Python stack.
+    """
+    out: list[list[str]] = []
+    stack: list[tuple[Element, list[str] | None]] = [(root, None)]
+    while stack:
+        el, buf = stack.pop()
+        if el.tag == para:
+            buf = []
+            out.append(buf)
+        elif buf is not None:
+            if el.tag in text_tags and el.text:
+                buf.append(el.text)
+            elif el.tag in breaks:
+                buf.append(breaks[el.tag])
+        stack.extend((child, buf) for child in reversed(el))
+    return ["".join(b) for b in out]
+
+
+_W_TEXT = {_tag(NS_W, "t")}
+_W_BREAKS = {_tag(NS_W, "tab"): "\t", _tag(NS_W, "br"): "\n", _tag(NS_W, "cr"): "\n"}
+_A_TEXT = {_tag(NS_A, "t")}
+_A_BREAKS = {_tag(NS_A, "br"): "\n"}
+_S_TEXT = {_tag(NS_S, "t")}
+
+REL_HEADER = NS_REL + "/header"
+REL_FOOTER = NS_REL + "/footer"
+REL_SLIDE = NS_REL + "/slide"
+REL_WORKSHEET = NS_REL + "/worksheet"
+REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
+REL_DRAWING = NS_REL + "/drawing"
+
+
+def slide_parts(pkg: OoxmlPackage, main: str) -> list[str]:
+    """Slides in presentation order (p:sldIdLst), then any unlisted ones."""
+    rels = {r.id: r for r in pkg.relationships(main)}
+    ordered = []
+    for el in pkg.tree(main).iter(_tag(NS_P, "sldId")):
+        rel = rels.get(el.get(_tag(NS_REL, "id"), ""))
+        if rel and rel.type == REL_SLIDE and rel.target and (name := pkg.name_of(rel.target)):
+            ordered.append(name)
+    for name in pkg.related(main, REL_SLIDE):
+        if name not in ordered:
+            ordered.append(name)
+    if len(ordered) > pkg.limits.max_pages:
+        raise LimitExceeded(
+            f"the presentation has {len(ordered)} slides, over the limit of "
+            f"{pkg.limits.max_pages} (AIGC_MAX_PAGES)"
+        )
+    return ordered
+
+
+def sheet_parts(pkg: OoxmlPackage, main: str) -> list[str]:
+    """Worksheets in workbook order."""
+    rels = {r.id: r for r in pkg.relationships(main)}
+    ordered = []
+    for el in pkg.tree(main).iter(_tag(NS_S, "sheet")):
+        rel = rels.get(el.get(_tag(NS_REL, "id"), ""))
+        if rel and rel.type == REL_WORKSHEET and rel.target and (name := pkg.name_of(rel.target)):
+            ordered.append(name)
+    if len(ordered) > pkg.limits.max_pages:
+        raise LimitExceeded(
+            f"the workbook has {len(ordered)} sheets, over the limit of "
+            f"{pkg.limits.max_pages} (AIGC_MAX_PAGES)"
+        )
+    return ordered
+
+
+def _sheet_text(pkg: OoxmlPackage, sheet: str) -> str:
+    """Header/footer text and inline strings of a worksheet, streamed."""
+    hf_tags = {
+        _tag(NS_S, n)
+        for n in ("oddHeader", "oddFooter", "evenHeader", "evenFooter", "firstHeader",
+                  "firstFooter")
+    }
+    is_tag, t_tag, row_tag = _tag(NS_S, "is"), _tag(NS_S, "t"), _tag(NS_S, "row")
+    out: list[str] = []
+    in_inline = 0
+    for event, el in iter_tree(pkg.read(sheet), sheet):
+        if el.tag == is_tag:
+            in_inline += 1 if event == "start" else -1
+        elif event == "end":
+            if el.text and (el.tag in hf_tags or (in_inline and el.tag == t_tag)):
+                out.append(el.text or "")
+            elif el.tag == row_tag:
+                el.clear()  # keep memory flat on big sheets
+    for drawing in pkg.related(sheet, REL_DRAWING):
+        out.extend(_texts(pkg.tree(drawing), _tag(NS_A, "p"), _A_TEXT, _A_BREAKS))
+    return "\n".join(out)
+
+
+def document_text(pkg: OoxmlPackage, kind: str) -> list[str]:
+    """Visible text of the document, for finding explicit labels.
+
+    DOCX: body, then each header/footer part; PPTX: one entry per slide;
+    XLSX: the shared strings, then one entry per sheet (headers/footers,
+    inline strings, drawing text boxes).
+    """
+    main = pkg.main_part()
+    if kind == DOCX:
+        pages = ["\n".join(_texts(pkg.tree(main), _tag(NS_W, "p"), _W_TEXT, _W_BREAKS))]
+        for rel in (REL_HEADER, REL_FOOTER):
+            for part in pkg.related(main, rel):
+                pages.append("\n".join(_texts(pkg.tree(part), _tag(NS_W, "p"), _W_TEXT, _W_BREAKS)))
+    elif kind == PPTX:
+        pages = [
+            "\n".join(_texts(pkg.tree(s), _tag(NS_A, "p"), _A_TEXT, _A_BREAKS))
+            for s in slide_parts(pkg, main)
+        ]
+    else:
+        pages = []
+        for part in pkg.related(main, REL_SHARED_STRINGS):
+            pages.append("\n".join(_texts(pkg.tree(part), _tag(NS_S, "si"), _S_TEXT, {})))
+        pages.extend(_sheet_text(pkg, s) for s in sheet_parts(pkg, main))
+    total = sum(len(p) for p in pages)
+    if total > pkg.limits.max_text_chars:
+        raise LimitExceeded(
+            f"the document holds {total} characters of text, over the limit of "
+            f"{pkg.limits.max_text_chars} (AIGC_MAX_TEXT_CHARS)"
+        )
+    return pages
+
+
+def _simple_properties(root: Element, prefix: str) -> dict[str, str]:
+    out = {}
+    for child in root:
+        if len(child) == 0 and child.text and child.text.strip():
+            local = child.tag.rsplit("}", 1)[-1]
+            out[f"{prefix}{local}"] = child.text.strip()
+    return out
+
+
+def _custom_properties(pkg: OoxmlPackage) -> tuple[str | None, list[tuple[str, str]]]:
+    """(custom part name, [(property name, value text)])."""
+    parts = pkg.related("", REL_CUSTOM)
+    part = parts[0] if parts else pkg.name_of("docProps/custom.xml")
+    if part is None:
+        return None, []
+    out = []
+    for prop in pkg.tree(part).iter(_tag(NS_CUSTOM, "property")):
+        value = "".join("".join(v.itertext()) for v in prop)
+        out.append((prop.get("name", ""), value))
+    return part, out
+
+
+# ----------------------------------------------------------------- handler
+class OoxmlHandler:
+    """FormatHandler for DOCX, PPTX and XLSX (one layout for the record)."""
+
+    media_type = DOCX
+    media_types = MEDIA_TYPES
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        pkg = OoxmlPackage(data, limits)
+        kind = pkg.kind()
+        meta = Metadata(media_type=kind)
+        _, props = _custom_properties(pkg)
+        for name, value in props:
+            if name.strip().upper() == PROPERTY_NAME:
+                meta.records.append(_found(value))
+            else:
+                meta.properties[f"ooxml:custom:{name}"] = value
+        for rel, prefix in ((REL_CORE, "ooxml:core:"), (REL_APP, "ooxml:app:")):
+            for part in pkg.related("", rel)[:1]:
+                meta.properties.update(_simple_properties(pkg.tree(part), prefix))
+        meta.text_pages = document_text(pkg, kind)
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        pkg = OoxmlPackage(data, limits)
+        pkg.kind()  # refuse packages that are not Word/PowerPoint/Excel documents
+        set_record(pkg, record)
+        return pkg.to_bytes()
+
+
+def _found(raw: str) -> FoundRecord:
+    try:
+        return FoundRecord(CARRIER, raw, Record.parse(raw))
+    except InvalidRecord as exc:
+        return FoundRecord(CARRIER, raw, None, exc.detail)
+
+
+def set_record(pkg: OoxmlPackage, record: Record) -> None:
+    """Put ``record`` as the one AIGC custom property, keeping all other properties."""
+    part, _ = _custom_properties(pkg)
+    if part is None:
+        part = "docProps/custom.xml"
+        doc = safe_minidom.parseString(
+            f'<Properties xmlns="{NS_CUSTOM}" xmlns:vt="{NS_VT}"></Properties>'.encode()
+        )
+        pkg.put_dom(part, doc, CT_CUSTOM)
+    else:
+        doc = pkg.dom(part)
+        pkg.ensure_override(part, CT_CUSTOM)
+    root = doc.documentElement
+    if root.namespaceURI != NS_CUSTOM or root.localName != "Properties":
+        raise CorruptInput(f"{part} is not a custom-properties part")
+    pids = []
+    for prop in children(root, NS_CUSTOM, "property"):
+        if prop.getAttribute("name").strip().upper() == PROPERTY_NAME:
+            root.removeChild(prop)  # one record per file: every old one goes
+        else:
+            with contextlib.suppress(ValueError):
+                pids.append(int(prop.getAttribute("pid")))
+    vt = prefix_for(root, NS_VT)
+    if vt is None:
+        vt = "vt"
+        root.setAttribute("xmlns:vt", NS_VT)
+    prop = doc.createElementNS(NS_CUSTOM, qname(root.prefix, "property"))
+    prop.setAttribute("fmtid", FMTID_USER_DEFINED)
+    prop.setAttribute("pid", str(max([1, *pids]) + 1))  # pids start at 2
+    prop.setAttribute("name", PROPERTY_NAME)
+    value = doc.createElementNS(NS_VT, qname(vt, "lpwstr"))
+    value.appendChild(doc.createTextNode(record.dumps(wrapped=False)))
+    prop.appendChild(value)
+    root.appendChild(prop)
+    pkg.touch(part)
+    if not any(r.type == REL_CUSTOM for r in pkg.relationships("")):
+        pkg.add_relationship("", REL_CUSTOM, part)
+
+
+def open_package(data: bytes, limits: Limits = DEFAULT_LIMITS) -> OoxmlPackage:
+    """Open ``data`` as an OOXML package (same checks as the handler)."""
+    return OoxmlPackage(data, limits)
+
+
+HANDLER = OoxmlHandler()
