@@ -1,0 +1,702 @@
+"""Decoding and re-encoding images whose pixels must change.
+
+This module is the one place that opens an image for pixel edits (visible
+label, watermark) and saves it back in the same format, keeping what the
+source carried: encoder settings (JPEG quantisation tables, chroma
+subsampling, progressive scan; WebP lossless flag; TIFF compression),
+animation timing (per-frame durations, loop count, disposal, blending), and
+metadata (ICC profile, EXIF with its orientation untouched, XMP, DPI, PNG
+text and other ancillary chunks, JPEG APPn/COM segments, TIFF tags).
+
+Writers in ``labelers/formats`` splice metadata into files whose pixels do not
+change; they never come here. Limits are checked on the header, before any
+pixel is decoded.
+
+Known losses, all caused by the re-encode itself: a JPEG's trailing data after
+EOI (MPF secondary images, motion-photo video) and its JFXX thumbnail are
+dropped; an EXIF thumbnail is kept as it was (it shows the unlabelled
+picture); WebP/AVIF lossy quality is estimated (WebP) or defaulted (AVIF)
+because the files do not record it; a multi-page TIFF keeps the first page's
+tags on every page.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageFile, features
+from PIL import JpegImagePlugin as _jpeg_plugin
+
+from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.limits import DEFAULT_LIMITS, Limits
+
+# media type -> Pillow format name
+_FORMATS: dict[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/tiff": "TIFF",
+    "image/gif": "GIF",
+}
+if features.check("avif"):
+    _FORMATS["image/avif"] = "AVIF"
+
+#: Media types :func:`open_raster` can open and :func:`save_raster` can write.
+SUPPORTED_MEDIA_TYPES: frozenset[str] = frozenset(_FORMATS)
+
+# AVIF files do not record the encoder quality; 90 keeps a labelled photo
+# visually indistinguishable from its source at a moderate size.
+_AVIF_DEFAULT_QUALITY = 90
+# Used when a lossy WebP's quantiser cannot be read.
+_WEBP_DEFAULT_QUALITY = 90
+
+# EXIF orientation -> the transpose that shows the stored pixels upright
+# (the same table Pillow's ImageOps.exif_transpose uses).
+ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass
+class Raster:
+    """Decoded frames plus everything needed to write them back faithfully.
+
+    ``frames`` may be edited in place (same size and mode); every other field
+    describes the source and is used by :func:`save_raster`. Animated frames
+    are full composited canvases, as Pillow yields them.
+    """
+
+    frames: list[Image.Image]
+    media_type: str
+    format: str  # Pillow format name: JPEG, PNG, WEBP, TIFF, GIF, AVIF
+    orientation: int = 1  # EXIF orientation (1-8); pixels are stored un-rotated
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  # raw EXIF as Pillow carries it (JPEG: with "Exif\0\0")
+    xmp: bytes | None = None  # the XMP packet
+    dpi: tuple[float, float] | None = None
+    comment: bytes | None = None  # GIF comment extension
+    # animation
+    durations: list[float] | None = None  # milliseconds per frame
+    loop: int | None = None  # None: play once (no loop extension)
+    disposals: list[int] | None = None  # GIF disposal method / APNG dispose_op per frame
+    blends: list[int] | None = None  # APNG blend_op per frame
+    background: Any = None  # GIF background index / WebP background colour
+    transparency: Any = None  # palette index, tRNS bytes or colour key
+    # JPEG
+    qtables: dict[int, list[int]] | None = None
+    subsampling: int = -1  # JpegImagePlugin.get_sampling: 0=4:4:4, 1=4:2:2, 2=4:2:0
+    progressive: bool = False
+    jpeg_segments: list[bytes] = field(default_factory=list)  # other APPn/COM, raw, in order
+    # PNG: ancillary chunks other than iCCP/eXIf/pHYs/tRNS, raw (with length
+    # and CRC), each with whether it came after the image data
+    png_chunks: list[tuple[bytes, bool]] = field(default_factory=list)
+    # WebP / AVIF
+    lossless: bool = False
+    quality: int | None = None
+    # TIFF
+    compression: str | None = None
+    tiff_tags: dict[int, tuple[Any, int]] = field(default_factory=dict)  # tag -> (value, type)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Stored (not displayed) width and height."""
+        return self.frames[0].size
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as a viewer shows the image (EXIF orientation applied)."""
+        w, h = self.size
+        return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _sync_pillow_bomb_guard(limits: Limits) -> None:
+    """Keep Pillow's process-wide bomb guard from rejecting what ``limits`` allow.
+
+    Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that, on open.
+    Our own check (below) is the authority and names the setting; the guard is
+    only raised (never lowered) to the largest limit seen, so it stays a
+    backstop for other Pillow users in the process.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < limits.max_pixels:
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels
+
+
+@contextmanager
+def _pillow_errors(what: str, limits: Limits) -> Iterator[None]:
+    """Turn Pillow's exceptions on bad bytes into the project's error types."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(
+            f"{what} is larger than the pixel limit of {limits.max_pixels} "
+            f"(AIGC_MAX_PIXELS): {exc}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise CorruptInput(f"{what} cannot be read: not a valid image of this type") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
+            TypeError, zlib.error) as exc:
+        raise CorruptInput(f"{what} is corrupt or truncated: {exc}") from None
+    except MemoryError:
+        raise LimitExceeded(f"{what} needs more memory than is available to decode") from None
+
+
+# --------------------------------------------------------------------------- open
+
+
+def open_raster(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -> Raster:
+    """Decode ``data`` (of the sniffed ``media_type``) for pixel edits.
+
+    Checks byte size, frame size (width x height against ``max_pixels``),
+    frame count (``max_frames``) and the pixels of all frames together
+    (``max_pixels`` again: an animation must not decode to more than one
+    maximal still) from the header before decoding. Pixels keep their stored
+    mode and orientation.
+
+    Raises UnsupportedMedia, CorruptInput or LimitExceeded.
+    """
+    fmt = _FORMATS.get(media_type)
+    if fmt is None:
+        raise UnsupportedMedia(f"{media_type} images cannot be edited (no encoder here)")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"the image is {len(data)} bytes; the limit is {limits.max_bytes} "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    _sync_pillow_bomb_guard(limits)
+    what = f"the {fmt} image"
+    with _pillow_errors(what, limits):
+        im = Image.open(io.BytesIO(data), formats=[fmt])
+        width, height = im.size
+        if width <= 0 or height <= 0:
+            raise CorruptInput(f"{what} has an empty size {width}x{height}")
+        if width * height > limits.max_pixels:
+            raise LimitExceeded(
+                f"{what} is {width}x{height} = {width * height} pixels; the limit is "
+                f"{limits.max_pixels} (AIGC_MAX_PIXELS)"
+            )
+        n_frames = getattr(im, "n_frames", 1)
+        if n_frames > limits.max_frames:
+            raise LimitExceeded(
+                f"{what} has {n_frames} frames; the limit is {limits.max_frames} "
+                "(AIGC_MAX_FRAMES)"
+            )
+        if n_frames * width * height > limits.max_pixels:
+            raise LimitExceeded(
+                f"{what} has {n_frames} frames of {width}x{height}, "
+                f"{n_frames * width * height} pixels in all; the limit is "
+                f"{limits.max_pixels} (AIGC_MAX_PIXELS)"
+            )
+        raster = _read(im, data, media_type, fmt, n_frames)
+    return raster
+
+
+def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: int) -> Raster:
+    info = dict(im.info)
+    raster = Raster(frames=[], media_type=media_type, format=fmt)
+    raster.icc_profile = info.get("icc_profile") or None
+    exif = info.get("exif")
+    raster.exif = bytes(exif) if exif else None
+    xmp = info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    raster.xmp = xmp or None
+    if "dpi" in info:
+        raster.dpi = tuple(float(v) for v in info["dpi"])  # type: ignore[assignment]
+    raster.orientation = _orientation(im)
+
+    if fmt == "JPEG":
+        assert isinstance(im, _jpeg_plugin.JpegImageFile)
+        raster.qtables = {k: list(v) for k, v in getattr(im, "quantization", {}).items()}
+        raster.subsampling = _jpeg_plugin.get_sampling(im)
+        raster.progressive = bool(info.get("progressive") or info.get("progression"))
+        raster.jpeg_segments = _jpeg_other_segments(data)
+    elif fmt == "PNG":
+        raster.png_chunks = _png_ancillary_chunks(data)
+        raster.transparency = info.get("transparency")
+    elif fmt == "WEBP":
+        raster.lossless, raster.quality = _webp_coding(data)
+        raster.background = info.get("background")
+        raster.loop = info.get("loop")
+    elif fmt == "GIF":
+        raster.loop = info.get("loop")
+        raster.background = info.get("background")
+        raster.transparency = info.get("transparency")
+        comment = info.get("comment")
+        raster.comment = comment if isinstance(comment, bytes) and comment else None
+    elif fmt == "TIFF":
+        raster.compression = info.get("compression")
+        raster.tiff_tags = _tiff_tags(im)
+    elif fmt == "AVIF":
+        raster.quality = _AVIF_DEFAULT_QUALITY
+
+    if n == 1:
+        im.load()
+        # keep the decoded file object itself: no copy of a 12 MP frame, and
+        # it still knows its own qtables
+        raster.frames = [im]
+        return raster
+
+    durations: list[float] = []
+    disposals: list[int] = []
+    blends: list[int] = []
+    for index in range(n):
+        im.seek(index)
+        im.load()
+        frame = im.copy()
+        raster.frames.append(frame)
+        durations.append(float(im.info.get("duration", 0) or 0))
+        if fmt == "GIF":
+            disposals.append(int(getattr(im, "disposal_method", 0) or 0))
+        elif fmt == "PNG":
+            disposals.append(int(im.info.get("disposal", 0) or 0))
+            blends.append(int(im.info.get("blend", 0) or 0))
+    if fmt in ("GIF", "PNG", "WEBP", "AVIF"):
+        raster.durations = durations
+    if disposals:
+        raster.disposals = disposals
+    if blends:
+        raster.blends = blends
+    if fmt == "PNG":
+        raster.loop = im.info.get("loop", raster.loop)
+    return raster
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # an unreadable EXIF block must not stop labelling; treat as upright
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# --------------------------------------------------------------------------- JPEG
+
+
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, whole segment bytes) for the segments before the first frame header."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return
+        yield marker, data[pos : pos + 2 + length]
+        if marker in (0xDA, 0xD9) or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)):
+            return
+        pos += 2 + length
+
+
+def _jpeg_other_segments(data: bytes) -> list[bytes]:
+    """APPn and COM segments that the JPEG encoder does not write itself.
+
+    Left out: JFIF/JFXX APP0 and Adobe APP14 (the encoder writes its own,
+    matching the new scan), EXIF APP1, the main XMP APP1 and ICC APP2 (kept
+    through their own fields), and MPF APP2 (its offsets point at images
+    after EOI that a re-encode drops).
+    """
+    keep: list[bytes] = []
+    for marker, segment in _jpeg_segments(data):
+        body = segment[4:]
+        if marker == 0xFE:
+            keep.append(segment)
+        elif 0xE0 <= marker <= 0xEF:
+            if marker == 0xE0 and body[:5] in (b"JFIF\0", b"JFXX\0"):
+                continue
+            if marker == 0xEE and body.startswith(b"Adobe"):
+                continue
+            if marker == 0xE1 and (
+                body.startswith(b"Exif\0") or body.startswith(b"http://ns.adobe.com/xap/1.0/\0")
+            ):
+                continue
+            if marker == 0xE2 and (body.startswith(b"ICC_PROFILE\0") or body.startswith(b"MPF\0")):
+                continue
+            keep.append(segment)
+    return keep
+
+
+# --------------------------------------------------------------------------- PNG
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# written by the encoder from the frames (or from Raster fields), never copied
+_PNG_ENCODER_CHUNKS = {
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT",
+    b"iCCP", b"eXIf", b"pHYs",
+}
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each chunk, end exclusive and including the CRC."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            return
+        yield ctype, pos, end
+        if ctype == b"IEND":
+            return
+        pos = end
+
+
+def _png_ancillary_chunks(data: bytes) -> list[tuple[bytes, bool]]:
+    out: list[tuple[bytes, bool]] = []
+    seen_data = False
+    for ctype, start, end in _png_chunks(data):
+        if ctype in (b"IDAT", b"fdAT"):
+            seen_data = True
+        if ctype in _PNG_ENCODER_CHUNKS:
+            continue
+        out.append((data[start:end], seen_data))
+    return out
+
+
+def _splice_png(encoded: bytes, chunks: list[tuple[bytes, bool]]) -> bytes:
+    """Put the source's ancillary chunks into the encoder's output.
+
+    Chunks that preceded the image data go right after IHDR (where cHRM,
+    gAMA, sRGB must be: before PLTE), except bKGD/hIST/sPLT which need PLTE
+    first and go just before the first frame chunk; the rest go before IEND.
+    """
+    if not chunks:
+        return encoded
+    early = [c for c, after in chunks if not after and c[4:8] not in (b"bKGD", b"hIST")]
+    late_pre = [c for c, after in chunks if not after and c[4:8] in (b"bKGD", b"hIST")]
+    post = [c for c, after in chunks if after]
+    out = bytearray(_PNG_SIGNATURE)
+    first_frame_chunk_done = False
+    for ctype, start, end in _png_chunks(encoded):
+        if ctype in (b"acTL", b"fcTL", b"IDAT") and not first_frame_chunk_done:
+            out += b"".join(late_pre)
+            first_frame_chunk_done = True
+        if ctype == b"IEND":
+            out += b"".join(post)
+        out += encoded[start:end]
+        if ctype == b"IHDR":
+            out += b"".join(early)
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- WebP
+
+
+def _riff_chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    pos = start
+    while pos + 8 <= end:
+        fourcc = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if body + size > end:
+            return
+        yield fourcc, body, body + size
+        pos = body + size + (size & 1)
+
+
+def _webp_coding(data: bytes) -> tuple[bool, int | None]:
+    """(lossless, estimated quality) of a WebP: lossless if its image data is VP8L."""
+    bitstreams: list[tuple[bytes, int, int]] = []
+    for fourcc, start, end in _riff_chunks(data, 12, len(data)):
+        if fourcc in (b"VP8 ", b"VP8L"):
+            bitstreams.append((fourcc, start, end))
+        elif fourcc == b"ANMF":
+            for inner, s, e in _riff_chunks(data, start + 16, end):
+                if inner in (b"VP8 ", b"VP8L"):
+                    bitstreams.append((inner, s, e))
+    if not bitstreams:
+        return False, _WEBP_DEFAULT_QUALITY
+    if all(fourcc == b"VP8L" for fourcc, _, _ in bitstreams):
+        return True, None
+    fourcc, start, end = next(b for b in bitstreams if b[0] == b"VP8 ")
+    q_index = _vp8_base_quantiser(data[start:end])
+    if q_index is None:
+        return False, _WEBP_DEFAULT_QUALITY
+    return False, _webp_quality_from_quantiser(q_index)
+
+
+class _BoolDecoder:
+    """The VP8 boolean entropy decoder (RFC 6386 section 7), enough for the frame header."""
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 2
+        self.value = int.from_bytes(buf[:2], "big") if len(buf) >= 2 else 0
+        self.range = 255
+        self.bit_count = 0
+
+    def bool(self, prob: int) -> int:
+        split = 1 + (((self.range - 1) * prob) >> 8)
+        big_split = split << 8
+        if self.value >= big_split:
+            bit = 1
+            self.range -= split
+            self.value -= big_split
+        else:
+            bit = 0
+            self.range = split
+        while self.range < 128:
+            self.value <<= 1
+            self.range <<= 1
+            self.bit_count += 1
+            if self.bit_count == 8:
+                self.bit_count = 0
+                if self.pos < len(self.buf):
+                    self.value |= self.buf[self.pos]
+                self.pos += 1
+        return bit
+
+    def literal(self, bits: int) -> int:
+        v = 0
+        for _ in range(bits):
+            v = (v << 1) | self.bool(128)
+        return v
+
+    def signed(self, bits: int) -> int:
+        v = self.literal(bits)
+        return -v if self.bool(128) else v
+
+
+def _vp8_base_quantiser(frame: bytes) -> int | None:
+    """The mean luma AC quantiser index (0-127) from a VP8 key frame header."""
+    if len(frame) < 11 or frame[3:6] != b"\x9d\x01\x2a" or frame[0] & 1:
+        return None
+    first_partition = (int.from_bytes(frame[:3], "little") >> 5) & 0x7FFFF
+    d = _BoolDecoder(frame[10 : 10 + first_partition])
+    d.literal(1)  # colour space
+    d.literal(1)  # clamping type
+    segment_q: list[int] | None = None
+    absolute = False
+    if d.literal(1):  # segmentation enabled
+        update_map = d.literal(1)
+        if d.literal(1):  # update segment feature data
+            absolute = bool(d.literal(1))
+            segment_q = [d.signed(7) if d.literal(1) else 0 for _ in range(4)]
+            for _ in range(4):  # loop filter deltas
+                if d.literal(1):
+                    d.signed(6)
+        if update_map:
+            for _ in range(3):
+                if d.literal(1):
+                    d.literal(8)
+    d.literal(1)  # filter type
+    d.literal(6)  # loop filter level
+    d.literal(3)  # sharpness
+    if d.literal(1) and d.literal(1):  # loop filter adjustments, updated
+        for _ in range(8):
+            if d.literal(1):
+                d.signed(6)
+    d.literal(2)  # log2 of partitions
+    base = d.literal(7)
+    if segment_q is None:
+        return base
+    values = segment_q if absolute else [base + q for q in segment_q]
+    values = [min(127, max(0, v)) for v in values]
+    return round(sum(values) / len(values))
+
+
+def _webp_quality_from_quantiser(q_index: int) -> int:
+    """Invert libwebp's quality -> quantiser curve (quant_enc.c), ignoring per-segment SNS."""
+    c = max(0.0, 1.0 - q_index / 127.0)
+    linear = c**3
+    quality = linear * 1.5 if linear < 0.5 else (linear + 1.0) / 2.0
+    return max(1, min(100, round(quality * 100)))
+
+
+# --------------------------------------------------------------------------- TIFF
+
+# structure tags the encoder writes from the pixels; copying them would lie
+_TIFF_STRUCTURE_TAGS = {
+    254, 255, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324,
+    325, 330, 338, 339, 347, 34665, 34853, 40965, 513, 514, 530, 532,
+}
+
+
+def _tiff_tags(im: Image.Image) -> dict[int, tuple[Any, int]]:
+    tags: dict[int, tuple[Any, int]] = {}
+    tag_v2 = getattr(im, "tag_v2", None)
+    if tag_v2 is None:
+        return tags
+    for key in list(tag_v2.keys()):
+        if key in _TIFF_STRUCTURE_TAGS or key == 34675:  # ICC travels in its own field
+            continue
+        tags[key] = (tag_v2[key], tag_v2.tagtype.get(key, 0))
+    return tags
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_raster(raster: Raster) -> bytes:
+    """Encode ``raster`` in its source format, keeping the source's settings and metadata.
+
+    Raises CorruptInput when the encoder refuses the frames (for instance a
+    frame whose mode the format cannot hold).
+    """
+    out = io.BytesIO()
+    first, rest = raster.frames[0], raster.frames[1:]
+    options: dict[str, Any] = {}
+    if rest:
+        options["save_all"] = True
+        options["append_images"] = rest
+    try:
+        if raster.format == "JPEG":
+            _save_jpeg(raster, first, out, options)
+        elif raster.format == "PNG":
+            _save_png(raster, first, out, options)
+        elif raster.format == "WEBP":
+            _save_webp(raster, first, out, options)
+        elif raster.format == "GIF":
+            _save_gif(raster, first, out, options)
+        elif raster.format == "TIFF":
+            _save_tiff(raster, first, out, options)
+        elif raster.format == "AVIF":
+            _save_avif(raster, first, out, options)
+        else:
+            raise UnsupportedMedia(f"cannot write {raster.format} images")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CorruptInput(f"the {raster.format} image could not be re-encoded: {exc}") from None
+    data = out.getvalue()
+    if raster.format == "PNG":
+        data = _splice_png(data, raster.png_chunks)
+    return data
+
+
+def _common_metadata(raster: Raster, options: dict[str, Any]) -> None:
+    if raster.icc_profile:
+        options["icc_profile"] = raster.icc_profile
+    if raster.exif:
+        options["exif"] = raster.exif
+    if raster.xmp:
+        options["xmp"] = raster.xmp
+
+
+def _save_jpeg(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    _common_metadata(raster, opts)
+    if raster.qtables:
+        opts["qtables"] = raster.qtables
+    else:
+        opts["quality"] = 95
+    opts["subsampling"] = raster.subsampling
+    opts["progressive"] = raster.progressive
+    if raster.dpi:
+        opts["dpi"] = raster.dpi
+    # libjpeg writes "extra" verbatim right after its own JFIF/Adobe header
+    opts["extra"] = b"".join(raster.jpeg_segments)
+    opts["comment"] = b""  # COM segments travel raw in jpeg_segments, in their place
+    opts.pop("save_all", None)
+    opts.pop("append_images", None)
+    first.save(out, "JPEG", **opts)
+
+
+def _save_png(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    _common_metadata(raster, opts)
+    opts.pop("xmp", None)  # the XMP iTXt chunk travels raw with the other text chunks
+    if raster.dpi:
+        opts["dpi"] = raster.dpi
+    if raster.transparency is not None and first.mode in ("P", "L", "RGB", "I", "I;16", "1"):
+        opts["transparency"] = raster.transparency
+    if len(raster.frames) > 1:
+        if raster.durations:
+            opts["duration"] = raster.durations
+        if raster.disposals:
+            opts["disposal"] = raster.disposals
+        if raster.blends:
+            opts["blend"] = raster.blends
+        opts["loop"] = raster.loop if raster.loop is not None else 0
+    # zlib level 6 is libpng's default and the usual balance of size and time
+    first.save(out, "PNG", compress_level=6, **opts)
+
+
+def _save_webp(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    _common_metadata(raster, opts)
+    if raster.lossless:
+        opts["lossless"] = True
+        opts["exact"] = True  # keep RGB under fully transparent pixels, as the source had
+        opts["quality"] = 80
+    else:
+        opts["quality"] = raster.quality or _WEBP_DEFAULT_QUALITY
+    if len(raster.frames) > 1:
+        if raster.durations:
+            opts["duration"] = [round(d) for d in raster.durations]
+        opts["loop"] = raster.loop if raster.loop is not None else 0
+        if raster.background is not None:
+            opts["background"] = raster.background
+    first.save(out, "WEBP", **opts)
+
+
+def _save_gif(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    if raster.xmp:
+        opts["xmp"] = raster.xmp
+    if raster.durations:
+        opts["duration"] = raster.durations if len(raster.frames) > 1 else raster.durations[0]
+    elif "duration" in first.info:
+        opts["duration"] = first.info["duration"]
+    if raster.loop is not None:
+        opts["loop"] = raster.loop
+    if raster.disposals:
+        opts["disposal"] = raster.disposals
+    if raster.background is not None:
+        opts["background"] = raster.background
+    if raster.comment:
+        opts["comment"] = raster.comment
+    if raster.transparency is not None and first.mode in ("P", "L"):
+        opts["transparency"] = raster.transparency
+    first.save(out, "GIF", **opts)
+
+
+def _save_tiff(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    ifd = ImageFileDirectory_v2()
+    for tag, (value, tagtype) in raster.tiff_tags.items():
+        ifd[tag] = value
+        if tagtype:
+            ifd.tagtype[tag] = tagtype
+    if raster.exif:
+        # the EXIF sub-IFD (camera data) has its own offset; Pillow rebuilds it
+        exif = Image.Exif()
+        exif.load(raster.exif)
+        sub = exif.get_ifd(0x8769)
+        if sub:
+            ifd[0x8769] = sub
+    opts["tiffinfo"] = ifd
+    if raster.icc_profile:
+        opts["icc_profile"] = raster.icc_profile
+    if raster.compression:
+        opts["compression"] = raster.compression
+    if raster.compression == "jpeg":
+        opts["quality"] = 90
+    if raster.dpi:
+        opts["dpi"] = raster.dpi
+    first.save(out, "TIFF", **opts)
+
+
+def _save_avif(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:
+    _common_metadata(raster, opts)
+    opts["quality"] = raster.quality or _AVIF_DEFAULT_QUALITY
+    if len(raster.frames) > 1 and raster.durations:
+        opts["duration"] = [round(d) for d in raster.durations]
+    first.save(out, "AVIF", **opts)

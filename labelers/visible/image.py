@@ -1,0 +1,447 @@
+"""The explicit (visible) label on images, per GB 45438 clause 5.
+
+Owns how the label looks and where it sits: white CJK text on a rounded,
+semi-opaque dark plate at an edge or corner, its glyph ink at least 5% of the
+image's shortest side (aiming at 6%), placed in the orientation a viewer sees
+(EXIF orientation) while the stored pixels stay un-rotated. Only the label's
+rectangle is converted and drawn; the rest of the frame is not touched, so a
+large photo costs little more than its decode and encode.
+
+Sizing rules (documented minimum):
+
+- ink height ``t = max(ceil(5% of the shortest side), round(6% of it), 10 px)``;
+  10 px is the smallest height at which the CJK wording stays legible;
+- an image whose shortest side is under :data:`MIN_SHORT_SIDE` (120 px) is
+  refused with :class:`InvalidOption`: a legible label would cover more than
+  about 9% of it (the caller may omit the explicit label under Art. 9 instead);
+- a wording too wide for the image is first drawn at the 5% minimum height,
+  then wrapped into two lines (at a space or between CJK characters, first at
+  ``t`` then at the minimum); if two lines still do not fit,
+  :class:`InvalidOption` names the image size and the width needed.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from labelers.errors import InvalidOption
+from labelers.fonts import cjk_font_path
+from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
+
+POSITIONS = (
+    "top-left", "top", "top-right", "left", "right", "bottom-left", "bottom", "bottom-right",
+)
+#: Smallest ink height (px) at which the CJK wording stays legible.
+MIN_INK_PX = 10
+#: Smallest shortest side (px): a 10 px label is then under 10% of it.
+MIN_SHORT_SIDE = 120
+MIN_FRACTION = 0.05  # GB 45438 clause 5: text height >= 5% of the shortest side
+TARGET_FRACTION = 0.06
+# ink rows count only where glyph coverage is at least this (of 255): the
+# height is measured on solid ink, not on the anti-aliased fringe
+_INK_COVERAGE = 204
+_TEXT_RGBA = (255, 255, 255, 255)
+_PLATE_RGB = (20, 20, 20)
+# the plate darkens the background under the text to at most this sRGB level
+# (white text on it keeps a contrast ratio above 6:1)
+_MAX_UNDER_TEXT = 80
+_PLATE_ALPHA_RANGE = (0.45, 0.9)
+_SUPERSAMPLE = 4  # plate edges are drawn large and reduced: smooth rounded corners
+
+_INVERSE_TRANSPOSE = {
+    Image.Transpose.FLIP_LEFT_RIGHT: Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.ROTATE_180: Image.Transpose.ROTATE_180,
+    Image.Transpose.FLIP_TOP_BOTTOM: Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.TRANSPOSE: Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
+    Image.Transpose.TRANSVERSE: Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
+}
+_DIRECT_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "1"}
+_WIDE_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I"}
+
+
+# --------------------------------------------------------------------------- fonts and sizing
+
+
+@lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(cjk_font_path()), size)
+
+
+@lru_cache(maxsize=256)
+def _ink_rows(size: int, text: str) -> tuple[int, int]:
+    """(top, bottom) of the solid ink of ``text`` relative to its baseline."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text, anchor="ls")
+    canvas = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    ImageDraw.Draw(canvas).text((2 - left, 2 - top), text, fill=255, font=font, anchor="ls")
+    box = canvas.point(lambda v: 255 if v >= _INK_COVERAGE else 0).getbbox()
+    if box is None:
+        return 0, 0
+    return box[1] - 2 + top, box[3] - 2 + top
+
+
+def _ink_height(size: int, text: str) -> int:
+    top, bottom = _ink_rows(size, text)
+    return bottom - top
+
+
+def _cjk_part(wording: str) -> str:
+    # the standard's text height is that of the Chinese characters; Latin
+    # descenders or small caps must not decide the size
+    cjk = "".join(c for c in wording if ord(c) >= 0x2E80 and not c.isspace())
+    return cjk or wording
+
+
+@lru_cache(maxsize=256)
+def _font_size_for_ink(ink: int, sample: str) -> int:
+    """Smallest font size whose solid ink of ``sample`` is at least ``ink`` px tall."""
+    size = max(4, round(ink / 0.93))
+    while _ink_height(size, sample) < ink:
+        size += 1
+    while size > 4 and _ink_height(size - 1, sample) >= ink:
+        size -= 1
+    return size
+
+
+def ink_targets(shortest_side: int) -> tuple[int, int]:
+    """(minimum, aimed) ink height in px for an image with this shortest side."""
+    minimum = max(math.ceil(MIN_FRACTION * shortest_side - 1e-9), MIN_INK_PX)
+    aimed = max(minimum, round(TARGET_FRACTION * shortest_side))
+    return minimum, aimed
+
+
+class _Layout:
+    """The label's plate size and where each line's baseline sits inside it."""
+
+    def __init__(self, lines: list[str], size: int, ink: int) -> None:
+        self.lines = lines
+        self.font = _font(size)
+        self.ink = ink
+        boxes = [self.font.getbbox(line, anchor="ls") for line in lines]
+        top = min(b[1] for b in boxes)
+        bottom = max(b[3] for b in boxes)
+        self.pad_x = max(2, round(0.45 * ink))
+        self.pad_y = max(2, round(0.3 * ink))
+        gap = max(1, round(0.3 * ink))
+        line_h = bottom - top
+        widths = [b[2] - b[0] for b in boxes]
+        self.width = max(widths) + 2 * self.pad_x
+        self.height = len(lines) * line_h + (len(lines) - 1) * gap + 2 * self.pad_y
+        # (x, y) of each line's left baseline, lines centred on the plate
+        self.origins = [
+            (
+                self.pad_x + (max(widths) - widths[i]) / 2 - boxes[i][0],
+                self.pad_y - top + i * (line_h + gap),
+            )
+            for i in range(len(lines))
+        ]
+        self.margin = max(2, round(0.4 * ink))
+        self.radius = max(1, round(0.3 * ink))
+
+    def fits(self, width: int, height: int) -> bool:
+        return (
+            self.width + 2 * self.margin <= width and self.height + 2 * self.margin <= height
+        )
+
+
+def _two_lines(wording: str, font: ImageFont.FreeTypeFont) -> list[str] | None:
+    """Split ``wording`` into two lines of the most even width, or None if it cannot break."""
+    best: tuple[float, list[str]] | None = None
+    for i in range(1, len(wording)):
+        before, after = wording[i - 1], wording[i]
+        breakable = (
+            before.isspace()
+            or after.isspace()
+            or ord(before) >= 0x2E80
+            or ord(after) >= 0x2E80
+        )
+        if not breakable:
+            continue
+        first, second = wording[:i].rstrip(), wording[i:].lstrip()
+        if not first or not second:
+            continue
+        width = max(font.getlength(first), font.getlength(second))
+        if best is None or width < best[0]:
+            best = (width, [first, second])
+    return best[1] if best else None
+
+
+def _layout_for(wording: str, width: int, height: int) -> _Layout:
+    shortest = min(width, height)
+    if shortest < MIN_SHORT_SIDE:
+        raise InvalidOption(
+            f"the image is {width}x{height} px, too small for a legible explicit label: "
+            f"the label text must be at least 5% of the shortest side and at least "
+            f"{MIN_INK_PX} px tall, which needs a shortest side of at least "
+            f"{MIN_SHORT_SIDE} px"
+        )
+    minimum, aimed = ink_targets(shortest)
+    sample = _cjk_part(wording)
+    tried: list[_Layout] = []
+    for lines_wanted in (1, 2):
+        for ink in dict.fromkeys((aimed, minimum)):
+            size = _font_size_for_ink(ink, sample)
+            if lines_wanted == 1:
+                lines = [wording]
+            else:
+                split = _two_lines(wording, _font(size))
+                if split is None:
+                    continue
+                lines = split
+            layout = _Layout(lines, size, ink)
+            if layout.fits(width, height):
+                return layout
+            tried.append(layout)
+    needed = min(tried, key=lambda lay: lay.width)
+    raise InvalidOption(
+        f"the wording {wording!r} does not fit a {width}x{height} px image: at the minimum "
+        f"text height of {minimum} px (5% of the shortest side) it needs "
+        f"{needed.width + 2 * needed.margin}x{needed.height + 2 * needed.margin} px even "
+        "on two lines; use a shorter wording"
+    )
+
+
+def _place(position: str, layout: _Layout, width: int, height: int) -> tuple[int, int]:
+    m = layout.margin
+    if position.endswith("left") or position == "left":
+        x = m
+    elif position.endswith("right") or position == "right":
+        x = width - m - layout.width
+    else:
+        x = (width - layout.width) // 2
+    if position.startswith("top"):
+        y = m
+    elif position.startswith("bottom"):
+        y = height - m - layout.height
+    else:
+        y = (height - layout.height) // 2
+    return x, y
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _stored_box(
+    box: tuple[int, int, int, int], orientation: int, stored: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The stored-pixel rectangle that a viewer sees at display rectangle ``box``."""
+    w, h = stored
+
+    def to_stored(x: float, y: float) -> tuple[float, float]:
+        return {
+            1: (x, y), 2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y),
+            5: (y, x), 6: (y, h - x), 7: (w - y, h - x), 8: (w - y, x),
+        }[orientation]
+
+    (ax, ay), (bx, by) = to_stored(box[0], box[1]), to_stored(box[2], box[3])
+    return int(min(ax, bx)), int(min(ay, by)), int(max(ax, bx)), int(max(ay, by))
+
+
+def _plate_alpha(background: Image.Image) -> float:
+    """How opaque the plate must be so that white text reads on this background."""
+    rgba = np.asarray(background.convert("RGBA"), dtype=np.float32)
+    luma = rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
+    # mostly transparent: the viewer's backdrop is unknown, so assume white
+    transparent = rgba[..., 3].mean() < 128
+    bright = 255.0 if transparent else float(np.percentile(luma, 95))
+    plate = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]
+    alpha = (bright - _MAX_UNDER_TEXT) / max(1.0, bright - plate)
+    low, high = _PLATE_ALPHA_RANGE
+    return min(high, max(low, alpha))
+
+
+def _overlay(layout: _Layout, alpha: float) -> Image.Image:
+    """The label itself as an RGBA patch the size of the plate."""
+    s = _SUPERSAMPLE
+    big = Image.new("L", (layout.width * s, layout.height * s), 0)
+    ImageDraw.Draw(big).rounded_rectangle(
+        (0, 0, layout.width * s - 1, layout.height * s - 1), radius=layout.radius * s, fill=255
+    )
+    plate_mask = big.resize((layout.width, layout.height), Image.Resampling.BOX)
+    plate_mask = plate_mask.point(lambda v: round(v * alpha))
+    patch = Image.new("RGBA", (layout.width, layout.height), (*_PLATE_RGB, 0))
+    patch.putalpha(plate_mask)
+    draw = ImageDraw.Draw(patch)
+    for line, origin in zip(layout.lines, layout.origins, strict=True):
+        draw.text(origin, line, fill=_TEXT_RGBA, font=layout.font, anchor="ls")
+    return patch
+
+
+def _to_rgba(region: Image.Image) -> Image.Image:
+    if region.mode in _WIDE_GRAY_MODES:
+        arr = np.asarray(region, dtype=np.float64)
+        eight_bit = (np.clip(arr, 0, 65535) / 257).round().astype(np.uint8)
+        return Image.fromarray(eight_bit, "L").convert("RGBA")
+    return region.convert("RGBA")
+
+
+def _from_rgba(
+    labelled: Image.Image, original: Image.Image, frame: Image.Image
+) -> Image.Image:
+    """``labelled`` (RGBA) back in the mode of ``original`` (a crop of ``frame``)."""
+    mode = original.mode
+    if mode in ("RGBA", "RGB", "L", "LA", "CMYK"):
+        return labelled.convert(mode)
+    if mode == "1":
+        return labelled.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
+    if mode in _WIDE_GRAY_MODES:
+        # 8-bit label luma spread over the 16-bit range (0 -> 0, 255 -> 65535)
+        luma = np.asarray(labelled.convert("L"), dtype=np.int64) * 257
+        if mode == "I":
+            return Image.fromarray(luma.astype(np.int32))
+        dtype = ">u2" if mode == "I;16B" else "<u2"
+        raw = luma.astype(dtype).tobytes()
+        return Image.frombuffer(mode, labelled.size, raw, "raw", mode, 0, 1)
+    if mode == "P":
+        return _to_palette(labelled, original, frame)
+    raise InvalidOption(f"images in colour mode {mode} cannot take a visible label")
+
+
+def _to_palette(labelled: Image.Image, original: Image.Image, frame: Image.Image) -> Image.Image:
+    """Map the label's colours onto the frame's palette, adding them if there is room.
+
+    Transparent palette entries are never chosen, so the plate stays opaque.
+    """
+    palette = frame.getpalette() or []
+    colours = np.array(palette, dtype=np.int32).reshape(-1, 3)
+    alphas = np.full(len(colours), 255)
+    transparency = frame.info.get("transparency")
+    if isinstance(transparency, int) and transparency < len(colours):
+        alphas[transparency] = 0
+    elif isinstance(transparency, bytes):
+        alphas[: len(transparency)] = np.frombuffer(transparency, np.uint8)[: len(colours)]
+    wanted = [(255, 255, 255), _PLATE_RGB]
+    added = False
+    for colour in wanted:
+        usable = colours[alphas == 255]
+        nearest = np.abs(usable - colour).sum(axis=1).min() if len(usable) else 999
+        if nearest > 24 and len(colours) < 256:
+            colours = np.vstack([colours, colour])
+            alphas = np.append(alphas, 255)
+            added = True
+    if added:
+        frame.putpalette(colours.astype(np.uint8).ravel().tolist())
+        if isinstance(transparency, bytes):
+            frame.info["transparency"] = bytes(alphas.astype(np.uint8).tolist())
+    rgb = np.asarray(labelled.convert("RGB"), dtype=np.int32)
+    candidates = np.flatnonzero(alphas == 255)
+    flat = rgb.reshape(-1, 3)
+    unique, inverse = np.unique(flat, axis=0, return_inverse=True)
+    dist = ((unique[:, None, :] - colours[candidates][None, :, :]) ** 2).sum(axis=2)
+    indices = candidates[dist.argmin(axis=1)][inverse.ravel()].astype(np.uint8)
+    out = original.copy()
+    out.frombytes(indices.reshape(labelled.size[1], labelled.size[0]).tobytes())
+    return out
+
+
+def draw_label(
+    frame: Image.Image,
+    wording: str,
+    position: str = "bottom-right",
+    *,
+    orientation: int = 1,
+    inplace: bool = False,
+) -> Image.Image:
+    """Draw the explicit label ``wording`` at ``position`` of ``frame``.
+
+    ``position`` is an edge or corner as the viewer sees the image:
+    top-left, top, top-right, left, right, bottom-left, bottom, bottom-right.
+    ``orientation`` is the image's EXIF orientation: the label is drawn
+    upright at that displayed position while the stored pixels keep their
+    orientation. The output has the input's mode and size; only the label's
+    rectangle changes. With ``inplace`` the frame itself is drawn on and
+    returned (no full-frame copy).
+
+    Raises InvalidOption for an unknown position, an image too small for a
+    legible label (shortest side under 120 px), a wording that does not fit
+    even on two lines at 5% height, or a colour mode that cannot be drawn on.
+    """
+    if position not in POSITIONS:
+        raise InvalidOption(f"position must be one of {', '.join(POSITIONS)}, not {position!r}")
+    if frame.mode not in _DIRECT_MODES | _WIDE_GRAY_MODES | {"P"}:
+        raise InvalidOption(f"images in colour mode {frame.mode} cannot take a visible label")
+    transpose = ORIENTATION_TRANSPOSE.get(orientation)
+    w, h = frame.size
+    display = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    layout = _layout_for(wording, *display)
+    x, y = _place(position, layout, *display)
+    box = _stored_box((x, y, x + layout.width, y + layout.height), orientation, (w, h))
+
+    target = frame if inplace else frame.copy()
+    original = target.crop(box)
+    work = _to_rgba(original)
+    if transpose is not None:
+        work = work.transpose(transpose)
+    overlay = _overlay(layout, _plate_alpha(work))
+    labelled = Image.alpha_composite(work, overlay)
+    mask = overlay.getchannel("A").point(lambda v: 255 if v else 0)
+    if transpose is not None:
+        labelled = labelled.transpose(_INVERSE_TRANSPOSE[transpose])
+        mask = mask.transpose(_INVERSE_TRANSPOSE[transpose])
+    result = _from_rgba(labelled, original, target)
+    # only pixels the label covers are replaced: untouched ones stay bit-identical
+    # even where a mode round trip (CMYK, palette, 16-bit) would shift them
+    target.paste(result, box[:2], mask)
+    return target
+
+
+def label_frames(raster: Raster, wording: str, position: str = "bottom-right") -> Raster:
+    """Draw the label on every frame of ``raster`` (in place) and return it.
+
+    The label is placed in the displayed orientation (``raster.orientation``).
+    """
+    for frame in raster.frames:
+        if frame.mode == "P" and raster.format == "GIF" and raster.transparency is not None:
+            frame.info.setdefault("transparency", raster.transparency)
+        draw_label(frame, wording, position, orientation=raster.orientation, inplace=True)
+    return raster
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _as_rgb_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(_to_rgba(image).convert("RGB"), dtype=np.int16)
+
+
+def measure_ink_height(labelled: Image.Image, original: Image.Image) -> int:
+    """Height in px of one line of label text in ``labelled``, found by diffing ``original``.
+
+    The label's plate is the rectangle where the pixels differ; its text is
+    the bright (luma >= 200) solid ink inside the plate, away from the
+    rounded ends. For a two-line label the taller line counts. Returns 0
+    when no label is found. Both images must be in the stored orientation.
+    """
+    new, old = _as_rgb_array(labelled), _as_rgb_array(original)
+    changed = np.any(new != old, axis=2)
+    if not changed.any():
+        return 0
+    rows = np.flatnonzero(changed.any(axis=1))
+    cols = np.flatnonzero(changed.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    plate = new[top:bottom, left:right]
+    luma = plate[..., 0] * 0.299 + plate[..., 1] * 0.587 + plate[..., 2] * 0.114
+    bright = luma >= 200
+    # the rounded corners may show a bright background: skip both ends by the
+    # plate's short side (the corner radius is well under it)
+    end = min(plate.shape[0], plate.shape[1]) // 2
+    if plate.shape[1] >= plate.shape[0]:
+        bright[:, :end] = False
+        bright[:, plate.shape[1] - end :] = False
+        ink_axis = 1
+    else:  # a label drawn for a rotated display runs top to bottom in storage
+        bright[:end, :] = False
+        bright[plate.shape[0] - end :, :] = False
+        ink_axis = 0
+    lines = bright.any(axis=ink_axis)
+    best = run = 0
+    for has_ink in lines:
+        run = run + 1 if has_ink else 0
+        best = max(best, run)
+    return int(best)
