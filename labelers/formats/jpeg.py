@@ -107,6 +107,11 @@ def _parse(data: bytes, limits: Limits) -> _Parsed:
                 raise CorruptInput("JPEG has a scan but no frame header (SOF)")
             if pos + length >= n:
                 raise CorruptInput("JPEG is truncated: no entropy-coded data after the scan header")
+            # 0xFF 0xD9 cannot occur inside entropy-coded data (0xFF is stuffed), so a
+            # file without it after the first scan was cut off; data appended after
+            # the EOI (motion photos, MPF images) still contains it
+            if data.rfind(b"\xff\xd9", pos + length) < 0:
+                raise CorruptInput("JPEG is truncated: the image data has no end (EOI) marker")
             return _Parsed(segments, start, size)
         segments.append(Segment(marker, start, pos + 2, pos + length))
         pos += length

@@ -225,7 +225,36 @@ def _parse(data: bytes, limits: Limits) -> tuple[str, Ifd, tuple[int, int]]:
         )
     if size[0] == 0 or size[1] == 0:
         raise CorruptInput(f"TIFF image has an empty size {size[0]}x{size[1]}")
+    for entry in ifd0.entries:
+        if entry.value_pos + entry.size > len(data):
+            raise CorruptInput(
+                f"TIFF is truncated: the value of tag {entry.tag} runs past the end of the file"
+            )
+    _check_image_data(data, bo, ifd0)
     return bo, ifd0, size
+
+
+def _int_array(data: bytes, entry: Entry, bo: str) -> list[int]:
+    raw = value_bytes(data, entry)
+    code = {3: "H", 4: "I", 13: "I"}.get(entry.type)
+    if code is None:
+        raise CorruptInput(f"TIFF tag {entry.tag} is not an integer array")
+    return list(struct.unpack(f"{bo}{entry.count}{code}", raw))
+
+
+def _check_image_data(data: bytes, bo: str, ifd0: Ifd) -> None:
+    """Strips or tiles of IFD0 must lie inside the file (a cut-off file fails here)."""
+    for offsets_tag, counts_tag in ((273, 279), (324, 325)):
+        offsets_e, counts_e = ifd0.get(offsets_tag), ifd0.get(counts_tag)
+        if offsets_e is None or counts_e is None:
+            continue
+        offsets, counts = _int_array(data, offsets_e, bo), _int_array(data, counts_e, bo)
+        if len(offsets) != len(counts):
+            raise CorruptInput("TIFF strip/tile offsets and byte counts differ in number")
+        if any(o + c > len(data) for o, c in zip(offsets, counts, strict=True)):
+            raise CorruptInput("TIFF is truncated: image data runs past the end of the file")
+        return
+    raise CorruptInput("TIFF IFD0 has no strip or tile offsets")
 
 
 class TiffHandler:
