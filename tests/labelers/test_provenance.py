@@ -227,6 +227,23 @@ def test_dev_credentials_are_regenerated_when_the_key_is_gone_or_wrong(tmp_path)
     C2paSigner.from_files(renewed.chain_pem, renewed.key_pem)  # a working pair again
 
 
+def test_dev_credentials_in_a_read_only_directory_are_used_as_they_are(tmp_path, monkeypatch):
+    import labelers.provenance as provenance
+
+    made = ensure_dev_credentials(tmp_path)
+
+    def no_lock(path):  # what a read-only directory does to the lock file
+        raise SigningError(f"cannot create the lock file {path}: Read-only file system")
+
+    monkeypatch.setattr(provenance, "_file_lock", no_lock)
+    again = ensure_dev_credentials(tmp_path)
+    assert not again.created
+    assert again.key_pem.read_bytes() == made.key_pem.read_bytes()
+    made.key_pem.unlink()  # nothing usable and nowhere to write: say so
+    with pytest.raises(SigningError, match="Read-only"):
+        ensure_dev_credentials(tmp_path)
+
+
 def test_dev_leaf_has_the_certificate_profile_c2pa_requires(creds):
     leaf, ca = x509.load_pem_x509_certificates(creds.chain_pem.read_bytes())
     assert x509.load_pem_x509_certificate(creds.ca_pem.read_bytes()) == ca
