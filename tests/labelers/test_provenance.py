@@ -372,6 +372,14 @@ def test_a_flipped_content_byte_after_signing_reads_as_altered(fmt, signer, reco
     assert report.gb_record == record.as_dict()  # the claim is still readable
 
 
+def test_resigning_a_signed_file_replaces_its_manifest(signed_jpeg, signer, anchors):
+    again = signer.sign(signed_jpeg[1], "image/jpeg", Record.first_write("P2", "NEW"), AGENT)
+    report = read_manifest(again, "image/jpeg", anchors)
+    assert report.state == "Trusted"
+    assert report.gb_record["ProduceID"] == "NEW"
+    assert report.actions == ["c2pa.created"]  # not a second, stacked claim
+
+
 def test_unsigned_file_has_no_manifest():
     assert read_manifest(encode("PNG"), "image/png") is None
 
