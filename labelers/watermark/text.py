@@ -233,6 +233,17 @@ _FRONT_MATTER_RE = re.compile(
     r"[ \t]*(?:\r?\n|\Z)",
     re.DOTALL,
 )
+
+
+def front_matter_end(text: str) -> int:
+    """Where a leading YAML (``---``) or TOML (``+++``) front matter block ends; 0 if none.
+
+    Nothing may be written before or inside it: it must open the file to parse.
+    """
+    m = _FRONT_MATTER_RE.match(text)
+    return m.end() if m else 0
+
+
 _FENCE_OPEN_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n|\Z)", re.MULTILINE)
 _INDENTED_RE = re.compile(r"^(?: {4}|\t)[^\n]*(?:\n|\Z)", re.MULTILINE)
 _HTML_BLOCK_RE = re.compile(
@@ -298,10 +309,9 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
     after it (at the start of the next line) cannot change how it parses.
     """
     spans: list[tuple[int, int, bool]] = []
-    fm = _FRONT_MATTER_RE.match(text)
-    if fm:
-        spans.append((0, fm.end(), fm.group().endswith("\n")))
-    pos = fm.end() if fm else 0
+    pos = front_matter_end(text)
+    if pos:
+        spans.append((0, pos, text[pos - 1] == "\n"))
     while True:
         m = _FENCE_OPEN_RE.search(text, pos)
         if m is None:
