@@ -67,6 +67,12 @@ ORIENTATION_TRANSPOSE: dict[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+#: The transpose that turns an upright view back into the stored pixels.
+ORIENTATION_UNDO: dict[int, Image.Transpose] = {
+    **ORIENTATION_TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
 
 
 @dataclass
@@ -83,7 +89,9 @@ class Raster:
     format: str  # Pillow format name: JPEG, PNG, WEBP, TIFF, GIF, AVIF
     orientation: int = 1  # EXIF orientation (1-8); pixels are stored un-rotated
     icc_profile: bytes | None = None
-    exif: bytes | None = None  # raw EXIF as Pillow carries it (JPEG: with "Exif\0\0")
+    # raw EXIF as Pillow carries it (JPEG: with "Exif\0\0"); TIFF: None, its
+    # tags (EXIF and GPS sub-IFDs included) are in tiff_tags
+    exif: bytes | None = None
     xmp: bytes | None = None  # the XMP packet
     dpi: tuple[float, float] | None = None
     comment: bytes | None = None  # GIF comment extension
@@ -241,7 +249,7 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
         raster.comment = comment if isinstance(comment, bytes) and comment else None
     elif fmt == "TIFF":
         raster.compression = info.get("compression")
-        raster.tiff_tags = _tiff_tags(im)
+        raster.tiff_tags = _tiff_tags(im, data)
     elif fmt == "AVIF":
         raster.quality = _AVIF_DEFAULT_QUALITY
 
@@ -249,7 +257,7 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
         im.load()
         # keep the decoded file object itself: no copy of a 12 MP frame, and
         # it still knows its own qtables
-        raster.frames = [im]
+        raster.frames = [_as_stored(im, fmt, raster.orientation)]
         return raster
 
     durations: list[float] = []
@@ -258,8 +266,7 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
     for index in range(n):
         im.seek(index)
         im.load()
-        frame = im.copy()
-        raster.frames.append(frame)
+        raster.frames.append(_as_stored(im.copy(), fmt, raster.orientation))
         durations.append(float(im.info.get("duration", 0) or 0))
         if fmt == "GIF":
             disposals.append(int(getattr(im, "disposal_method", 0) or 0))
@@ -275,6 +282,13 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
     if fmt == "PNG":
         raster.loop = im.info.get("loop", raster.loop)
     return raster
+
+
+def _as_stored(frame: Image.Image, fmt: str, orientation: int) -> Image.Image:
+    """Undo the rotation Pillow's TIFF loader applies, so pixels stay as stored."""
+    if fmt == "TIFF" and orientation in ORIENTATION_UNDO:
+        return frame.transpose(ORIENTATION_UNDO[orientation])
+    return frame
 
 
 def _orientation(im: Image.Image) -> int:
@@ -534,15 +548,55 @@ _TIFF_STRUCTURE_TAGS = {
 }
 
 
-def _tiff_tags(im: Image.Image) -> dict[int, tuple[Any, int]]:
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+
+
+def _tiff_raw_value(data: bytes, wanted: int) -> bytes | None:
+    """The stored bytes of tag ``wanted`` in a classic TIFF's first IFD."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    endian = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(endian + "L", data[4:8])[0]
+    if first + 2 > len(data):
+        return None
+    (count,) = struct.unpack(endian + "H", data[first : first + 2])
+    for i in range(first + 2, min(first + 2 + 12 * count, len(data) - 11), 12):
+        tag, kind, n = struct.unpack(endian + "HHL", data[i : i + 8])
+        if tag != wanted:
+            continue
+        size = _TIFF_TYPE_SIZES.get(kind, 1) * n
+        if size <= 4:
+            return data[i + 8 : i + 8 + size]
+        offset = struct.unpack(endian + "L", data[i + 8 : i + 12])[0]
+        return data[offset : offset + size] if offset + size <= len(data) else None
+    return None
+
+
+def _tiff_tags(im: Image.Image, data: bytes) -> dict[int, tuple[Any, int]]:
+    """Descriptive tags of the first page; EXIF and GPS sub-IFDs as dicts."""
     tags: dict[int, tuple[Any, int]] = {}
     tag_v2 = getattr(im, "tag_v2", None)
     if tag_v2 is None:
         return tags
     for key in list(tag_v2.keys()):
-        if key in _TIFF_STRUCTURE_TAGS or key == 34675:  # ICC travels in its own field
+        if key in _TIFF_STRUCTURE_TAGS or key in (34675, 700):  # ICC, XMP: own fields
             continue
-        tags[key] = (tag_v2[key], tag_v2.tagtype.get(key, 0))
+        value, tagtype = tag_v2[key], tag_v2.tagtype.get(key, 0)
+        if key == 33723 and tagtype not in (1, 7):
+            # IPTC-NAA stored as LONG words (exiftool, Photoshop): Pillow's
+            # reader keeps only the first word and its encoder takes bytes, so
+            # the block is read from the file as stored
+            raw = _tiff_raw_value(data, key)
+            if raw is None:
+                continue
+            value, tagtype = raw, 7  # UNDEFINED
+        tags[key] = (value, tagtype)
+    exif = im.getexif()
+    for pointer in (0x8769, 0x8825):  # EXIF (camera data) and GPS sub-IFDs
+        if pointer in tag_v2:
+            sub = dict(exif.get_ifd(pointer))
+            if sub:
+                tags[pointer] = (sub, 0)
     return tags
 
 
@@ -671,17 +725,17 @@ def _save_tiff(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) 
     from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
     ifd = ImageFileDirectory_v2()
+    sub_ifds: dict[int, dict] = {}
     for tag, (value, tagtype) in raster.tiff_tags.items():
+        if isinstance(value, dict):
+            sub_ifds[tag] = value
+            continue
         ifd[tag] = value
         if tagtype:
             ifd.tagtype[tag] = tagtype
-    if raster.exif:
-        # the EXIF sub-IFD (camera data) has its own offset; Pillow rebuilds it
-        exif = Image.Exif()
-        exif.load(raster.exif)
-        sub = exif.get_ifd(0x8769)
-        if sub:
-            ifd[0x8769] = sub
+    if raster.xmp:
+        ifd[700] = raster.xmp
+        ifd.tagtype[700] = 1  # BYTE, as the TIFF/XMP specification stores the packet
     opts["tiffinfo"] = ifd
     if raster.icc_profile:
         opts["icc_profile"] = raster.icc_profile
@@ -692,6 +746,52 @@ def _save_tiff(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) 
     if raster.dpi:
         opts["dpi"] = raster.dpi
     first.save(out, "TIFF", **opts)
+    if sub_ifds:
+        data = _add_tiff_sub_ifds(out.getvalue(), sub_ifds)
+        out.seek(0)
+        out.truncate()
+        out.write(data)
+
+
+def _add_tiff_sub_ifds(data: bytes, subs: dict[int, dict]) -> bytes:
+    """Append EXIF/GPS sub-IFDs to a classic TIFF and point its first IFD at them.
+
+    Pillow's libtiff path (every compressed TIFF) cannot write sub-IFDs, so
+    they are added after encoding: each sub-IFD goes at the end of the file,
+    and the first IFD is rewritten after them with the pointer entries added
+    (its out-of-line values stay where they are).
+    """
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return data  # BigTIFF or unknown: leave as encoded
+    endian = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(endian + "L", data[4:8])[0]
+    (count,) = struct.unpack(endian + "H", data[first : first + 2])
+    end = first + 2 + 12 * count
+    entries = {
+        struct.unpack(endian + "H", data[i : i + 2])[0]: data[i : i + 12]
+        for i in range(first + 2, end, 12)
+    }
+    next_ifd = data[end : end + 4]
+    out = bytearray(data)
+    for tag, values in sorted(subs.items()):
+        if len(out) % 2:
+            out += b"\x00"
+        sub = ImageFileDirectory_v2(ifh=data[:8])
+        for key, value in values.items():
+            sub[key] = value
+        offset = len(out)
+        out += sub.tobytes(offset)
+        entries[tag] = struct.pack(endian + "HHLL", tag, 4, 1, offset)  # LONG offset
+    if len(out) % 2:
+        out += b"\x00"
+    new_first = len(out)
+    out += struct.pack(endian + "H", len(entries))
+    out += b"".join(entries[tag] for tag in sorted(entries))
+    out += next_ifd
+    out[4:8] = struct.pack(endian + "L", new_first)
+    return bytes(out)
 
 
 def _save_avif(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:

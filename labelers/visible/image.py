@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
+from labelers.imaging import ORIENTATION_TRANSPOSE, ORIENTATION_UNDO, Raster
 
 POSITIONS = (
     "top-left", "top", "top-right", "left", "right", "bottom-left", "bottom", "bottom-right",
@@ -52,15 +52,6 @@ _MAX_UNDER_TEXT = 80
 _PLATE_ALPHA_RANGE = (0.45, 0.9)
 _SUPERSAMPLE = 4  # plate edges are drawn large and reduced: smooth rounded corners
 
-_INVERSE_TRANSPOSE = {
-    Image.Transpose.FLIP_LEFT_RIGHT: Image.Transpose.FLIP_LEFT_RIGHT,
-    Image.Transpose.ROTATE_180: Image.Transpose.ROTATE_180,
-    Image.Transpose.FLIP_TOP_BOTTOM: Image.Transpose.FLIP_TOP_BOTTOM,
-    Image.Transpose.TRANSPOSE: Image.Transpose.TRANSPOSE,
-    Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
-    Image.Transpose.TRANSVERSE: Image.Transpose.TRANSVERSE,
-    Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
-}
 _DIRECT_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "1"}
 _WIDE_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I"}
 
@@ -382,8 +373,8 @@ def draw_label(
     labelled = Image.alpha_composite(work, overlay)
     mask = overlay.getchannel("A").point(lambda v: 255 if v else 0)
     if transpose is not None:
-        labelled = labelled.transpose(_INVERSE_TRANSPOSE[transpose])
-        mask = mask.transpose(_INVERSE_TRANSPOSE[transpose])
+        labelled = labelled.transpose(ORIENTATION_UNDO[orientation])
+        mask = mask.transpose(ORIENTATION_UNDO[orientation])
     result = _from_rgba(labelled, original, target)
     # only pixels the label covers are replaced: untouched ones stay bit-identical
     # even where a mode round trip (CMYK, palette, 16-bit) would shift them
