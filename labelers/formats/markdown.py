@@ -1,0 +1,217 @@
+"""Markdown files: the record in YAML front matter, and the text around it.
+
+The record goes in the front matter as a block mapping under ``AIGC:`` with
+the seven Annex E keys (STANDARD.md section 3). Writing edits the front matter
+text surgically (only the AIGC block is replaced or appended), so other keys,
+their order, comments and formatting survive; the result is checked by
+re-reading it with ``yaml.safe_load`` before it is returned. Reading accepts
+the AIGC value as a mapping or as a JSON string (wrapped or bare).
+
+:func:`decode` / :func:`encode` and :func:`split_front_matter` are shared with
+``labelers/visible/markup.py``, so the container is understood in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
+from labelers.formats import FoundRecord, Metadata
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.record import Record
+
+MEDIA_TYPE = "text/markdown"
+CARRIER = "markdown:front-matter:AIGC"
+_BOM = "\ufeff"
+_OPEN = re.compile(r"---[ \t]*(\r?\n)")
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
+# a top-level key named AIGC (any case, optionally quoted) at column 0
+_AIGC_KEY = re.compile(r"""^(["']?)aigc\1[ \t]*:(?:[ \t]|$)""", re.IGNORECASE)
+
+
+@dataclass
+class Decoded:
+    text: str  # without the BOM
+    bom: bool
+    newline: str  # the file's line ending, used for lines we add
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS, what: str = "Markdown") -> Decoded:
+    """UTF-8 text of ``data``, with limits checked first."""
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"the file is {len(data)} bytes, over the {limits.max_bytes}-byte limit "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsupportedMedia(
+            f"{what} must be UTF-8; byte {exc.start} is not valid UTF-8"
+        ) from None
+    if len(text) > limits.max_text_chars:
+        raise LimitExceeded(
+            f"the text has {len(text)} characters, over the limit of {limits.max_text_chars} "
+            "(AIGC_MAX_TEXT_CHARS)"
+        )
+    bom = text.startswith(_BOM)
+    if bom:
+        text = text[1:]
+    first_break = text.find("\n")
+    newline = "\r\n" if first_break > 0 and text[first_break - 1] == "\r" else "\n"
+    return Decoded(text, bom, newline)
+
+
+def encode(doc: Decoded, text: str) -> bytes:
+    return ((_BOM if doc.bom else "") + text).encode("utf-8")
+
+
+@dataclass
+class FrontMatter:
+    yaml_start: int  # offset of the YAML text (after the opening fence line)
+    yaml_end: int  # offset of the closing fence line
+    body_start: int  # offset just after the closing fence line
+
+    def yaml_text(self, text: str) -> str:
+        return text[self.yaml_start : self.yaml_end]
+
+
+def split_front_matter(text: str) -> FrontMatter | None:
+    """Where the front matter sits, or None (a leading ``---`` alone is a rule)."""
+    opening = _OPEN.match(text)
+    if not opening:
+        return None
+    closing = _CLOSE.search(text, opening.end())
+    if not closing:
+        return None
+    return FrontMatter(opening.end(), closing.start(), closing.end())
+
+
+def _load(yaml_text: str) -> Any:
+    try:
+        return yaml.safe_load(yaml_text)
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise CorruptInput(f"the front matter is not valid YAML: {exc}") from None
+
+
+def _found(value: Any) -> FoundRecord:
+    if isinstance(value, str):
+        raw = value
+        try:
+            return FoundRecord(CARRIER, raw, Record.parse(value))
+        except InvalidRecord as exc:
+            return FoundRecord(CARRIER, raw, None, exc.detail)
+    raw = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return FoundRecord(CARRIER, raw, Record.from_mapping(value))
+    except InvalidRecord as exc:
+        return FoundRecord(CARRIER, raw, None, exc.detail)
+
+
+def record_block(record: Record, newline: str = "\n") -> str:
+    """The ``AIGC:`` block: seven keys, values double-quoted (JSON strings are YAML)."""
+    lines = ["AIGC:"] + [f"  {k}: {json.dumps(v)}" for k, v in record.as_dict().items()]
+    return newline.join(lines) + newline
+
+
+def _replace_aigc_blocks(yaml_text: str, block: str) -> str:
+    """``yaml_text`` with every top-level AIGC entry removed and ``block`` in the first's place."""
+    lines = yaml_text.splitlines(keepends=True)
+    out: list[str] = []
+    placed = False
+    i = 0
+    while i < len(lines):
+        if _AIGC_KEY.match(lines[i]):
+            j = i + 1
+            # the entry continues over indented lines (and blank lines between them)
+            while j < len(lines):
+                if lines[j][:1] in (" ", "\t"):
+                    j += 1
+                    continue
+                if not lines[j].strip():
+                    k = j
+                    while k < len(lines) and not lines[k].strip():
+                        k += 1
+                    if k < len(lines) and lines[k][:1] in (" ", "\t"):
+                        j = k
+                        continue
+                break
+            if not placed:
+                out.append(block)
+                placed = True
+            i = j
+            continue
+        out.append(lines[i])
+        i += 1
+    if not placed:
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\r\n" if block.endswith("\r\n") else "\n"
+        out.append(block)
+    return "".join(out)
+
+
+def with_record(text: str, record: Record, newline: str = "\n") -> str:
+    """``text`` (Markdown, no BOM) with ``record`` as its one front-matter AIGC entry."""
+    block = record_block(record, newline)
+    fm = split_front_matter(text)
+    if fm is None:
+        return f"---{newline}{block}---{newline}{text}"
+    old_yaml = fm.yaml_text(text)
+    old = _load(old_yaml)
+    if old is not None and not isinstance(old, dict):
+        raise CorruptInput(
+            "the front matter is YAML but not a mapping, so an AIGC key cannot be added to it"
+        )
+    new_yaml = _replace_aigc_blocks(old_yaml, block)
+    new = _load(new_yaml)
+    keep = {k: v for k, v in (old or {}).items() if str(k).upper() != "AIGC"}
+    if (
+        not isinstance(new, dict)
+        or {k: v for k, v in new.items() if str(k).upper() != "AIGC"} != keep
+        or new.get("AIGC") != record.as_dict()
+    ):
+        # e.g. a flow-style AIGC entry spanning unindented lines: refuse rather than guess
+        raise CorruptInput(
+            "the front matter's AIGC entry could not be replaced without changing other keys"
+        )
+    return text[: fm.yaml_start] + new_yaml + text[fm.yaml_end :]
+
+
+class MarkdownHandler:
+    media_type = MEDIA_TYPE
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        doc = decode(data, limits)
+        meta = Metadata(media_type=MEDIA_TYPE)
+        fm = split_front_matter(doc.text)
+        body = doc.text
+        if fm is not None:
+            body = doc.text[fm.body_start :]
+            yaml_text = fm.yaml_text(doc.text)
+            try:
+                loaded = _load(yaml_text)
+            except CorruptInput as exc:
+                loaded = None
+                if any(_AIGC_KEY.match(line) for line in yaml_text.splitlines()):
+                    meta.records.append(FoundRecord(CARRIER, yaml_text, None, exc.detail))
+            if isinstance(loaded, dict):
+                for key, value in loaded.items():
+                    if str(key).upper() == "AIGC":
+                        meta.records.append(_found(value))
+                    elif isinstance(value, str | int | float | bool):
+                        meta.properties[f"markdown:front-matter:{key}"] = str(value)
+        meta.text_pages = [body]
+        return meta
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        record.validate()
+        doc = decode(data, limits)
+        return encode(doc, with_record(doc.text, record, doc.newline))
+
+
+HANDLER = MarkdownHandler()
