@@ -146,12 +146,17 @@ def open_pdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfReader:
 
 
 def _declared_page_count(reader: PdfReader) -> int | None:
-    pages = reader.trailer["/Root"].get_object().get("/Pages")
-    pages = pages.get_object() if pages is not None else None
+    pages = _get(reader.trailer["/Root"].get_object(), "/Pages")
     if not isinstance(pages, DictionaryObject):
         raise CorruptInput("PDF has no page tree (/Root /Pages is missing)")
-    count = pages.get("/Count")
+    count = _get(pages, "/Count")
     return int(count) if isinstance(count, int) else None
+
+
+def _get(obj: DictionaryObject, key: str) -> Any:
+    """``obj[key]`` with an indirect reference resolved, or None (``dict.get`` does not resolve)."""
+    value = obj.get(key)
+    return value.get_object() if isinstance(value, IndirectObject) else value
 
 
 def new_writer(reader: PdfReader) -> PdfWriter:
@@ -171,7 +176,7 @@ def save(writer: PdfWriter, reader: PdfReader) -> bytes:
         writer.encrypt(
             user_password="",
             owner_password=secrets.token_urlsafe(24),
-            permissions_flag=int(encrypt.get("/P", -4)),
+            permissions_flag=int(_get(encrypt, "/P") or -4),
             algorithm=_cipher(encrypt),
         )
     out = BytesIO()
@@ -180,15 +185,15 @@ def save(writer: PdfWriter, reader: PdfReader) -> bytes:
 
 
 def _cipher(encrypt: DictionaryObject) -> str:
-    version = int(encrypt.get("/V", 0))
-    revision = int(encrypt.get("/R", 0))
+    version = int(_get(encrypt, "/V") or 0)
+    revision = int(_get(encrypt, "/R") or 0)
     if version >= 5:
         return "AES-256-R5" if revision == 5 else "AES-256"
     if version == 4:
-        filters = encrypt.get("/CF", DictionaryObject()).get_object()
-        std = filters.get(encrypt.get("/StmF", "/StdCF"), DictionaryObject()).get_object()
-        return "AES-128" if std.get("/CFM") == "/AESV2" else "RC4-128"
-    if version in (2, 3) and int(encrypt.get("/Length", 40)) > 40:
+        filters = _get(encrypt, "/CF") or DictionaryObject()
+        std = _get(filters, _get(encrypt, "/StmF") or "/StdCF") or DictionaryObject()
+        return "AES-128" if _get(std, "/CFM") == "/AESV2" else "RC4-128"
+    if version in (2, 3) and int(_get(encrypt, "/Length") or 40) > 40:
         return "RC4-128"
     return "RC4-40"
 
@@ -204,17 +209,13 @@ def _string(value: Any) -> str:
 
 
 def _info(reader: PdfReader) -> DictionaryObject | None:
-    info = reader.trailer.get("/Info")
-    info = info.get_object() if info is not None else None
+    info = _get(reader.trailer, "/Info")
     return info if isinstance(info, DictionaryObject) else None
 
 
 def _xmp_bytes(root: DictionaryObject) -> bytes | None:
-    stream = root.get("/Metadata")
-    stream = stream.get_object() if stream is not None else None
-    if not isinstance(stream, StreamObject):
-        return None
-    if int(stream.get("/Length", 0) or 0) > MAX_XMP_BYTES:
+    stream = _get(root, "/Metadata")
+    if not isinstance(stream, StreamObject) or len(stream._data) > MAX_XMP_BYTES:
         return None
     data = stream.get_data()
     return data if len(data) <= MAX_XMP_BYTES else None
