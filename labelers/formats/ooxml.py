@@ -54,6 +54,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MEDIA_TYPES = (DOCX, PPTX, XLSX)
+OOXML_TYPES = MEDIA_TYPES
 
 CONTENT_TYPES = "[Content_Types].xml"
 NS_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
@@ -421,6 +422,16 @@ class OoxmlPackage:
         root.appendChild(el)
         self.touch(rels)
         return rid
+
+    def remove_relationship(self, source: str, rid: str) -> None:
+        rels = self.rels_part(source)
+        if not self.has(rels):
+            return
+        doc = self.dom(rels)
+        for el in descendants(doc, NS_PKG_REL, "Relationship"):
+            if el.getAttribute("Id") == rid:
+                el.parentNode.removeChild(el)
+                self.touch(rels)
 
     def main_part(self) -> str:
         parts = self.related("", REL_OFFICE_DOCUMENT)
@@ -851,7 +862,15 @@ def set_record(pkg: OoxmlPackage, record: Record) -> None:
     prop.appendChild(value)
     root.appendChild(prop)
     pkg.touch(part)
-    if not any(r.type == REL_CUSTOM for r in pkg.relationships("")):
+    linked = False
+    for rel in pkg.relationships(""):
+        if rel.type != REL_CUSTOM:
+            continue
+        if not linked and rel.target and pkg.name_of(rel.target) == part:
+            linked = True
+        else:  # dangling, outside the package, or a second one: OPC allows one
+            pkg.remove_relationship("", rel.id)
+    if not linked:
         pkg.add_relationship("", REL_CUSTOM, part)
 
 

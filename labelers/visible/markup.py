@@ -24,6 +24,8 @@ from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import resolve_wording
 
 POSITIONS = ("start", "end", "both")
+#: document-style placements the pipeline also uses for PDF and Office files
+_ALIASES = {"header": "start", "footer": "end"}
 MARKDOWN_MARKER = "<!-- AIGC-Label -->"
 HTML_CLASS = "aigc-label"
 _LABEL_LINE = r"^>[^\r\n]*" + re.escape(MARKDOWN_MARKER) + r"[ \t]*"
@@ -40,11 +42,15 @@ def add_visible_label(
 ) -> bytes:
     """``data`` (Markdown or HTML) with a visible label at ``position``.
 
-    ``position`` is "start", "end" or "both". An earlier label of ours is
-    replaced, so the document carries the label once per position.
+    ``position`` is "start", "end" or "both" ("header" and "footer" mean
+    start and end). An earlier label of ours is replaced, so the document
+    carries the label once per position.
     """
+    position = _ALIASES.get(position, position)
     if position not in POSITIONS:
-        raise InvalidOption(f"position must be one of {', '.join(POSITIONS)}, not {position!r}")
+        raise InvalidOption(
+            f"position must be one of {', '.join(POSITIONS + tuple(_ALIASES))}, not {position!r}"
+        )
     wording = resolve_wording(wording)
     if media_type == "text/markdown":
         doc = decode(data, limits)
@@ -53,6 +59,18 @@ def add_visible_label(
         page = decode_html(data, limits)
         return encode_html(page, html_with_label(page.text, wording, position))
     raise UnsupportedMedia(f"{media_type} is not Markdown or HTML")
+
+
+def label_markdown(
+    data: bytes, wording: str, position: str = "start", limits: Limits = DEFAULT_LIMITS
+) -> bytes:
+    return add_visible_label(data, "text/markdown", wording, position, limits)
+
+
+def label_html(
+    data: bytes, wording: str, position: str = "start", limits: Limits = DEFAULT_LIMITS
+) -> bytes:
+    return add_visible_label(data, "text/html", wording, position, limits)
 
 
 def markdown_with_label(text: str, wording: str, position: str, newline: str = "\n") -> str:
