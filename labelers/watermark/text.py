@@ -273,7 +273,7 @@ _EMAIL_TAIL_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+\S*")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
-def _inline_spans(text: str) -> list[tuple[int, int]]:
+def _inline_spans(text: str, headings: bool = True) -> list[tuple[int, int]]:
     """Closed intervals of positions inside or touching an inline region."""
     spans: list[tuple[int, int]] = []
     for trigger, rx in _INLINE_RES:
@@ -281,7 +281,7 @@ def _inline_spans(text: str) -> list[tuple[int, int]]:
             spans.extend((m.start(), m.end()) for m in rx.finditer(text))
     lined = "\n" + text
     for trigger, rx in _LINE_RES:
-        if trigger in text:
+        if trigger in text and (headings or trigger != "#"):
             spans.extend((m.start(), m.end() - 1) for m in rx.finditer(lined))
     if "://" in text:
         for m in _URL_TAIL_RE.finditer(text):
@@ -373,7 +373,9 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_GAP = rf"(?<=[{_CJK}])(?=[{_CJK}])"
 #: boundary kinds, best first; each match's end is the insertion position
 _BOUNDARIES = tuple(re.compile(p) for p in (_SENTENCE, _CLAUSE, _SPACE))
-_ANY_BOUNDARY = re.compile("|".join((_SENTENCE, _CLAUSE, _SPACE, _CJK_GAP)))
+# last resort: at the end of a word, before its space (a URL may follow the space)
+_WORD_END = r"(?<=\S)(?=[ \t]+\S)"
+_FALLBACKS = (*_BOUNDARIES, re.compile(_CJK_GAP), re.compile(_WORD_END))
 
 
 def _first_allowed(rx: re.Pattern[str], text: str, pos: int, end: int, bad: _Forbidden) -> int:
@@ -386,6 +388,20 @@ def _first_allowed(rx: re.Pattern[str], text: str, pos: int, end: int, bad: _For
         if blocked is None:
             return m.end()
         pos = max(blocked, m.start() + 1)
+    return -1
+
+
+def _first_of_any(text: str, pos: int, end: int, bad: _Forbidden) -> int:
+    """The nearest allowed boundary of any kind after ``pos``, or -1.
+
+    Kinds are searched separately (an alternation would report only the first
+    kind matching at a place, which may be blocked while another is not), first
+    nearby, so a kind that never occurs does not make each call scan to the end.
+    """
+    for limit in (min(end, pos + 2 * _WINDOW), end):
+        found = [at for rx in _FALLBACKS if (at := _first_allowed(rx, text, pos, limit, bad)) >= 0]
+        if found:
+            return min(found)
     return -1
 
 
@@ -408,7 +424,7 @@ def _paragraph_positions(
             if at >= 0:
                 break
         if at < 0:
-            at = _first_allowed(_ANY_BOUNDARY, text, target, end, bad)
+            at = _first_of_any(text, target, end, bad)
         if at < 0 and first and bad.blocked_until(end) is None:
             at = end  # no boundary at all: after the paragraph's last character
         if at < 0:
@@ -447,19 +463,21 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 def _positions(text: str, every: int) -> list[int]:
     """Where copies go: every long-enough paragraph, else one copy in the last paragraph."""
     blocks = _block_spans(text)
-    bad = _Forbidden([(s, e - 1 if end_ok else e) for s, e, end_ok in blocks] + _inline_spans(text))
+    block_intervals = [(s, e - 1 if end_ok else e) for s, e, end_ok in blocks]
+    bad = _Forbidden(block_intervals + _inline_spans(text))
     out: list[int] = []
-    short: list[tuple[int, int]] = []
-    for start, end in _prose_paragraphs(text, blocks):
+    paragraphs = list(_prose_paragraphs(text, blocks))
+    for start, end in paragraphs:
         if end - start >= MIN_PARAGRAPH_CHARS:
             out.extend(_paragraph_positions(text, start, end, bad, every))
-        else:
-            short.append((start, end))
     if out:
         return out
-    for start, end in reversed(short):
-        for at in _paragraph_positions(text, start, end, bad, every):
-            return [at]
+    # Only short paragraphs (or long ones without room): one copy in the last one
+    # that has room. A text of nothing but headings may carry it in a heading.
+    for forbidden in (bad, _Forbidden(block_intervals + _inline_spans(text, headings=False))):
+        for start, end in reversed(paragraphs):
+            for at in _paragraph_positions(text, start, end, forbidden, every):
+                return [at]
     return []
 
 
