@@ -238,12 +238,14 @@ def _plate_alpha(background: Image.Image) -> float:
     """How opaque the plate must be so that white text reads on this background."""
     rgba = np.asarray(background.convert("RGBA"), dtype=np.float32)
     luma = rgba[..., 0] * 0.299 + rgba[..., 1] * 0.587 + rgba[..., 2] * 0.114
-    # mostly transparent: the viewer's backdrop is unknown, so assume white
-    transparent = rgba[..., 3].mean() < 128
-    bright = 255.0 if transparent else float(np.percentile(luma, 95))
+    low, high = _PLATE_ALPHA_RANGE
+    if rgba[..., 3].mean() < 128:
+        # mostly transparent: the viewer's backdrop is unknown, the plate must
+        # carry the contrast itself
+        return high
+    bright = float(np.percentile(luma, 95))
     plate = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]
     alpha = (bright - _MAX_UNDER_TEXT) / max(1.0, bright - plate)
-    low, high = _PLATE_ALPHA_RANGE
     return min(high, max(low, alpha))
 
 
