@@ -11,8 +11,8 @@ Alphabet: U+200B ZERO WIDTH SPACE, U+200C ZERO WIDTH NON-JOINER, U+200D ZERO
 WIDTH JOINER and U+2060 WORD JOINER, two bits per character. Why these:
 
 - They are ordinary text (general category Cf, default-ignorable, so they render
-  as nothing in browsers, editors and chat apps) and copy-paste keeps them: they
-  are part of the plain-text clipboard flavour, unlike formatting.
+  as nothing), so copy-paste carries them in the plain-text clipboard flavour,
+  unlike formatting. (Not checked on this machine: which chat apps strip them.)
 - None has a canonical or compatibility decomposition, so NFC, NFD, NFKC and NFKD
   all leave them untouched (checked with :mod:`unicodedata`; only the separate
   NFKC_Casefold mapping of UTS #15/#31 drops default-ignorables, and Python's
@@ -37,13 +37,22 @@ domain string so a damaged copy, or another tool's zero-width data, is rejected
 rather than misread. A ULID frame is 88 characters, a 26-character ASCII
 ProduceID 132.
 
-Placement: one copy in every paragraph of at least :data:`MIN_PARAGRAPH_CHARS`
-characters, near its start, and again every :data:`REPEAT_EVERY` characters,
-always after sentence or clause punctuation (ASCII followed by a space, or CJK
-punctuation) or after a space, never inside a word, fenced or indented code,
-inline code, math, HTML tags, link destinations, URLs, e-mail addresses or YAML/
-TOML front matter. A text with no such paragraph still gets one copy at its end
-when that is a safe position.
+Placement: one copy in every paragraph (blank-line separated) of at least
+:data:`MIN_PARAGRAPH_CHARS` characters, near its start so a selection that stops
+short of the paragraph's end still holds one, then again about every
+:data:`REPEAT_EVERY` characters. Preferred spots, best first: after a sentence
+end, after a clause mark, after a space. ASCII punctuation counts only with a
+space after it, and the copy goes after that space: the frame contains U+200B, a
+line-break opportunity, and a break inside it then looks like a break at the
+space. CJK punctuation takes the copy right after it unless a mark that may not
+start a line follows. Last resorts: between two CJK characters, or at the end of
+a word before its space. Never inside a word, fenced or indented code, inline
+code, math, HTML tags, link destinations, URLs, e-mail addresses, YAML/TOML
+front matter, ATX headings (their text makes anchor slugs) or rule and table
+delimiter lines, and never glued to either end of a URL or code span. A text
+with no long-enough paragraph gets one copy in its last paragraph (at its end if
+it has no boundary); a text with no safe place at all (only code, only blank)
+is returned unchanged.
 
 :func:`visible_text` exists for the verifier, which searches for visible label
 wording; it is not a "strip label" feature and must not be offered as one: the
@@ -79,7 +88,6 @@ _MAX_ASCII_ID = 64
 _CRC_SEED = zlib.crc32(b"GB45438-2025 text watermark v1")
 
 _TO_DIGITS = str.maketrans(ALPHABET, "0123")
-_FROM_DIGITS = str.maketrans("0123", ALPHABET)
 _BYTE_CHARS = tuple(
     "".join(ALPHABET[(b >> shift) & 3] for shift in (6, 4, 2, 0)) for b in range(256)
 )
