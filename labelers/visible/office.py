@@ -321,7 +321,8 @@ def _label_slide(
         for c in descendants(tree, NS_P, "cNvPr")
         if c.getAttribute("name") == LABEL_SHAPE
     ]
-    xml = _shape_xml(qname(p, ""), qname(a, ""), max([1, *ids]) + 1, wording, box, size_pt, True)
+    shape_id = _reused_id(old, NS_P) or max([1, *ids]) + 1
+    xml = _shape_xml(qname(p, ""), qname(a, ""), shape_id, wording, box, size_pt, True)
     shape = _fragment(doc, xml, {**pns, **ans})
     if old:
         old[0].parentNode.replaceChild(shape, old[0])
@@ -479,7 +480,8 @@ def _label_sheet_drawing(
         if c.getAttribute("name") == LABEL_SHAPE
     ]
     xp = qname(x, "")
-    shape = _shape_xml(xp, qname(a, ""), max([1, *ids]) + 1, wording, (0, 0, w, h), size_pt, False)
+    shape_id = _reused_id(old, NS_XDR) or max([1, *ids]) + 1
+    shape = _shape_xml(xp, qname(a, ""), shape_id, wording, (0, 0, w, h), size_pt, False)
     shape = shape.replace(f"<{xp}sp>", f'<{xp}sp macro="" textlink="">', 1)
     anchor_xml = (
         f"<{xp}oneCellAnchor><{xp}from><{xp}col>{col}</{xp}col><{xp}colOff>0</{xp}colOff>"
@@ -494,6 +496,15 @@ def _label_sheet_drawing(
     else:
         wsdr.appendChild(anchor)
     pkg.touch(part)
+
+
+def _reused_id(old: list[minidom.Element], namespace: str) -> int | None:
+    """The shape id of our previous label, so relabelling gives identical bytes."""
+    for shape in old:
+        for c in descendants(shape, namespace, "cNvPr"):
+            if c.getAttribute("id").isdigit():
+                return int(c.getAttribute("id"))
+    return None
 
 
 def _last_column(root: minidom.Element) -> int:
