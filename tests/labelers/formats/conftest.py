@@ -226,3 +226,8 @@ def make_source(fmt: str, icc: bytes) -> bytes:
 @pytest.fixture
 def source(icc_profile: bytes) -> Callable[[str], bytes]:
     return lambda fmt: make_source(fmt, icc_profile)
+
+
+@pytest.fixture
+def other_xmp() -> bytes:
+    return OTHER_XMP
