@@ -16,8 +16,13 @@ Known losses, all caused by the re-encode itself: a JPEG's trailing data after
 EOI (MPF secondary images, motion-photo video) and its JFXX thumbnail are
 dropped; an EXIF thumbnail is kept as it was (it shows the unlabelled
 picture); WebP/AVIF lossy quality is estimated (WebP) or defaulted (AVIF)
-because the files do not record it; a multi-page TIFF keeps the first page's
-tags on every page.
+because the files do not record it; GIF frames after the first are
+re-quantised by Pillow to an adaptive palette; a multi-page TIFF keeps the
+first page's tags on every page.
+
+Pillow's process-wide decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``)
+is raised, never lowered, to the largest ``max_pixels`` a caller passes, so
+the configured limit, checked here first, is the one users meet.
 """
 
 from __future__ import annotations
