@@ -377,7 +377,14 @@ class HeifHandler:
         iloc.items = [loc for loc in iloc.items if loc.item_id != item_id]
         new_loc = Location(item_id, extents=[Extent(0, 0, len(packet))])
         iloc.items.append(new_loc)
-        offset_size = 4 if end + len(packet) + 65536 < 2**32 else 8
+        largest = max(
+            [end + len(packet) + 65536]
+            + [loc.base + e.offset + 65536 for loc in iloc.items for e in loc.extents]
+            + [e.length for loc in iloc.items for e in loc.extents]
+        )
+        if largest >= 2**64:
+            raise CorruptInput("HEIF item location values are out of range")
+        offset_size = 4 if largest < 2**32 else 8
 
         meta_body_len = 4 + sum(len(c) for c in children if c) + len(_dump_iloc(iloc, offset_size))
         new_meta_len = 8 + meta_body_len
