@@ -23,13 +23,13 @@ again with the same permissions and cipher.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import BytesIO
 from typing import Any
 
-from pypdf import PasswordType, PdfReader, PdfWriter
-from pypdf._configuration import apply_configuration
+from pypdf import PasswordType, PdfReader, PdfWriter, apply_configuration
 from pypdf.errors import LimitReachedError
 from pypdf.generic import (
     ByteStringObject,
@@ -55,6 +55,11 @@ INFO_CARRIER = "pdf:Info:/AIGC"
 #: slowest thing a read does (pure Python), and a label that is not on the first
 #: pages of a long document is not a prominent one anyway.
 TEXT_PAGE_CAP = 300
+#: ... and stops once the pages' decoded content streams add up to this many
+#: bytes, or after this many seconds: a hostile file can point hundreds of pages
+#: at one stream that inflates to tens of megabytes.
+TEXT_CONTENT_BUDGET = 32 * 1024 * 1024
+TEXT_TIME_BUDGET = 5.0
 #: Info values longer than this are cut in ``properties`` (they are evidence,
 #: not content; a hostile file may hold megabytes there).
 MAX_PROPERTY_CHARS = 4096
@@ -222,10 +227,21 @@ def _xmp_bytes(root: DictionaryObject) -> bytes | None:
 
 
 def _page_texts(reader: PdfReader, limits: Limits) -> list[str]:
+    """Text per page, from the first page on, within the budgets above.
+
+    The list is shorter than the document when a budget ran out (the page
+    count is in ``properties["pdf:pages"]``).
+    """
     texts: list[str] = []
     total = 0
+    content_left = TEXT_CONTENT_BUDGET
+    deadline = time.monotonic() + TEXT_TIME_BUDGET
     for page in reader.pages[:TEXT_PAGE_CAP]:
         try:
+            contents = page.get_contents()
+            content_left -= len(contents.get_data()) if contents is not None else 0
+            if content_left < 0 or time.monotonic() > deadline:
+                break
             text = page.extract_text()
         except Exception:  # text is evidence only: a page whose text fails reads as ""
             text = ""

@@ -494,3 +494,14 @@ def test_garbage_is_corrupt_input(data: bytes) -> None:
     for operation in _operations(data):
         with pytest.raises(CorruptInput):
             operation()
+
+
+def test_text_extraction_stops_at_its_content_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import labelers.formats.pdf as pdf_format
+
+    # each page's content stream is 140-180 bytes: the budget covers two pages
+    monkeypatch.setattr(pdf_format, "TEXT_CONTENT_BUDGET", 400)
+    meta = HANDLER.read(_document())
+    assert meta.properties["pdf:pages"] == str(len(PAGE_FORMATS))
+    assert meta.text_pages is not None and len(meta.text_pages) == 2
+    assert "Original text of page 1" in meta.text_pages[0]
