@@ -819,7 +819,21 @@ needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory) -> dict[str, Path]:
+def soffice_profile(tmp_path_factory) -> str:
+    """One LibreOffice user profile per module: creating it is most of a first start."""
+    return tmp_path_factory.mktemp("soffice-profile").as_uri()
+
+
+def soffice_convert(paths: list[Path], fmt: str, outdir: Path, profile: str) -> None:
+    subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={profile}", "--headless", "--convert-to", fmt,
+         "--outdir", str(outdir), *map(str, paths)],
+        check=True, capture_output=True, timeout=180,
+    )
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, soffice_profile) -> dict[str, Path]:
     """Labelled files converted to PDF by LibreOffice, in one soffice run."""
     folder = tmp_path_factory.mktemp("soffice")
     files = {
@@ -835,13 +849,8 @@ def converted(tmp_path_factory) -> dict[str, Path]:
     for ext, data in files.items():
         path = folder / f"{ext}.{ext}"  # distinct stems: each gets its own PDF
         path.write_bytes(data)
-        paths.append(str(path))
-    profile = (folder / "profile").as_uri()
-    subprocess.run(
-        [SOFFICE, f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
-         "--outdir", str(folder), *paths],
-        check=True, capture_output=True, timeout=180,
-    )
+        paths.append(path)
+    soffice_convert(paths, "pdf", folder, soffice_profile)
     return {ext: folder / f"{ext}.pdf" for ext in files}
 
 
@@ -879,3 +888,31 @@ def test_libreoffice_shows_xlsx_label_on_every_sheet(converted):
     pages = pdf_pages(converted["xlsx"])
     assert len(pages) == 2
     assert all(p.count("人工智能生成") == 2 for p in pages)  # print footer + text box
+
+
+@needs_soffice
+def test_packages_written_by_libreoffice_are_labelled_and_still_render(tmp_path, soffice_profile):
+    # LibreOffice writes [Content_Types].xml last, adds settings/fontTable parts
+    # and an empty custom.xml: a second real-world producer next to our fixtures.
+    src = tmp_path / "src"
+    src.mkdir()
+    originals = {"docx": docx(custom=True, footer="页脚 1"), "pptx": pptx(), "xlsx": xlsx()}
+    for ext, data in originals.items():
+        (src / f"{ext}.{ext}").write_bytes(data)
+    resaved = tmp_path / "resaved"
+    resaved.mkdir()
+    for ext in originals:  # one output format per soffice call
+        soffice_convert([src / f"{ext}.{ext}"], ext, resaved, soffice_profile)
+    labelled = []
+    for ext, kind in (("docx", DOCX), ("pptx", PPTX), ("xlsx", XLSX)):
+        data = (resaved / f"{ext}.{ext}").read_bytes()
+        assert HANDLER.read(data).properties["ooxml:app:Application"].startswith("LibreOffice")
+        out = HANDLER.write_record(add_visible_label(data, kind, "AI生成", slides="all"), RECORD)
+        assert [f.record for f in HANDLER.read(out).records] == [RECORD]
+        path = tmp_path / f"labelled-{ext}.{ext}"
+        path.write_bytes(out)
+        labelled.append(path)
+    soffice_convert(labelled, "pdf", tmp_path, soffice_profile)
+    for path in labelled:
+        pages = pdf_pages(path.with_suffix(".pdf"))
+        assert pages and all("AI生成" in p for p in pages), path.name
