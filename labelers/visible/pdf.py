@@ -81,9 +81,12 @@ def stamp_pages(
     if pages not in PAGE_SELECTIONS:
         raise InvalidOption(f"pages must be one of {', '.join(PAGE_SELECTIONS)}, not {pages!r}")
     text = resolve_wording(wording)
+    with guarded(limits, "opening the document"):
+        reader = open_pdf(data, limits)  # bad input is refused before the band is built
+    # fpdf2 + font subsetting, once per wording; outside guarded() because a
+    # failure here is ours, not the document's
+    band = _band(text)
     with guarded(limits, "adding the visible label"):
-        reader = open_pdf(data, limits)
-        band = _band(text)  # fpdf2 + font subsetting: built once per wording
         writer = new_writer(reader)
         form = _add_band_form(writer, band)
         targets = writer.pages[:1] if pages == "first" else writer.pages
