@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,9 @@ def photo(width: int, height: int, seed: int = 1) -> Image.Image:
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
 
 
+@cache
 def srgb_icc() -> bytes:
+    # cached: the profile embeds its creation time, so two builds can differ
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
