@@ -12,10 +12,11 @@ lose a row nor issue one ProduceID twice. Retention is at least 180 days
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,8 +107,14 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time; letting every request thread fight
+        # for its lock starves some of them in SQLite's sleep-and-retry busy
+        # handler. One writer per process leaves only the processes to queue.
+        self._write_lock = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
-    @contextmanager
+    @contextlib.contextmanager
     def _session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
@@ -136,7 +143,7 @@ class Ledger:
             created_at=datetime.now(UTC),
         )
         try:
-            with self._session() as session:
+            with self._write_lock, self._session() as session:
                 session.add(row)
         except IntegrityError as exc:
             raise DuplicateProduceID(record.produce_id) from exc

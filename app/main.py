@@ -5,24 +5,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app import problems
 from app.auth import Identity
 from app.bodylimit import BodyLimitMiddleware
-from app.ledger import DuplicateProduceID
+from app.ledger import DuplicateProduceID, watermark_key
 from app.problems import Problem
 from app.settings import Settings
 from app.state import State
+from detectors.files import verify_file
 from detectors.text import verify_text
-from labelers.pipeline import label_text
+from labelers.pipeline import FileOptions, label_file, label_text
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
 
@@ -158,19 +159,15 @@ def _routes(app: FastAPI) -> None:
         labelled = label_text(
             body.text, record, body.explicit, wording, body.watermark, st.settings.limits
         )
-        try:
-            st.ledger.record_label(
-                record,
-                labelled.encode("utf-8"),
-                "text/plain",
-                identity.name,
-                body.explicit,
-                body.omit_reason,
-            )
-        except DuplicateProduceID:
-            raise Problem(
-                409, "duplicate-produce-id", f"ProduceID {record.produce_id} was already issued"
-            ) from None
+        _ledger_insert(
+            st,
+            record,
+            labelled.encode("utf-8"),
+            "text/plain",
+            identity,
+            body.explicit,
+            body.omit_reason,
+        )
         return {
             "text": labelled,
             "produce_id": record.produce_id,
@@ -211,10 +208,96 @@ def _routes(app: FastAPI) -> None:
             body = _parse_json(TextVerifyRequest, await request.body())
             report = await run_in_threadpool(verify_text, body.text, st.lookup, body.declared_ai)
             return report.to_dict()
-        raise Problem(
-            415,
-            "unsupported-media",
-            "send JSON {\"text\": ...} or multipart/form-data with a 'file' field",
+        if not ctype.startswith("multipart/form-data"):
+            raise Problem(
+                415,
+                "unsupported-media",
+                "send JSON {\"text\": ...} or multipart/form-data with a 'file' field",
+            )
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUploadFile):
+            raise Problem(422, "invalid-request", "multipart body needs a 'file' field")
+        declared = str(form.get("declared_ai", "false")).strip().lower()
+        if declared not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise Problem(
+                422, "invalid-request", f"declared_ai must be true or false, not {declared!r}"
+            )
+        data = await _upload_bytes(upload)
+        report = await run_in_threadpool(
+            verify_file,
+            data,
+            st.lookup,
+            declared in ("true", "1", "yes", "on"),
+            st.trust_anchors_pem,
+            st.settings.limits,
+        )
+        return report.to_dict()
+
+    @app.post(
+        "/v1/label",
+        tags=["label"],
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def label_file_endpoint(
+        request: Request,
+        identity: Annotated[Identity, Depends(require("label"))],
+        file: Annotated[UploadFile, File(description="the AI-generated file")],
+        explicit: Annotated[
+            Literal["on", "none"], Form(description='"none" needs omit_explicit')
+        ] = "on",
+        position: Annotated[
+            str | None,
+            Form(
+                description="image: bottom-right (default), corners or edges; "
+                "documents: footer (default) or header"
+            ),
+        ] = None,
+        pages: Annotated[
+            Literal["all", "first"], Form(description="PDF pages / PPTX slides labelled")
+        ] = "all",
+        wording: Annotated[str | None, Form()] = None,
+        watermark: Annotated[bool, Form()] = True,
+        c2pa: Annotated[bool, Form()] = True,
+        produce_id: Annotated[str | None, Form(max_length=64)] = None,
+        omit_reason: Annotated[str | None, Form(max_length=500)] = None,
+    ) -> Response:
+        st = state(request)
+        _check_omission(identity, explicit, omit_reason)
+        options = FileOptions(
+            explicit=explicit != "none",
+            position=position,
+            pages=pages,
+            wording=resolve_wording(wording),
+            watermark=watermark,
+            c2pa=c2pa,
+        )
+        record = _mint_record(identity, produce_id)
+        data = await _upload_bytes(file)
+        result = await run_in_threadpool(
+            label_file,
+            data,
+            record,
+            options,
+            st.signer,
+            watermark_key(record.produce_id),
+            st.settings.software_agent,
+            st.settings.limits,
+        )
+        _ledger_insert(
+            st, record, result.data, result.media_type, identity, result.explicit, omit_reason
+        )
+        return Response(
+            result.data,
+            media_type=result.media_type,
+            headers={
+                "AIGC-Produce-ID": record.produce_id,
+                "AIGC-Record": record.dumps(),
+                "AIGC-Explicit": result.explicit,
+                "AIGC-Watermark": _ascii_header(result.watermark),
+                "AIGC-C2PA": _ascii_header(result.c2pa),
+            },
         )
 
     @app.get("/v1/records/{produce_id}", tags=["records"])
@@ -229,6 +312,35 @@ def _routes(app: FastAPI) -> None:
         return entry.to_dict()
 
 
+def _ledger_insert(
+    st: State,
+    record: Record,
+    content: bytes,
+    media_type: str,
+    identity: Identity,
+    explicit: str,
+    omit_reason: str | None,
+) -> None:
+    try:
+        st.ledger.record_label(record, content, media_type, identity.name, explicit, omit_reason)
+    except DuplicateProduceID:
+        raise Problem(
+            409, "duplicate-produce-id", f"ProduceID {record.produce_id} was already issued"
+        ) from None
+
+
+async def _upload_bytes(upload: StarletteUploadFile) -> bytes:
+    data = await upload.read()
+    if not data:
+        raise Problem(422, "corrupt-input", "the uploaded file is empty")
+    return data
+
+
+def _ascii_header(value: str) -> str:
+    """HTTP header values must be latin-1; our status strings are ASCII already."""
+    return value.encode("ascii", "replace").decode()
+
+
 def _parse_json(model: type[_M], raw: bytes) -> _M:
     """Validate a JSON body read by hand (endpoints that also take multipart)."""
     if not raw.strip():
@@ -241,7 +353,3 @@ def _parse_json(model: type[_M], raw: bytes) -> _M:
         ]
         status = 400 if any(e["type"] == "json_invalid" for e in exc.errors()) else 422
         raise Problem(status, "invalid-request", "; ".join(parts)) from None
-
-
-def content_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from app.auth import KeyStore, load_keys
 from app.ledger import Ledger, open_ledger
 from app.settings import Settings
+from labelers.errors import SigningError
+from labelers.provenance import C2paSigner, ensure_dev_credentials
 from labelers.record import Record
 
 log = logging.getLogger("aigc")
@@ -35,8 +35,8 @@ class State:
     settings: Settings
     ledger: Ledger
     keys: KeyStore
-    _signer: Any = None
-    _signer_lock: threading.Lock = field(default_factory=threading.Lock)
+    signer: C2paSigner | None = None
+    trust_anchors_pem: str | None = None
 
     @property
     def lookup(self) -> LedgerLookup:
@@ -48,7 +48,29 @@ class State:
         ledger = open_ledger(settings.resolved_database_url, settings.data_dir)
         keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
         log.info("ledger at %s", _redact(settings.resolved_database_url))
-        return cls(settings=settings, ledger=ledger, keys=keys)
+        signer, anchors = _signing(settings)
+        return cls(
+            settings=settings, ledger=ledger, keys=keys, signer=signer, trust_anchors_pem=anchors
+        )
+
+
+def _signing(settings: Settings) -> tuple[C2paSigner, str | None]:
+    """The C2PA signer and verify's trust anchors: configured, else development ones."""
+    if settings.c2pa_chain or settings.c2pa_key:
+        if not (settings.c2pa_chain and settings.c2pa_key):
+            raise SigningError("set both AIGC_C2PA_CHAIN and AIGC_C2PA_KEY, or neither")
+        signer = C2paSigner.from_files(settings.c2pa_chain, settings.c2pa_key)
+        anchors = settings.trust_anchors.read_text() if settings.trust_anchors else None
+        return signer, anchors
+    dev = ensure_dev_credentials(settings.data_dir / "c2pa-dev")
+    if dev.created:
+        log.warning(
+            "DEVELOPMENT C2PA credentials created in %s: manifests are signed by a local "
+            "development CA; configure AIGC_C2PA_CHAIN/AIGC_C2PA_KEY for production",
+            dev.chain_pem.parent,
+        )
+    anchors_path = settings.trust_anchors or dev.ca_pem
+    return C2paSigner.from_files(dev.chain_pem, dev.key_pem), anchors_path.read_text()
 
 
 def _redact(url: str) -> str:

@@ -8,10 +8,22 @@ to a database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from labelers.errors import InvalidOption, LimitExceeded
+from labelers.formats import get_handler, sniff
+from labelers.formats.ooxml import OOXML_TYPES
+from labelers.imaging import Raster, open_raster, save_raster
 from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.provenance import C2paSigner, supported_media_types
 from labelers.record import Record
+from labelers.visible import markup as visible_markup
+from labelers.visible import office as visible_office
+from labelers.visible import pdf as visible_pdf
 from labelers.visible import text as visible_text
+from labelers.visible.image import label_frames
+from labelers.visible.wording import DEFAULT_WORDING
+from labelers.watermark import image as image_watermark
 from labelers.watermark import text as text_watermark
 
 EXPLICIT_TEXT_PLACES = ("start", "end", "both", "none")
@@ -21,7 +33,7 @@ def label_text(
     text: str,
     record: Record,
     explicit: str = "start",
-    wording: str = "人工智能生成",
+    wording: str = DEFAULT_WORDING,
     watermark: bool = True,
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
@@ -37,3 +49,166 @@ def label_text(
     if watermark:
         out = text_watermark.embed(out, record.produce_id)
     return out
+
+
+# --------------------------------------------------------------------- files
+IMAGE_POSITIONS = (
+    "bottom-right",
+    "bottom-left",
+    "top-right",
+    "top-left",
+    "bottom",
+    "top",
+    "left",
+    "right",
+)
+DOCUMENT_POSITIONS = ("footer", "header")
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """What a caller may choose for one file; validated per media type."""
+
+    explicit: bool = True  # False only with the omit permission (checked by the caller)
+    position: str | None = None  # image corner/edge, or footer/header for documents
+    pages: str = "all"  # PDF pages / PPTX slides that get the visible label: all | first
+    wording: str = DEFAULT_WORDING
+    watermark: bool = True
+    c2pa: bool = True
+
+
+@dataclass
+class FileResult:
+    data: bytes
+    media_type: str
+    record: Record
+    explicit: str  # where the visible label went, or "none"
+    watermark: str  # "embedded", "off", or why it was skipped
+    c2pa: str  # "signed", "off", or why not
+    notes: list[str] = field(default_factory=list)
+
+
+def label_file(
+    data: bytes,
+    record: Record,
+    options: FileOptions,
+    signer: C2paSigner | None = None,
+    watermark_payload: int | None = None,
+    software_agent: str = "aigc-label",
+    limits: Limits = DEFAULT_LIMITS,
+) -> FileResult:
+    """Label one file: visible -> watermark -> record -> C2PA, in that order.
+
+    ``watermark_payload`` is the 64-bit key an image watermark carries (the
+    ledger derives it from the ProduceID). The output is built in memory;
+    nothing partial is ever returned.
+    """
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+    record.validate()
+    media_type = sniff(data)
+    if media_type == "text/plain":
+        return _label_plain_text(data, record, options, limits)
+    handler = get_handler(media_type)
+    handler.read(data, limits)  # validates the container and limits before any work
+    result = FileResult(data, media_type, record, "none", "off", "off")
+    if media_type.startswith("image/"):
+        _image_content(result, options, watermark_payload, limits)
+    else:
+        _document_content(result, options, limits)
+    result.data = handler.write_record(result.data, record, limits)
+    if options.c2pa and signer is not None:
+        if media_type in supported_media_types():
+            result.data = signer.sign(
+                result.data, media_type, record, software_agent, limits=limits
+            )
+            result.c2pa = "signed"
+        else:
+            result.c2pa = f"not available for {media_type}"
+    elif options.c2pa:
+        result.c2pa = "no signer configured"
+    return result
+
+
+def _image_content(
+    result: FileResult, options: FileOptions, payload: int | None, limits: Limits
+) -> None:
+    position = options.position or "bottom-right"
+    if position not in IMAGE_POSITIONS:
+        raise InvalidOption(
+            f"position {position!r} does not apply to images; use one of "
+            + ", ".join(IMAGE_POSITIONS)
+        )
+    want_mark = options.watermark and payload is not None
+    if not options.explicit and not want_mark:
+        return
+    raster = open_raster(result.data, result.media_type, limits)
+    if options.explicit:
+        raster = label_frames(raster, options.wording, position)
+        result.explicit = position
+    if want_mark:
+        result.watermark = _embed_image_watermark(raster, payload)
+    result.data = save_raster(raster)
+
+
+def _embed_image_watermark(raster: Raster, payload: int) -> str:
+    width, height = raster.frames[0].size
+    if min(width, height) < image_watermark.MIN_SIDE:
+        return (
+            f"skipped: the image's shorter side is {min(width, height)} px, "
+            f"below the watermark minimum of {image_watermark.MIN_SIDE} px"
+        )
+    if raster.media_type == "image/gif" or len(raster.frames) > 1:
+        # 256-colour palettes (and frame-difference coding) quantise the mark away
+        return "skipped: GIF and animated images cannot carry the invisible watermark"
+    raster.frames[0] = image_watermark.embed(raster.frames[0], payload)
+    return "embedded"
+
+
+def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:
+    media_type = result.media_type
+    if not options.explicit:
+        return
+    placement = options.position or "footer"
+    if placement not in DOCUMENT_POSITIONS:
+        raise InvalidOption(
+            f"position {placement!r} does not apply to documents; use footer or header"
+        )
+    if options.pages not in ("all", "first"):
+        raise InvalidOption(f"pages must be all or first, not {options.pages!r}")
+    if media_type == "application/pdf":
+        result.data = visible_pdf.stamp_pages(
+            result.data, options.wording, placement, options.pages, limits=limits
+        )
+    elif media_type in OOXML_TYPES:
+        result.data = visible_office.add_visible_label(
+            result.data, media_type, options.wording, placement, options.pages, limits=limits
+        )
+    elif media_type == "text/markdown":
+        result.data = visible_markup.label_markdown(result.data, options.wording, placement)
+    elif media_type == "text/html":
+        result.data = visible_markup.label_html(result.data, options.wording, placement)
+    result.explicit = (
+        placement
+        if media_type != "application/pdf" or options.pages == "all"
+        else (f"{placement} (first page)")
+    )
+
+
+def _label_plain_text(
+    data: bytes, record: Record, options: FileOptions, limits: Limits
+) -> FileResult:
+    text = data.decode("utf-8-sig")
+    explicit = "start" if options.explicit else "none"
+    labelled = label_text(text, record, explicit, options.wording, options.watermark, limits)
+    return FileResult(
+        labelled.encode("utf-8"),
+        "text/plain",
+        record,
+        explicit,
+        "embedded" if options.watermark else "off",
+        "not available for text/plain",
+    )

@@ -33,7 +33,8 @@ def resolve_wording(wording: str | None) -> str:
     problems = wording_problems(wording)
     if problems:
         raise InvalidWording(
-            f"wording {wording!r} " + " and ".join(problems)
+            f"wording {wording!r} "
+            + " and ".join(problems)
             + ' (GB 45438 clause 5; e.g. "人工智能生成", "AI生成", "AI合成")'
         )
     return wording

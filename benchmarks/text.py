@@ -1,0 +1,156 @@
+"""Throughput and latency of POST /v1/label/text against a bare FastAPI echo.
+
+Both apps are served the same way (uvicorn, same worker count, loopback) in
+the same run and loaded by wrk with the same body and concurrency; the result
+is a ratio, since absolute numbers on a shared machine mean little.
+
+    .venv/bin/python benchmarks/text.py [--seconds 10] [--connections 32] [--workers 1]
+
+Needs wrk (Debian package `wrk`; the script installs it with apt-get when run
+as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.served import free_port  # noqa: E402
+
+TEXT = "人工智能正在改变内容生产的方式。" * 20 + "\n\n" + "第二段文本，用于测试。" * 10
+KEY = "bench-key"
+KEYS = {
+    "keys": [
+        {"name": "bench", "key": KEY, "producer": "0011911100007109120X0010001"},
+    ]
+}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+        return shutil.which("wrk") or sys.exit("wrk did not install")
+    sys.exit("install wrk (Debian package 'wrk') to run this benchmark")
+
+
+def start(app: str, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(base + "/docs", timeout=1)
+            return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"{app} did not start")
+
+
+def wrk(url: str, body: str, headers: dict[str, str], seconds: int, conns: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write('wrk.method = "POST"\n')
+        f.write(f"wrk.body = {json.dumps(body)}\n")
+        for k, v in headers.items():
+            f.write(f'wrk.headers["{k}"] = "{v}"\n')
+        f.write(
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests,'
+            " summary.errors.status + summary.errors.connect + summary.errors.read"
+            " + summary.errors.write + summary.errors.timeout,"
+            " summary.duration, latency:percentile(50), latency:percentile(99)))\n"
+            "end\n"
+        )
+        script = f.name
+    out = subprocess.run(
+        [ensure_wrk(), "-t", "1", "-c", str(conns), "-d", f"{seconds}s", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script)
+    req, errors, duration_us, p50, p99 = map(int, re.search(r"RESULT (.*)", out).group(1).split())
+    return {
+        "rps": req / (duration_us / 1e6),
+        "errors": errors,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    body = json.dumps({"text": TEXT}, ensure_ascii=False)
+    results = {}
+    with tempfile.TemporaryDirectory() as data:
+        env = {
+            "AIGC_DATA_DIR": data,
+            "AIGC_API_KEYS": json.dumps(KEYS),
+            "AIGC_LOG_LEVEL": "WARNING",
+        }
+        for name, app, path, headers in [
+            ("echo", "benchmarks.echo_app:create_app", "/echo", {}),
+            ("label", "app.main:create_app", "/v1/label/text", {"Authorization": f"Bearer {KEY}"}),
+        ]:
+            proc, base = start(app, args.workers, env)
+            try:
+                hdrs = {"Content-Type": "application/json", **headers}
+                wrk(base + path, body, hdrs, 2, args.connections)  # warm-up
+                results[name] = wrk(base + path, body, hdrs, args.seconds, args.connections)
+            finally:
+                proc.terminate()
+                proc.wait()
+    echo, label = results["echo"], results["label"]
+    print(
+        f"text body: {len(TEXT)} chars; {args.connections} connections; "
+        f"{args.workers} worker(s); {args.seconds}s each"
+    )
+    print("| endpoint | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+        )
+    print(f"\nratio label/echo req/s: {label['rps'] / echo['rps']:.2f} (target >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()
