@@ -18,13 +18,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,postgres]'
 	touch $(STAMP)
 
-# Debian tools the tests use as independent readers (exiftool, pdftotext, qpdf).
+# Debian tools the tests use as independent readers: exiftool (XMP/EXIF),
+# poppler (pdftotext/pdftoppm), qpdf, LibreOffice (opens labelled DOCX/PPTX/XLSX),
+# a CJK font so LibreOffice renders the label, and wrk for benchmarks/text.py.
+DEBIAN_TEST_PACKAGES := libimage-exiftool-perl poppler-utils qpdf libreoffice-writer-nogui \
+	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei wrk
 system-deps:
-	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null || ! command -v qpdf >/dev/null; then \
+	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null \
+		|| ! command -v qpdf >/dev/null || ! command -v soffice >/dev/null \
+		|| ! command -v wrk >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-				libimage-exiftool-perl poppler-utils qpdf >/dev/null; \
-		else echo "note: install exiftool, poppler-utils and qpdf for the full test suite"; fi; \
+				$(DEBIAN_TEST_PACKAGES) >/dev/null; \
+		else echo "note: install $(DEBIAN_TEST_PACKAGES) for the full test suite"; fi; \
 	fi
 
 run: $(STAMP)

@@ -24,3 +24,18 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the independent readers must be there: a skipped check is no check."""
+    import os
+    import shutil
+
+    if os.environ.get("CI"):
+        missing = [
+            t
+            for t in ("exiftool", "pdftotext", "pdftoppm", "qpdf", "soffice")
+            if not shutil.which(t)
+        ]
+        if missing:
+            raise pytest.UsageError(f"CI run without {', '.join(missing)}: see make system-deps")
