@@ -10,6 +10,11 @@ This module owns everything C2PA in the labeller:
   by a trained algorithm" (IPTC digital source type ``trainedAlgorithmicMedia``)
   and carries the GB 45438 Annex E record as the custom assertion
   ``cn.tc260.aigc``. No thumbnail, no timestamp authority, no network.
+- :meth:`C2paSigner.sign_update` re-signs a file a distribution platform has
+  rewritten (its propagation fields written into the record, perhaps a
+  visible label drawn): a new manifest with the platform's action whose
+  ``parentOf`` ingredient is the file as received, so the producer's manifest
+  stays in the manifest store instead of being discarded.
 - :func:`read_manifest` verifies a file's manifest and says, separately,
   whether the *content* changed after signing (hard-binding hash mismatch),
   whether the *signer* is trusted, and whether the manifest itself is intact.
@@ -21,7 +26,11 @@ the manifest itself, so any rewrite after signing (a metadata splice, a
 re-encode, even a one-byte change in a pixel) breaks it and readers report
 ``assertion.dataHash.mismatch`` (or the bmff/boxes/collection equivalent).
 The pipeline therefore signs after the visible label, the watermark and the
-metadata record have been written.
+metadata record have been written. A later writer (a platform adding its
+ContentPropagator/PropagateID) breaks the producer's binding too, which is why
+it signs again with :meth:`C2paSigner.sign_update`: the producer's claim is
+then checked against the bytes it signed (the parent), and the new claim
+against the bytes as they are now.
 
 Errors: bad or unusable keys and certificates raise
 :class:`~labelers.errors.SigningError`; bytes c2pa cannot parse raise
@@ -41,6 +50,7 @@ import io
 import json
 import logging
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -65,6 +75,7 @@ from labelers.errors import (
     SigningError,
     UnsupportedMedia,
 )
+from labelers.formats import sniff
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import KEYS, Record
 
@@ -98,6 +109,12 @@ _CONTENT_HASH_MISMATCH = {
     "assertion.collectionHash.mismatch",
 }
 UNREADABLE_CODE = "manifest.unreadable"
+
+# actions a manifest opens with (c2pa requires one of them first); sign_update
+# writes them itself, so they are not accepted as the platform's action
+_FIRST_ACTIONS = {"c2pa.created", "c2pa.opened"}
+# the ingredient id that links the c2pa.opened action to the parent ingredient
+_PARENT_ID = "parent"
 
 
 # =================================================================== credentials
@@ -394,29 +411,111 @@ class C2paSigner:
         file that already carries a manifest replaces it (one manifest, so
         relabelling stays idempotent).
         """
-        if media_type not in supported_media_types():
-            raise UnsupportedMedia(f"C2PA manifests cannot be embedded in {media_type} files")
-        if not data:
-            raise CorruptInput("the file is empty")
-        if len(data) > limits.max_bytes:
-            raise LimitExceeded(
-                f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
-                "(AIGC_MAX_UPLOAD_BYTES)"
-            )
+        _check_signing_input(data, media_type, limits)
         if not software_agent or not software_agent.strip():
             raise InvalidOption("software_agent must name the generating model or service")
         record.validate()
         manifest = build_manifest(record, software_agent, title)
         return self._sign_bytes(data, media_type, manifest)
 
-    def _sign_bytes(self, data: bytes, media_type: str, manifest: dict[str, Any]) -> bytes:
+    def sign_update(
+        self,
+        data: bytes,
+        media_type: str,
+        record: Record,
+        software_agent: str,
+        *,
+        parent: bytes | None = None,
+        action: str = "c2pa.published",
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> bytes:
+        """Re-sign ``data`` after a platform rewrote it, keeping the producer's provenance.
+
+        ``data`` is the file as the platform now distributes it (propagation
+        fields written, perhaps a visible label drawn); ``parent`` is the file
+        as the platform received it, before the rewrite. When ``parent``
+        carries a C2PA manifest, the new manifest takes it as its ``parentOf``
+        ingredient: the actions are ``c2pa.opened`` (that ingredient) then
+        ``action``, and the parent's manifest store (the producer's manifest
+        and any earlier ones) is copied into ``data``'s, so a reader sees the
+        whole chain. c2pa validates the parent while adding it and records
+        the result in the ingredient, so a parent that was already altered
+        (or whose signer c2pa did not trust then) is kept, with that finding,
+        not hidden; :func:`read_manifest` reports it per ingredient.
+
+        Without a parent manifest (``parent`` None or unsigned) this signs
+        like :meth:`sign`, except that the actions are ``c2pa.created``
+        (trainedAlgorithmicMedia, no agent: the platform did not generate it)
+        then ``action``. Either way the ``cn.tc260.aigc`` assertion holds
+        ``record`` (the updated record) and ``software_agent`` names the
+        platform on ``action``. Use ``action="c2pa.edited"`` when pixels or
+        content changed (a visible label was added), ``c2pa.published`` when
+        only metadata did. Any manifest ``data`` itself still carries (the
+        producer's, now broken) is replaced, as in :meth:`sign`.
+
+        Errors: as :meth:`sign`; an unusable ``action`` is InvalidOption; a
+        parent whose manifest c2pa cannot parse is CorruptInput (sign again
+        with ``parent=None`` to drop it deliberately).
+        """
+        _check_signing_input(data, media_type, limits)
+        if parent is not None and len(parent) > limits.max_bytes:
+            raise LimitExceeded(
+                f"the parent file is {len(parent)} bytes, over the limit of "
+                f"{limits.max_bytes} bytes (AIGC_MAX_UPLOAD_BYTES)"
+            )
+        if not software_agent or not software_agent.strip():
+            raise InvalidOption("software_agent must name the platform or service")
+        _check_update_action(action)
+        record.validate()
+        # a cheap byte test: reading the parent's manifest is c2pa's job when it
+        # is added, and a parent without one is not added at all
+        if parent is None or not _has_manifest_marker(parent):
+            manifest = build_update_manifest(record, software_agent, action, has_parent=False)
+            return self._sign_bytes(data, media_type, manifest)
+        manifest = build_update_manifest(record, software_agent, action, has_parent=True)
+        try:
+            parent_type = sniff(parent)
+        except UnsupportedMedia:
+            parent_type = media_type  # c2pa may still know it; it says so if not
+        if parent_type not in _readable_media_types():
+            parent_type = media_type
+        return self._sign_bytes(data, media_type, manifest, parent=(parent, parent_type))
+
+    def _sign_bytes(
+        self,
+        data: bytes,
+        media_type: str,
+        manifest: dict[str, Any],
+        *,
+        parent: tuple[bytes, str] | None = None,
+    ) -> bytes:
         signer, context = self._native()
         out = io.BytesIO()
         try:
             # a Builder signs once, so each call gets a fresh one
             builder = c2pa.Builder(manifest, context=context)
+        except c2pa.C2paError as exc:
+            raise _signing_failure(exc, media_type) from None
+        if parent is not None:
+            parent_data, parent_type = parent
+            try:
+                builder.add_ingredient(
+                    {"relationship": "parentOf", "label": _PARENT_ID},
+                    parent_type,
+                    io.BytesIO(parent_data),
+                )
+            except c2pa.C2paError as exc:
+                raise CorruptInput(
+                    f"the parent {parent_type} file's C2PA manifest cannot be kept as an "
+                    f"ingredient: {_c2pa_message(exc)}"
+                ) from None
+        try:
             builder.sign(signer, media_type, io.BytesIO(data), out)
         except c2pa.C2paError as exc:
+            message = _c2pa_message(exc)
+            if isinstance(exc, c2pa.C2paError.Verify) and "action" in message.lower():
+                # c2pa's own action rules (e.g. parameters an action requires)
+                raise InvalidOption(f"c2pa refused the manifest's actions: {message}") from None
             raise _signing_failure(exc, media_type) from None
         return out.getvalue()
 
@@ -476,6 +575,57 @@ def build_manifest(record: Record, software_agent: str, title: str | None) -> di
     if title:
         manifest["title"] = title
     return manifest
+
+
+def build_update_manifest(
+    record: Record, software_agent: str, action: str, *, has_parent: bool
+) -> dict[str, Any]:
+    """The manifest definition :meth:`C2paSigner.sign_update` embeds.
+
+    c2pa requires the first action to be ``c2pa.created`` or ``c2pa.opened``
+    (it refuses to sign otherwise), so the platform's action comes second.
+    """
+    first: dict[str, Any]
+    if has_parent:
+        first = {"action": "c2pa.opened", "parameters": {"ingredientIds": [_PARENT_ID]}}
+    else:
+        first = {"action": "c2pa.created", "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA}
+    update = {"action": action, "softwareAgent": {"name": software_agent}}
+    return {
+        "claim_generator_info": [{"name": CLAIM_GENERATOR, "version": _VERSION}],
+        "assertions": [
+            {"label": "c2pa.actions.v2", "data": {"actions": [first, update]}},
+            {"label": GB_ASSERTION_LABEL, "data": record.as_dict()},
+        ],
+    }
+
+
+def _check_signing_input(data: bytes, media_type: str, limits: Limits) -> None:
+    if media_type not in supported_media_types():
+        raise UnsupportedMedia(f"C2PA manifests cannot be embedded in {media_type} files")
+    if not data:
+        raise CorruptInput("the file is empty")
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
+
+
+_ACTION_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
+
+
+def _check_update_action(action: str) -> None:
+    if not isinstance(action, str) or not _ACTION_NAME.fullmatch(action) or len(action) > 100:
+        raise InvalidOption(
+            f"action {action!r} is not a C2PA action name (such as c2pa.published, "
+            "c2pa.edited or a reverse-domain name like com.example.reviewed)"
+        )
+    if action in _FIRST_ACTIONS:
+        raise InvalidOption(
+            f"action {action!r} cannot describe an update; use c2pa.published when only "
+            "metadata changed or c2pa.edited when the content changed"
+        )
 
 
 def _read_material(path: Path | str, what: str) -> bytes:
@@ -660,6 +810,14 @@ class ProvenanceReport:
     gb_record: dict[str, Any] | None = None  # the cn.tc260.aigc assertion's data
     #: every failure c2pa reported, as {"code", "explanation"}
     validation_errors: list[dict[str, str]] = field(default_factory=list)
+    #: the active manifest's direct ingredients, e.g. the producer's file a
+    #: platform re-signed. Each: "title" (else its manifest's), "relationship"
+    #: ("parentOf", ...), "format", "active_manifest" (its manifest's label;
+    #: None without provenance), "claim_generator", "signer", "actions",
+    #: "gb_record", "validation_state" ("Trusted"/"Valid"/"Invalid"; None
+    #: without a manifest), "content_altered" (its bytes no longer matched its
+    #: manifest when it was taken in), "validation_errors" (codes)
+    ingredients: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -784,28 +942,7 @@ def _report_from_store(store: dict[str, Any]) -> ProvenanceReport:
     )
     state = store.get("validation_state") or ("Invalid" if failures else "Valid")
 
-    actions: list[str] = []
-    source_types: list[str] = []
-    agents: list[str] = []
-    gb_record: dict[str, Any] | None = None
-    for assertion in active.get("assertions") or []:
-        label = str(assertion.get("label", ""))
-        body = assertion.get("data")
-        base = label.split("__", 1)[0]  # c2pa suffixes repeated labels with __1, __2
-        if base in ("c2pa.actions", "c2pa.actions.v2") and isinstance(body, dict):
-            for action in body.get("actions") or []:
-                if not isinstance(action, dict):
-                    continue
-                if action.get("action"):
-                    actions.append(str(action["action"]))
-                if action.get("digitalSourceType"):
-                    source_types.append(str(action["digitalSourceType"]))
-                agent = _agent_name(action.get("softwareAgent"))
-                if agent:
-                    agents.append(agent)
-        elif base == GB_ASSERTION_LABEL and gb_record is None and isinstance(body, dict):
-            gb_record = _annex_e_order(body)
-
+    actions, source_types, agents, gb_record = _summarise_assertions(active)
     sig = active.get("signature_info") or {}
     return ProvenanceReport(
         state=str(state),
@@ -824,7 +961,121 @@ def _report_from_store(store: dict[str, Any]) -> ProvenanceReport:
             {"code": str(f.get("code", "")), "explanation": str(f.get("explanation", ""))}
             for f in failures
         ],
+        ingredients=_ingredients(store, str(store.get("active_manifest") or ""), active),
     )
+
+
+def _summarise_assertions(
+    manifest: dict[str, Any],
+) -> tuple[list[str], list[str], list[str], dict[str, Any] | None]:
+    """(actions, digital source types, software agents, GB record) of one manifest."""
+    actions: list[str] = []
+    source_types: list[str] = []
+    agents: list[str] = []
+    gb_record: dict[str, Any] | None = None
+    for assertion in manifest.get("assertions") or []:
+        if not isinstance(assertion, dict):
+            continue
+        label = str(assertion.get("label", ""))
+        body = assertion.get("data")
+        base = label.split("__", 1)[0]  # c2pa suffixes repeated labels with __1, __2
+        if base in ("c2pa.actions", "c2pa.actions.v2") and isinstance(body, dict):
+            for action in body.get("actions") or []:
+                if not isinstance(action, dict):
+                    continue
+                if action.get("action"):
+                    actions.append(str(action["action"]))
+                if action.get("digitalSourceType"):
+                    source_types.append(str(action["digitalSourceType"]))
+                agent = _agent_name(action.get("softwareAgent"))
+                if agent:
+                    agents.append(agent)
+        elif base == GB_ASSERTION_LABEL and gb_record is None and isinstance(body, dict):
+            gb_record = _annex_e_order(body)
+    return actions, source_types, agents, gb_record
+
+
+def _ingredients(
+    store: dict[str, Any], active_label: str, active: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Summaries of the active manifest's direct ingredients (see ProvenanceReport)."""
+    manifests = store.get("manifests") or {}
+    # what this reader found when it re-checked each ingredient's manifest (its
+    # own trust anchors), keyed by the ingredient assertion's URI
+    deltas: dict[str, dict[str, Any]] = {}
+    for delta in (store.get("validation_results") or {}).get("ingredientDeltas") or []:
+        if isinstance(delta, dict) and isinstance(delta.get("validationDeltas"), dict):
+            deltas[str(delta.get("ingredientAssertionURI"))] = delta["validationDeltas"]
+    out: list[dict[str, Any]] = []
+    for ingredient in active.get("ingredients") or []:
+        if not isinstance(ingredient, dict):
+            continue
+        label = ingredient.get("active_manifest")
+        manifest = manifests.get(label) if label else None
+        if not isinstance(manifest, dict):
+            manifest = {}
+        actions, _, _, gb_record = _summarise_assertions(manifest)
+        uri = f"self#jumbf=/c2pa/{active_label}/c2pa.assertions/{ingredient.get('label')}"
+        state, altered, codes = _ingredient_validation(
+            ingredient.get("validation_results"), deltas.get(uri), bool(label)
+        )
+        out.append(
+            {
+                # c2pa does not copy the parent's title into the ingredient
+                "title": ingredient.get("title") or manifest.get("title"),
+                "relationship": ingredient.get("relationship"),
+                "format": ingredient.get("format"),
+                "active_manifest": label or None,
+                "claim_generator": _claim_generator(manifest) if manifest else None,
+                "signer": (manifest.get("signature_info") or {}).get("common_name"),
+                "actions": actions,
+                "gb_record": gb_record,
+                "validation_state": state,
+                "content_altered": altered,
+                "validation_errors": codes,
+            }
+        )
+    return out
+
+
+def _ingredient_validation(
+    recorded: Any, delta: dict[str, Any] | None, has_manifest: bool
+) -> tuple[str | None, bool, list[str]]:
+    """(state, content altered, failure codes) of one ingredient's manifest.
+
+    c2pa reports no per-ingredient state, only what the signer recorded when
+    it took the ingredient in (``validation_results``: the hash check against
+    the parent's bytes, which only that moment could do, and trust as the
+    signer saw it) and what this reader re-checked (the delta: manifest
+    integrity, and trust against this reader's anchors). The reader's view of
+    trust replaces the signer's.
+    """
+    if not has_manifest:
+        return None, False, []
+    results = (recorded or {}).get("activeManifest") if isinstance(recorded, dict) else None
+    results = results if isinstance(results, dict) else {}
+    recorded_failures = [str(f.get("code", "")) for f in results.get("failure") or []]
+    recorded_successes = {str(s.get("code", "")) for s in results.get("success") or []}
+    if delta is None:
+        trusted = "signingCredential.trusted" in recorded_successes
+        fresh_failures: list[str] = []
+    else:
+        # this reader's trust verdict counts, not the one the signer recorded
+        # (a reader without anchors trusts nobody, whatever the signer saw)
+        trusted = "signingCredential.trusted" in {
+            str(s.get("code", "")) for s in delta.get("success") or []
+        }
+        fresh_failures = [str(f.get("code", "")) for f in delta.get("failure") or []]
+    failures = [
+        code
+        for code in dict.fromkeys(recorded_failures + fresh_failures)  # c2pa repeats codes
+        if code not in ("signingCredential.untrusted", "signingCredential.trusted")
+    ]
+    altered = any(code in _CONTENT_HASH_MISMATCH for code in failures)
+    state = "Invalid" if failures else "Trusted" if trusted else "Valid"
+    if not trusted:
+        failures.append("signingCredential.untrusted")  # as the active manifest's report says
+    return state, altered, failures
 
 
 def _agent_name(agent: Any) -> str | None:
