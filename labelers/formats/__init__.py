@@ -11,10 +11,11 @@ client header.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from labelers.errors import UnsupportedMedia
+from labelers.errors import LimitExceeded, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -57,6 +58,45 @@ class FormatHandler(Protocol):
         Replaces records in every carrier this format knows (one record per
         file), keeps all other metadata, and does not re-encode content.
         """
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 (32 raw bytes) of the content essence of ``data``.
+
+        Covers pixels / document content and leaves out the metadata that
+        labelling, propagation and C2PA signing rewrite, so it is the same
+        before and after :meth:`write_record` and a C2PA signature, and changes
+        when the content does. Each handler's docstring says what it covers.
+        """
+
+
+#: domain separator of every content digest; bump the version when what a
+#: format covers changes (signatures over old digests then stop verifying)
+DIGEST_SCHEME = b"aigc-content-digest/1"
+
+
+class ContentHasher:
+    """SHA-256 over length-prefixed fields, so field boundaries are part of the digest.
+
+    Without the prefixes, moving bytes from one field to the next (a segment
+    boundary, a ZIP entry name into its data) would go unnoticed.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self._sha = hashlib.sha256()
+        self.add(DIGEST_SCHEME, kind)
+
+    def add(self, *fields: bytes | bytearray | memoryview | str | int) -> ContentHasher:
+        for value in fields:
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            elif isinstance(value, int):
+                value = str(value).encode("ascii")
+            self._sha.update(len(value).to_bytes(8, "big"))
+            self._sha.update(value)
+        return self
+
+    def digest(self) -> bytes:
+        return self._sha.digest()
 
 
 # magic-number table; the first match wins. Containers that need a closer look
@@ -176,3 +216,44 @@ def get_handler(media_type: str) -> FormatHandler:
             raise UnsupportedMedia(f"{media_type} files are not supported yet") from None
         raise
     return module.HANDLER
+
+
+def content_digest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """The content digest of ``data``: its media type sniffed, then the format's handler.
+
+    Plain text has no handler (its record lives outside the text): its digest
+    is over the text a reader sees, :func:`text_content_digest`.
+    """
+    media_type = sniff(data)
+    if media_type == "text/plain":
+        if len(data) > limits.max_bytes:
+            raise LimitExceeded(
+                f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
+                "(AIGC_MAX_UPLOAD_BYTES)"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsupportedMedia(
+                f"plain text must be UTF-8; byte {exc.start} is not valid UTF-8"
+            ) from None
+        return text_content_digest(text, limits)
+    return get_handler(media_type).content_digest(data, limits)
+
+
+def text_content_digest(text: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """SHA-256 of the UTF-8 of ``labelers.watermark.text.visible_text(text)``.
+
+    The invisible watermark frames are left out (they carry the ProduceID, not
+    content); every visible character, the explicit label included, counts. A
+    leading BOM is dropped. Returned raw, 32 bytes; no domain prefix, so anyone
+    can recompute it with a one-line SHA-256.
+    """
+    from labelers.watermark.text import visible_text  # imported late: it is a heavier module
+
+    if len(text) > limits.max_text_chars:
+        raise LimitExceeded(
+            f"the text has {len(text)} characters, over the limit of {limits.max_text_chars} "
+            "(AIGC_MAX_TEXT_CHARS)"
+        )
+    return hashlib.sha256(visible_text(text.removeprefix("\ufeff")).encode("utf-8")).digest()

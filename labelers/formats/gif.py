@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -220,6 +220,29 @@ class GifHandler:
             parts.append(data[block.start : block.end])
         parts.append(data[blocks[-1].end :] or b"\x3b")
         return b"".join(parts)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded image, without LZW-decoding it.
+
+        Covers the logical screen descriptor and global colour table, then in
+        file order every image (descriptor, local colour table, LZW data) and
+        every extension other than application and comment extensions: graphic
+        control (delay, disposal, transparency) and plain-text extensions.
+
+        Left out: the version in the signature (write_record turns GIF87a into
+        GIF89a), application extensions (XMP, C2PA's ``C2PA_GIF`` manifest, also
+        the NETSCAPE2.0 loop count and ICC profiles), comment extensions, and
+        whatever follows the last block (trailer, junk).
+        """
+        parsed = _parse(data, limits)
+        hasher = ContentHasher("image/gif")
+        view = memoryview(data)
+        hasher.add(view[6 : parsed.header_end])
+        for block in parsed.blocks:
+            if block.kind == EXTENSION and block.label in (APPLICATION, COMMENT):
+                continue
+            hasher.add(view[block.start : block.end])
+        return hasher.digest()
 
 
 HANDLER = GifHandler()

@@ -20,13 +20,16 @@ import struct
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import FoundRecord, Metadata, sniff
+from labelers.formats import ContentHasher, FoundRecord, Metadata, sniff
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
 XMP_CONTENT_TYPE = b"application/rdf+xml"
+#: item types that carry metadata, not image content (XMP and other MIME
+#: payloads, EXIF, URI-typed metadata); the content digest leaves them out
+METADATA_ITEM_TYPES = frozenset({b"mime", b"Exif", b"uri "})
 
 
 @dataclass
@@ -403,6 +406,42 @@ class HeifHandler:
         )
         new_meta = _box(b"meta", body)
         return data[: meta.box.start] + new_meta + suffix + _box(b"mdat", packet)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded still image(s), without decoding them.
+
+        Covers the primary item ID; the item properties box ``iprp`` as stored
+        (size ``ispe``, codec configuration ``av1C``/``hvcC``, colour ``colr``,
+        ``pixi``, rotation/mirror/crop, and which item has which property); the
+        item references other than ``cdsc`` (grid tiles ``dimg``, alpha and depth
+        ``auxl``, thumbnails ``thmb``); and, by item ID, the type and bytes of every
+        item that is not metadata (coded images, grids, overlays, alpha planes),
+        wherever they sit in the file.
+
+        Left out: ``mime``/``Exif``/``uri`` items (:data:`METADATA_ITEM_TYPES`: XMP
+        with the record, EXIF), their ``cdsc`` references, box positions and
+        iloc offsets (write_record grows ``meta``; C2PA inserts a top-level
+        ``uuid`` box before it and shifts every offset), ``ftyp``, ``hdlr`` and
+        top-level boxes other than ``meta``. For an image sequence (a ``moov``
+        box) only the still items are covered, not the track's samples.
+        """
+        meta = _parse(data, limits)
+        hasher = ContentHasher("image/heif")
+        hasher.add(b"pitm", -1 if meta.primary is None else meta.primary)
+        iprp = _child(meta.children, b"iprp")
+        hasher.add(b"iprp", b"" if iprp is None else data[iprp.body : iprp.end])
+        iref = _child(meta.children, b"iref")
+        if iref is not None:
+            for ref in boxes(data, iref.body + 4, iref.end):
+                if ref.type != b"cdsc":
+                    hasher.add(ref.type, data[ref.body : ref.end])
+        types = {info.item_id: info.item_type for info in meta.infos}
+        for loc in sorted(meta.iloc.items, key=lambda item: item.item_id):
+            item_type = types.get(loc.item_id, b"")
+            if item_type in METADATA_ITEM_TYPES:
+                continue
+            hasher.add(b"item", loc.item_id, item_type, _item_bytes(data, meta, loc))
+        return hasher.digest()
 
 
 def _new_children(data: bytes, meta: _Meta, item_id: int, new_item: bool) -> list[bytes | None]:

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -206,6 +206,32 @@ class JpegHandler:
             parts.append(new_xmp)
         parts.append(data[parsed.scan_start :])
         return b"".join(parts)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded image, without decoding it.
+
+        Covers, in file order, every marker segment before the first scan except
+        APP0-APP15 and COM (so: quantisation and Huffman tables, frame header,
+        restart interval, ...), each as marker + payload, then every byte from the
+        first SOS marker to the end of the file (all scans, later tables of a
+        progressive file, EOI, and data after it such as MPF secondary images).
+
+        Left out: APPn and COM segments, i.e. JFIF, EXIF (orientation included),
+        XMP, ICC profiles, MPF index, C2PA's APP11 JUMBF manifest, Photoshop IRB,
+        comments; and fill bytes before markers. So the digest does not move when
+        the record is written or replaced, legacy EXIF/COM records are cleared, or
+        a C2PA manifest is added or replaced; it moves with any change to a table
+        or to the entropy-coded data.
+        """
+        parsed = _parse(data, limits)
+        hasher = ContentHasher("image/jpeg")
+        view = memoryview(data)
+        for seg in parsed.segments:
+            if 0xE0 <= seg.marker <= 0xEF or seg.marker == COM:
+                continue
+            hasher.add(bytes((seg.marker,)), view[seg.payload_start : seg.end])
+        hasher.add(view[parsed.scan_start :])
+        return hasher.digest()
 
 
 def _has(seg: Segment, data: bytes, header: bytes) -> bool:

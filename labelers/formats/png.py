@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -28,6 +28,11 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 RECORD_KEYWORD = "AIGC"
 _TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
+#: chunks the content digest covers: the critical ones, transparency, and APNG
+#: animation (frame control and frame data decide what each frame shows)
+ESSENCE_CHUNKS = frozenset(
+    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"}
+)
 # inflated text chunks are capped: a few KB of zTXt can expand to gigabytes
 MAX_TEXT_CHUNK = 16 * 1024 * 1024
 
@@ -202,6 +207,29 @@ class PngHandler:
             parts.append(data[chunk.start : chunk.end])
         parts.append(data[chunks[-1].end :])  # whatever trails IEND, kept as it was
         return b"".join(parts)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded image, without inflating it.
+
+        Covers, in file order, the type and body of every IHDR, PLTE, IDAT,
+        IEND, tRNS, acTL, fcTL and fdAT chunk (:data:`ESSENCE_CHUNKS`): size, bit
+        depth, colour type, palette, transparency, the compressed pixels and the
+        APNG frames with their timing. CRCs are not hashed (they follow from the
+        bodies).
+
+        Left out: every other ancillary chunk, i.e. text (tEXt/zTXt/iTXt: XMP and
+        legacy AIGC records), eXIf, C2PA's caBX manifest, colour information
+        (iCCP, sRGB, gAMA, cHRM, cICP, sBIT), pHYs, bKGD, tIME, private chunks,
+        and bytes after IEND. Splitting the same compressed stream into IDAT
+        chunks differently changes the digest (nothing here re-chunks).
+        """
+        chunks, _ = _parse(data, limits)
+        hasher = ContentHasher("image/png")
+        view = memoryview(data)
+        for chunk in chunks:
+            if chunk.type in ESSENCE_CHUNKS:
+                hasher.add(chunk.type, view[chunk.start + 8 : chunk.end - 4])
+        return hasher.digest()
 
 
 def make_chunk(ctype: bytes, body: bytes) -> bytes:

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -40,6 +40,18 @@ _IFD0_TEXT = {
 _EXIF_TEXT = {0x9286: "UserComment"}
 # fields where a legacy {"AIGC":...} record has been seen; replaced on write
 _RECORD_FIELDS = {"ImageDescription", "UserComment", "XPComment"}
+#: tags that say how an image's data decodes into pixels (TIFF 6.0 baseline and
+#: extensions); the content digest covers these and the data they point to
+IMAGE_STRUCTURE_TAGS = frozenset(
+    {
+        254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 274, 277, 278, 284,
+        290, 291, 292, 293, 301, 317, 318, 319, 320, 321, 322, 323, 332, 334, 338,
+        339, 340, 341, 347, 512, 529, 530, 531, 532,
+    }
+)
+#: (offsets tag, byte counts tag) pairs that locate image data: strips, tiles,
+#: and old-style JPEG streams
+_DATA_TAGS = ((273, 279), (324, 325), (513, 514))
 
 
 @dataclass
@@ -288,6 +300,58 @@ class TiffHandler:
             return bytes(out)
         packet = xmplib.set_record(old, record).encode("utf-8")
         return _relocate_ifd0(data, bo, ifd0, packet)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded image of every page, without decoding pixels.
+
+        Covers the byte order and, for each IFD of the main chain (IFD0 and the
+        pages after it, in order): tag, type, count and value of each image
+        structure tag (:data:`IMAGE_STRUCTURE_TAGS`: size, samples, compression,
+        photometric, predictor, orientation, colour map, tile/strip layout,
+        JPEG tables, YCbCr, ...), then the bytes of every strip, tile or old-style
+        JPEG stream the IFD points to, by content, not by offset.
+
+        Left out: where things sit in the file (IFD and data offsets; write_record
+        and C2PA move IFD0 to the end), and every other tag: XMP (700), C2PA's
+        manifest (tag 52545), EXIF/GPS IFDs, ICC profile, IPTC, Photoshop, text
+        fields (ImageDescription, Software, Artist, ...), resolution. SubIFDs
+        (reduced-resolution copies, tag 330) are not followed.
+        """
+        bo, ifd, _ = _parse(data, limits)
+        hasher = ContentHasher("image/tiff")
+        hasher.add(bo)
+        view = memoryview(data)
+        seen: set[int] = set()
+        while True:
+            seen.add(ifd.offset)
+            if len(seen) > limits.max_pages:
+                raise LimitExceeded(
+                    f"TIFF has more than {limits.max_pages} pages (AIGC_MAX_PAGES)"
+                )
+            hasher.add(b"IFD")
+            for entry in ifd.entries:
+                if entry.tag in IMAGE_STRUCTURE_TAGS:
+                    raw = value_bytes(data, entry)
+                    hasher.add(entry.tag, entry.type, entry.count, raw)
+            for offsets_tag, counts_tag in _DATA_TAGS:
+                offsets_e, counts_e = ifd.get(offsets_tag), ifd.get(counts_tag)
+                if offsets_e is None or counts_e is None:
+                    continue
+                offsets = _int_array(data, offsets_e, bo)
+                counts = _int_array(data, counts_e, bo)
+                if len(offsets) != len(counts):
+                    raise CorruptInput("TIFF data offsets and byte counts differ in number")
+                hasher.add(offsets_tag)
+                for offset, count in zip(offsets, counts, strict=True):
+                    if offset + count > len(data):
+                        raise CorruptInput(
+                            "TIFF is truncated: image data runs past the end of the file"
+                        )
+                    hasher.add(view[offset : offset + count])
+            if ifd.next_offset == 0 or ifd.next_offset in seen:
+                break  # a loop back to an earlier IFD ends the chain, as in libtiff
+            ifd = read_ifd(data, ifd.next_offset, bo)
+        return hasher.digest()
 
 
 def _relocate_ifd0(data: bytes, bo: str, ifd0: Ifd, packet: bytes) -> bytes:

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -186,6 +186,29 @@ class WebpHandler:
                 body.append(new_xmp)
         riff = b"WEBP" + b"".join(body)
         return b"RIFF" + struct.pack("<I", len(riff)) + riff + parsed.trailer
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the coded image, without decoding it.
+
+        Covers the canvas size (from VP8X, or from the bitstream of a simple
+        file) and, in file order, the fourcc and payload of every VP8, VP8L,
+        ALPH, ANIM and ANMF chunk: the lossy or lossless bitstream, the alpha
+        plane, the animation's loop and background, and every frame (its offset,
+        size, timing, blending and coded data).
+
+        Left out: the VP8X flags (write_record adds the XMP flag, or a whole VP8X
+        header to a simple file), ICCP, EXIF, XMP, C2PA's ``C2PA`` chunk, unknown
+        chunks, pad bytes and bytes after the RIFF payload.
+        """
+        parsed = _parse(data, limits)
+        hasher = ContentHasher("image/webp")
+        width, height = parsed.size
+        hasher.add(width, height)
+        view = memoryview(data)
+        for chunk in parsed.chunks:
+            if chunk.fourcc in _IMAGE_CHUNKS:
+                hasher.add(chunk.fourcc, view[chunk.start + 8 : chunk.end])
+        return hasher.digest()
 
 
 def _vp8x(parsed: _Parsed, chunks: list[Chunk], data: bytes) -> bytes:
