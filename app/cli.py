@@ -1,10 +1,20 @@
-"""Command line: ``aigc-label serve | label | verify | propagate``."""
+"""Command line: ``aigc-label serve | label | verify | propagate``.
+
+``serve`` runs the HTTP service. ``label``, ``verify`` and ``propagate`` run
+over files, directories (recursively) or stdin (``-``), in parallel worker
+processes, on the library and the embedded ledger, or against a running
+service with ``--server``. The batch engine (resume, idempotence, safe
+writes) is app/batch.py; this module parses arguments and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,11 +28,105 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
 
+    label = sub.add_parser(
+        "label",
+        help="label files (explicit label, watermark, record, C2PA) and record them in the ledger",
+        description="Label files, directory trees or stdin (-). Output mirrors the input tree "
+        "under --out; --in-place rewrites the inputs.",
+    )
+    _common(label, writes=True)
+    label.add_argument(
+        "--explicit",
+        choices=("on", "none"),
+        default="on",
+        help='visible label; "none" needs the omit_explicit permission (logged)',
+    )
+    label.add_argument(
+        "--position",
+        help="image: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
+        "left, right; documents: footer (default) or header",
+    )
+    label.add_argument(
+        "--pages", choices=("all", "first"), default="all", help="PDF pages / PPTX slides"
+    )
+    label.add_argument(
+        "--wording", help="label wording or a preset (zh, zh-short, zh-synthetic, bilingual)"
+    )
+    label.add_argument(
+        "--no-watermark", dest="watermark", action="store_false", help="no invisible watermark"
+    )
+    label.add_argument("--no-c2pa", dest="c2pa", action="store_false", help="no C2PA manifest")
+    label.add_argument("--omit-reason", help="why the explicit label is omitted (Art. 9 log)")
+
+    verify = sub.add_parser(
+        "verify",
+        help="classify files (confirmed / possible / suspected / none, Measures Art. 6)",
+        description="Verify files, directory trees or stdin (-; prints the full report).",
+    )
+    _common(verify, writes=False)
+    verify.add_argument(
+        "--declared-ai", action="store_true", help="the uploader declares the content AI-generated"
+    )
+
+    propagate = sub.add_parser(
+        "propagate",
+        help="platform write-back: propagation fields into each file's record",
+        description="Judge each file (Art. 6) and write the platform's ContentPropagator / "
+        "PropagateID into its record.",
+    )
+    _common(propagate, writes=True)
+    propagate.add_argument(
+        "--declared-ai", action="store_true", help="the uploader declares the content AI-generated"
+    )
+    propagate.add_argument(
+        "--add-explicit", action="store_true", help="draw the visible label where none shows"
+    )
+    propagate.add_argument("--position", help="where --add-explicit draws the label")
+    propagate.add_argument("--wording", help="wording for --add-explicit")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return _batch(parser, args)
+
+
+def _common(p: argparse.ArgumentParser, writes: bool) -> None:
+    p.add_argument("inputs", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
+    if writes:
+        p.add_argument("--out", metavar="DIR", help="write results here, mirroring the input tree")
+        p.add_argument(
+            "--in-place", action="store_true", help="replace the input files (explicit opt-in)"
+        )
+    p.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="only files matching (name, or relative path if the glob has a /); repeatable",
+    )
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="skip matches; repeatable")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        help="worker processes (default: the number of cores)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="PATH",
+        help="JSONL report, one line per file; rerun with the same report to resume",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        help="use a running service (API key from AIGC_API_KEY) instead of the library",
+    )
+    p.add_argument(
+        "--key-name",
+        help="library mode: act as this identity from the configured API keys",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,6 +151,204 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=settings.log_level.lower(),
     )
+    return 0
+
+
+# ------------------------------------------------------------------ batch
+def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from app import batch
+
+    writes = args.command in ("label", "propagate")
+    stdin = "-" in args.inputs
+    if stdin and len(args.inputs) > 1:
+        parser.error("- (stdin) cannot be combined with other inputs")
+    if writes and stdin and (args.out or args.in_place):
+        parser.error("with - (stdin) the result goes to stdout: drop --out / --in-place")
+    if writes and not stdin:
+        if args.out and args.in_place:
+            parser.error("--out and --in-place exclude each other")
+        if not args.out and not args.in_place:
+            parser.error(
+                "say where results go: --out DIR (mirrors the input tree), or --in-place to "
+                "replace the input files"
+            )
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    api_key = None
+    if args.server:
+        api_key = os.environ.get("AIGC_API_KEY")
+        if not api_key:
+            parser.error("--server needs the API key in the environment variable AIGC_API_KEY")
+        if args.key_name:
+            parser.error("--key-name applies to library mode; with --server the key decides")
+
+    options = batch.BatchOptions(
+        command=args.command,
+        explicit=getattr(args, "explicit", "on"),
+        position=getattr(args, "position", None),
+        pages=getattr(args, "pages", "all"),
+        wording=getattr(args, "wording", None),
+        watermark=getattr(args, "watermark", True),
+        c2pa=getattr(args, "c2pa", True),
+        omit_reason=getattr(args, "omit_reason", None),
+        declared_ai=getattr(args, "declared_ai", False),
+        add_explicit=getattr(args, "add_explicit", False),
+        key_name=args.key_name,
+        server=args.server,
+        api_key=api_key,
+        in_place=bool(getattr(args, "in_place", False)),
+    )
+    logging.basicConfig(level=logging.WARNING, format="aigc-label: %(levelname)s %(message)s")
+
+    try:
+        backend, identity = _prepare(options)
+        if stdin:
+            return _stdin(options, backend, args.report)
+        # the parent's database connections must not be inherited by forked workers
+        _close(backend)
+        out = getattr(args, "out", None)
+        journal_path = args.report
+        tasks = batch.discover(
+            args.inputs,
+            out,
+            args.include,
+            args.exclude,
+            skip=[journal_path] if journal_path else [],
+        )
+        journal = batch.Journal(journal_path, batch.header(options, identity, backend.salt))
+    except batch.BatchError as exc:
+        return _fail(str(exc))
+    except batch.BackendError as exc:
+        return _fail(f"{exc.kind}: {exc.detail}")
+    except _startup_errors() as exc:
+        return _fail(getattr(exc, "detail", None) or str(exc))
+
+    if writes:
+        batch.remove_partials([out] if out else [t for t in args.inputs if os.path.isdir(t)])
+    summary = batch.run(options, tasks, journal, args.workers, progress=not args.no_progress)
+    journal.close(summary)
+    print(summary.text(args.command), file=sys.stderr)
+    if summary.failed:
+        return 1
+    return 130 if summary.interrupted else 0
+
+
+def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
+    """The backend for this process (validates identity and options); the identity shown."""
+    from app import batch
+
+    if options.server:
+        backend = batch.ServerBackend(options)
+        try:
+            health = backend.client.get("/healthz", timeout=10)
+        except Exception as exc:
+            raise batch.BackendError("server-unreachable", f"{options.server}: {exc}") from None
+        if health.status_code != 200:
+            raise batch.BackendError(
+                "server-unreachable", f"{options.server}/healthz answered {health.status_code}"
+            )
+        return backend, {"server": options.server}
+    backend = batch.LibraryBackend(options)
+    who = backend.identity
+    identity: dict[str, Any] = {"library": True}
+    if who is not None:
+        identity |= {
+            "name": who.name,
+            "producer": who.producer,
+            "platform": who.platform,
+            "development": who.development,
+        }
+        if who.development:
+            code = who.platform if options.command == "propagate" else who.producer
+            print(
+                f"aigc-label: development mode (no API keys configured): acting as {code}, "
+                "a test code",
+                file=sys.stderr,
+            )
+    return backend, identity
+
+
+def _close(backend: Any) -> None:
+    state = getattr(backend, "state", None)
+    if state is not None:
+        state.ledger.engine.dispose()
+    client = getattr(backend, "client", None)
+    if client is not None:
+        client.close()
+
+
+def _startup_errors() -> tuple[type[BaseException], ...]:
+    from app.auth import AuthConfigError
+    from labelers.errors import AigcError
+
+    return (AigcError, AuthConfigError, OSError)
+
+
+def _fail(message: str) -> int:
+    print(f"aigc-label: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _stdin(options: Any, backend: Any, report: str | None) -> int:
+    """One file from stdin; the labelled file (or the verify report) to stdout."""
+    from app import batch
+    from labelers.errors import AigcError
+    from labelers.record import new_produce_id
+
+    data = sys.stdin.buffer.read()
+    line: dict[str, Any] = {"path": "-", "output": "-", "produce_id": None, "error": None}
+    out: bytes | None = None
+    try:
+        if not data:
+            raise batch.BackendError("corrupt-input", "stdin was empty")
+        if options.command == "label":
+            labelled = backend.label(data, new_produce_id(), "stdin")
+            note = labelled.commit()
+            out = labelled.data
+            line |= {
+                "media_type": labelled.media_type,
+                "produce_id": labelled.produce_id,
+                "outcome": "labelled",
+                "explicit": labelled.explicit,
+                "watermark": labelled.watermark,
+                "c2pa": labelled.c2pa,
+            }
+            if note:
+                line["note"] = note
+        elif options.command == "verify":
+            result = backend.verify(data, "stdin")
+            out = (json.dumps(result, ensure_ascii=False, indent=2) + "\n").encode()
+            record = result.get("record") or {}
+            line |= {
+                "output": None,
+                "media_type": result.get("media_type"),
+                "produce_id": record.get("ProduceID") or None,
+                "outcome": "verified",
+                "classification": result.get("classification"),
+            }
+        else:
+            done = backend.propagate(data, new_produce_id(), "stdin")
+            if done.data is not None:
+                done.commit()
+            out = data if done.data is None else done.data
+            line |= {
+                "media_type": done.media_type,
+                "produce_id": done.produce_id,
+                "propagate_id": done.propagate_id,
+                "outcome": "propagated",
+                "classification": done.classification,
+            }
+    except (AigcError, batch.BackendError) as exc:
+        line |= {"outcome": "failed", "error": exc.detail, "error_kind": exc.kind}
+        print(f"aigc-label: {exc.kind}: {exc.detail}", file=sys.stderr)
+    if report:
+        journal = batch.Journal(report, batch.header(options, {}, backend.salt))
+        journal.record(line)
+        journal.close()
+    if out is None:
+        return 1
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
     return 0
 
 
