@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import codecs
 import html
+import itertools
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -241,6 +242,43 @@ def with_record(text: str, record: Record) -> str:
     return splice(text, [(at, at, f"<head>{tag}</head>")])
 
 
+def without_record(text: str) -> str:
+    """``text`` with every AIGC meta tag removed, undoing what :func:`with_record` added.
+
+    For the content digest only (it must not move when a record is written),
+    not a way to strip labels from a page. Besides the tags themselves this
+    removes the line break after a tag that starts a line (with_record puts the
+    tag on a line of its own when ``</head>`` starts one), then every empty
+    ``<head></head>`` pair: with_record wraps the tag in one for a page without
+    a head, and that result cannot be told apart from a page whose head was
+    empty, so both count as having no head.
+    """
+    edits = []
+    for tag in (t for t in scan(text).tags if _is_aigc_meta(t)):
+        end = tag.end
+        if text[tag.start - 1 : tag.start] == "\n":
+            if text.startswith("\r\n", end):
+                end += 2
+            elif text.startswith("\n", end):
+                end += 1
+        edits.append((tag.start, end, ""))
+    if edits:
+        text = splice(text, edits)
+    if "<head></head>" not in text:
+        return text
+    tags = scan(text).tags
+    empty_heads = [
+        (opening.start, closing.end, "")
+        for opening, closing in itertools.pairwise(tags)
+        if opening.name == "head"
+        and not opening.closing
+        and closing.name == "head"
+        and closing.closing
+        and text[opening.start : closing.end] == "<head></head>"
+    ]
+    return splice(text, empty_heads) if empty_heads else text
+
+
 def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text[:4096] else "\n"
 
@@ -270,6 +308,19 @@ class HtmlHandler:
         record.validate()
         doc = decode_html(data, limits)
         return encode_html(doc, with_record(doc.text, record))
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the document's text (UTF-8) with the AIGC meta element left out.
+
+        Covers every character of the decoded document (markup, scripts, styles,
+        visible text, the visible label, other meta elements) except each
+        ``<meta name="AIGC">`` tag and the whitespace write_record adds with it:
+        the line break after a tag that starts a line, and a ``<head></head>``
+        pair that holds nothing but the tag. Decoding first makes the digest
+        independent of the file's charset and BOM.
+        """
+        doc = decode_html(data, limits)
+        return ContentHasher(MEDIA_TYPE).add(without_record(doc.text)).digest()
 
 
 HANDLER = HtmlHandler()

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -30,8 +30,10 @@ CARRIER = "markdown:front-matter:AIGC"
 _BOM = "\ufeff"
 _OPEN = re.compile(r"---[ \t]*(\r?\n)")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
-# a top-level key named AIGC (any case, optionally quoted) at column 0
-_AIGC_KEY = re.compile(r"""^(["']?)aigc\1[ \t]*:(?:[ \t]|$)""", re.IGNORECASE)
+# a top-level key named AIGC (any case, optionally quoted) at column 0; the line
+# may end in CRLF (a bare "$" does not match before "\r\n", which left the old
+# block in place on relabelling CRLF files, so they got a second AIGC block)
+_AIGC_KEY = re.compile(r"""^(["']?)aigc\1[ \t]*:(?:[ \t]|\r?$)""", re.IGNORECASE)
 
 
 @dataclass
@@ -212,6 +214,29 @@ class MarkdownHandler:
         record.validate()
         doc = decode(data, limits)
         return encode(doc, with_record(doc.text, record, doc.newline))
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of the text with the front matter's AIGC entry left out.
+
+        Covers the front matter's YAML text with every top-level ``AIGC:`` entry
+        removed (the same removal write_record does before it puts the new block
+        in), and the body after the front matter, character for character: the
+        visible label, the invisible text watermark, line endings and other
+        front-matter keys and comments all count.
+
+        Left out: the AIGC entry, the fence lines, a leading BOM. A front matter
+        holding nothing else is the same as none, so the front matter write_record
+        adds to a file that had none does not move the digest.
+        """
+        doc = decode(data, limits)
+        hasher = ContentHasher(MEDIA_TYPE)
+        fm = split_front_matter(doc.text)
+        if fm is None:
+            return hasher.add("", doc.text).digest()
+        yaml_text = fm.yaml_text(doc.text)
+        if any(_AIGC_KEY.match(line) for line in yaml_text.splitlines()):
+            yaml_text = _replace_aigc_blocks(yaml_text, "")
+        return hasher.add(yaml_text, doc.text[fm.body_start :]).digest()
 
 
 HANDLER = MarkdownHandler()

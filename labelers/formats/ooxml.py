@@ -46,7 +46,7 @@ from labelers.errors import (
     LimitExceeded,
     UnsupportedMedia,
 )
-from labelers.formats import FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -77,6 +77,22 @@ CT_CUSTOM = "application/vnd.openxmlformats-officedocument.custom-properties+xml
 FMTID_USER_DEFINED = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
 PROPERTY_NAME = "AIGC"
 CARRIER = "ooxml:custom:AIGC"
+#: where c2pa puts its manifest store in a ZIP-based file
+C2PA_ENTRY = "META-INF/content_credential.c2pa"
+#: package-level parts the content digest leaves out: write_record edits them
+#: (custom properties, their content-type override and package relationship),
+#: and core/app properties are document metadata, not content
+DIGEST_SKIPPED_PARTS = frozenset(
+    name.lower()
+    for name in (
+        CONTENT_TYPES,
+        "_rels/.rels",
+        "docProps/core.xml",
+        "docProps/app.xml",
+        "docProps/custom.xml",
+        C2PA_ENTRY,
+    )
+)
 
 # main-part content type -> package kind; macro-enabled files and templates
 # share their family's layout, so they are read and labelled the same way.
@@ -818,6 +834,31 @@ class OoxmlHandler:
         pkg.kind()  # refuse packages that are not Word/PowerPoint/Excel documents
         set_record(pkg, record)
         return pkg.to_bytes()
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 over the package's parts, inflated, in name order.
+
+        Covers the name and inflated bytes of every ZIP entry (document, slides,
+        sheets, styles, headers/footers with the visible label, media, each part's
+        relationships, ...), sorted by name, so neither compression nor entry
+        order matters.
+
+        Left out (:data:`DIGEST_SKIPPED_PARTS`): ``[Content_Types].xml``,
+        ``_rels/.rels``, the core, app and custom properties parts (also where the
+        package relationships put them), c2pa's
+        ``META-INF/content_credential.c2pa``, and directory entries.
+        """
+        pkg = OoxmlPackage(data, limits)
+        pkg.kind()  # the same packages write_record accepts
+        skipped = set(DIGEST_SKIPPED_PARTS)
+        for rel_type in (REL_CUSTOM, REL_CORE, REL_APP):
+            skipped.update(part.lower() for part in pkg.related("", rel_type))
+        hasher = ContentHasher("application/vnd.openxmlformats-package")
+        for name in sorted(i.filename for i in pkg.infos):
+            if name.endswith("/") or name.lower() in skipped:
+                continue
+            hasher.add(name, pkg.read(name))
+        return hasher.digest()
 
 
 def _found(raw: str) -> FoundRecord:

@@ -22,6 +22,7 @@ again with the same permissions and cipher.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -32,17 +33,22 @@ from typing import Any
 from pypdf import PasswordType, PdfReader, PdfWriter, apply_configuration
 from pypdf.errors import LimitReachedError
 from pypdf.generic import (
+    ArrayObject,
+    BooleanObject,
     ByteStringObject,
     DecodedStreamObject,
     DictionaryObject,
+    FloatObject,
     IndirectObject,
     NameObject,
+    NullObject,
+    NumberObject,
     StreamObject,
     TextStringObject,
 )
 
 from labelers.errors import AigcError, CorruptInput, EncryptedInput, LimitExceeded
-from labelers.formats import Metadata
+from labelers.formats import ContentHasher, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -65,6 +71,16 @@ TEXT_TIME_BUDGET = 5.0
 MAX_PROPERTY_CHARS = 4096
 #: XMP packets larger than this are not parsed (pypdf uses the same bound).
 MAX_XMP_BYTES = 5_000_000
+#: page keys the content digest covers (read through pypdf's page objects, which
+#: carry the inherited /Resources, /MediaBox, /CropBox and /Rotate)
+DIGEST_PAGE_KEYS = ("/Resources", "/MediaBox", "/CropBox", "/Rotate", "/UserUnit", "/Group",
+                    "/Annots")
+#: back-references the digest does not follow: they lead from a resource or an
+#: annotation up into the page tree or the form-field tree, not to content
+_DIGEST_SKIPPED_KEYS = frozenset({"/Parent", "/P", "/Length"})
+#: the digest walks at most this many objects (a hostile file can reference
+#: millions of tiny objects from one page)
+DIGEST_MAX_OBJECTS = 2_000_000
 
 
 # --------------------------------------------------------------- opening safely
@@ -286,6 +302,127 @@ class PdfHandler:
             writer = new_writer(reader)
             set_record(writer, record)
             return save(writer, reader)
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 of what the pages show.
+
+        Covers the page count and, for each page in order: its content streams,
+        decoded and joined (the visible label the stamp drew is part of them);
+        its resources (fonts, images, form XObjects, colour spaces, patterns,
+        graphics states), geometry (/MediaBox, /CropBox, /Rotate, /UserUnit),
+        transparency /Group and annotations (links, form widgets with their
+        appearance streams). Objects are hashed by structure and value, never by
+        object number or position: dictionaries by sorted key, numbers by value
+        (``1`` and ``1.0`` alike), strings by their bytes, streams by their
+        dictionary (without /Length) and their stored data, shared objects once.
+
+        Left out: the Info dictionary and the XMP stream (both carry the record),
+        the file identifier, object numbering, cross-reference layout,
+        encryption (streams are hashed decrypted), document-level parts (outlines,
+        AcroForm dictionary, structure tree, names and embedded files, where c2pa
+        puts its manifest with an /AF entry in the catalog), and the /Parent and /P
+        back-references. A cycle is cut where it closes.
+        """
+        with guarded(limits, "computing the content digest"):
+            reader = open_pdf(data, limits)
+            hasher = ContentHasher(MEDIA_TYPE)
+            pages = reader.pages
+            hasher.add(b"pages", len(pages))
+            canon = _Canonical()
+            content_left = limits.max_unzipped_bytes
+            for page in pages:
+                content = _page_content(page)
+                content_left -= len(content)
+                if content_left < 0:
+                    raise LimitExceeded(
+                        "the PDF's page content streams decode to more than "
+                        f"{limits.max_unzipped_bytes} bytes (AIGC_MAX_UNZIPPED_BYTES)"
+                    )
+                hasher.add(b"page", content)
+                for key in DIGEST_PAGE_KEYS:
+                    if key in page:
+                        hasher.add(key, canon.of(page.raw_get(key)))
+            return hasher.digest()
+
+
+def _page_content(page: DictionaryObject) -> bytes:
+    """The page's content streams decoded and joined (without parsing operators)."""
+    contents = _get(page, "/Contents")
+    streams = contents if isinstance(contents, ArrayObject) else [contents]
+    parts = []
+    for item in streams:
+        stream = item.get_object() if isinstance(item, IndirectObject) else item
+        if isinstance(stream, StreamObject):
+            parts.append(stream.get_data())
+    # the spec reads an array of streams as one, with whitespace between them
+    return b"\n".join(parts)
+
+
+class _Canonical:
+    """Canonical bytes of PDF objects, independent of numbering and serialisation."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, int], bytes] = {}
+        self._on_path: set[tuple[int, int]] = set()
+        self._visited = 0
+
+    def of(self, obj: Any) -> bytes:
+        self._visited += 1
+        if self._visited > DIGEST_MAX_OBJECTS:
+            raise LimitExceeded(
+                f"PDF pages reference more than {DIGEST_MAX_OBJECTS} objects; "
+                "the content digest stops there"
+            )
+        if isinstance(obj, IndirectObject):
+            key = (obj.idnum, obj.generation)
+            if key in self._memo:
+                return self._memo[key]
+            if key in self._on_path:
+                return b"cycle"
+            self._on_path.add(key)
+            inner = self.of(obj.get_object())
+            self._on_path.discard(key)
+            # an object is stood for by its hash, so a font shared by 300 pages
+            # costs one hash and its bytes do not pile up in the parents
+            digest = b"R" + hashlib.sha256(inner).digest()
+            self._memo[key] = digest
+            return digest
+        if isinstance(obj, StreamObject):
+            sha = hashlib.sha256(self._dictionary(obj))
+            sha.update(obj._data or b"")  # as stored (filters applied), decrypted by pypdf
+            return b"S" + sha.digest()
+        if isinstance(obj, DictionaryObject):
+            return self._dictionary(obj)
+        if isinstance(obj, ArrayObject):
+            return b"[" + b"".join(_framed(self.of(item)) for item in obj) + b"]"
+        if isinstance(obj, BooleanObject):
+            return b"true" if obj else b"false"
+        if isinstance(obj, NumberObject | FloatObject):
+            value = float(obj)
+            return b"n" + (str(int(value)) if value.is_integer() else repr(value)).encode()
+        if isinstance(obj, NameObject):
+            return b"/" + str(obj).encode("utf-8")
+        if isinstance(obj, TextStringObject):
+            return b"(" + obj.get_original_bytes()
+        if isinstance(obj, ByteStringObject):
+            return b"(" + bytes(obj)
+        if obj is None or isinstance(obj, NullObject):
+            return b"null"
+        return b"?" + type(obj).__name__.encode()
+
+    def _dictionary(self, obj: DictionaryObject) -> bytes:
+        out = [b"<<"]
+        for key in sorted(str(k) for k in obj):
+            if key in _DIGEST_SKIPPED_KEYS:
+                continue
+            out.append(_framed(key.encode("utf-8")))
+            out.append(_framed(self.of(obj.raw_get(key))))
+        out.append(b">>")
+        return b"".join(out)
+
+
+def _framed(value: bytes) -> bytes:
+    return len(value).to_bytes(8, "big") + value
 
 
 def set_record(writer: PdfWriter, record: Record) -> None:
