@@ -314,8 +314,10 @@ class TiffHandler:
         Left out: where things sit in the file (IFD and data offsets; write_record
         and C2PA move IFD0 to the end), and every other tag: XMP (700), C2PA's
         manifest (tag 52545), EXIF/GPS IFDs, ICC profile, IPTC, Photoshop, text
-        fields (ImageDescription, Software, Artist, ...), resolution. SubIFDs
-        (reduced-resolution copies, tag 330) are not followed.
+        fields (ImageDescription, Software, Artist, ...), resolution; IFDs with no
+        image structure tag at all (c2pa appends one holding only its manifest to
+        a multi-page file). SubIFDs (reduced-resolution copies, tag 330) are not
+        followed.
         """
         bo, ifd, _ = _parse(data, limits)
         hasher = ContentHasher("image/tiff")
@@ -328,11 +330,13 @@ class TiffHandler:
                 raise LimitExceeded(
                     f"TIFF has more than {limits.max_pages} pages (AIGC_MAX_PAGES)"
                 )
-            hasher.add(b"IFD")
-            for entry in ifd.entries:
-                if entry.tag in IMAGE_STRUCTURE_TAGS:
-                    raw = value_bytes(data, entry)
-                    hasher.add(entry.tag, entry.type, entry.count, raw)
+            image_entries = [e for e in ifd.entries if e.tag in IMAGE_STRUCTURE_TAGS]
+            if image_entries:
+                hasher.add(b"IFD")
+            # else not an image: c2pa appends an IFD holding only its manifest tag to
+            # a multi-page file's chain, and such an IFD must not count as a page
+            for entry in image_entries:
+                hasher.add(entry.tag, entry.type, entry.count, value_bytes(data, entry))
             for offsets_tag, counts_tag in _DATA_TAGS:
                 offsets_e, counts_e = ifd.get(offsets_tag), ifd.get(counts_tag)
                 if offsets_e is None or counts_e is None:
