@@ -250,6 +250,45 @@ def test_image_digest_changes_when_one_pixel_changes(fmt: str) -> None:
     assert digest(before) != digest(after)
 
 
+def variant(name: str) -> tuple[str, bytes]:
+    """Layouts write_record changes more than the metadata chunk of (media type, bytes)."""
+    frames = [photo(i) for i in range(3)]
+    buf = io.BytesIO()
+    if name == "webp-simple":  # no VP8X: write_record adds one
+        frames[0].save(buf, "WEBP", quality=80)
+    elif name == "webp-lossless-alpha":
+        rgba = frames[0].convert("RGBA")
+        rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+        rgba.save(buf, "WEBP", lossless=True)
+    elif name == "webp-animated":
+        frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    elif name == "apng":
+        frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    elif name == "png-palette-trns":
+        frames[0].quantize(16).save(buf, "PNG", transparency=3)
+    elif name == "gif87a":  # write_record makes it GIF89a
+        frames[0].quantize(32).save(buf, "GIF")
+        assert buf.getvalue().startswith(b"GIF87a")
+    elif name == "jpeg-progressive":
+        frames[0].save(buf, "JPEG", quality=85, progressive=True)
+    data = buf.getvalue()
+    return sniff(data), data
+
+
+VARIANTS = ["webp-simple", "webp-lossless-alpha", "webp-animated", "apng", "png-palette-trns",
+            "gif87a", "jpeg-progressive"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_image_variants_keep_their_digest_through_labelling_and_c2pa(
+    name: str, signer: C2paSigner
+) -> None:
+    media_type, data = variant(name)
+    versions = relabelled(data)
+    versions += signed_twice(signer, versions[1], media_type)
+    assert len({digest(v) for v in versions}) == 1
+
+
 # -------------------------------------------------------------------------- PDF
 def pdf_document(words: str = "quick brown fox", pages: int = 3, pixel: int = 0) -> bytes:
     image = Image.fromarray(photo_array(64, 48))
