@@ -57,6 +57,10 @@ class KeyStore:
         self._by_hash = entries  # sha256 hex of the key -> identity
         self.development = development
 
+    def codes(self) -> set[str]:
+        """Every producer and platform code our identities act as."""
+        return {c for i in self._by_hash.values() for c in (i.producer, i.platform) if c}
+
     def identify(self, presented: str) -> Identity | None:
         digest = hashlib.sha256(presented.encode()).hexdigest()
         # constant-time over every configured key: no early exit on a match

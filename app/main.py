@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
@@ -22,13 +23,16 @@ from app.problems import Problem
 from app.settings import Settings
 from app.state import State
 from detectors.files import verify_file
+from detectors.report import EXPLICIT, Report
 from detectors.text import verify_text
 from labelers.pipeline import FileOptions, label_file, label_text
+from labelers.propagation import PropagateResult, propagate_file
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
 
 log = logging.getLogger("aigc")
 _M = TypeVar("_M", bound=BaseModel)
+INLINE_TEXT_CHARS = 20_000
 
 
 # ------------------------------------------------------------------ models
@@ -101,7 +105,7 @@ def state(request: Request) -> State:
 
 
 def require(permission: str) -> Callable[..., Identity]:
-    def dependency(request: Request) -> Identity:
+    async def dependency(request: Request) -> Identity:  # cheap: no threadpool hop
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="aigc-label"'}
@@ -147,7 +151,7 @@ def _routes(app: FastAPI) -> None:
         return {"status": "ok"}
 
     @app.post("/v1/label/text", response_model=TextLabelResponse, tags=["label"])
-    def label_text_endpoint(
+    async def label_text_endpoint(
         body: TextLabelRequest,
         request: Request,
         identity: Annotated[Identity, Depends(require("label"))],
@@ -156,10 +160,13 @@ def _routes(app: FastAPI) -> None:
         _check_omission(identity, body.explicit, body.omit_reason)
         wording = resolve_wording(body.wording)
         record = _mint_record(identity, body.produce_id)
-        labelled = label_text(
-            body.text, record, body.explicit, wording, body.watermark, st.settings.limits
-        )
-        _ledger_insert(
+        args = (body.text, record, body.explicit, wording, body.watermark, st.settings.limits)
+        # short texts take well under a millisecond: a threadpool hop costs more
+        if len(body.text) <= INLINE_TEXT_CHARS:
+            labelled = label_text(*args)
+        else:
+            labelled = await run_in_threadpool(label_text, *args)
+        await _ledger_insert(
             st,
             record,
             labelled.encode("utf-8"),
@@ -231,6 +238,7 @@ def _routes(app: FastAPI) -> None:
             declared in ("true", "1", "yes", "on"),
             st.trust_anchors_pem,
             st.settings.limits,
+            st.keyring,
         )
         return report.to_dict()
 
@@ -284,21 +292,88 @@ def _routes(app: FastAPI) -> None:
             watermark_key(record.produce_id),
             st.settings.software_agent,
             st.settings.limits,
+            st.record_signer,
         )
         _ledger_insert(
-            st, record, result.data, result.media_type, identity, result.explicit, omit_reason
+            st,
+            result.record,
+            result.data,
+            result.media_type,
+            identity,
+            result.explicit,
+            omit_reason,
         )
         return Response(
             result.data,
             media_type=result.media_type,
             headers={
                 "AIGC-Produce-ID": record.produce_id,
-                "AIGC-Record": record.dumps(),
+                "AIGC-Record": result.record.dumps(),
                 "AIGC-Explicit": result.explicit,
                 "AIGC-Watermark": _ascii_header(result.watermark),
                 "AIGC-C2PA": _ascii_header(result.c2pa),
             },
         )
+
+    @app.post(
+        "/v1/propagate",
+        tags=["propagate"],
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def propagate_endpoint(
+        request: Request,
+        identity: Annotated[Identity, Depends(require("propagate"))],
+        file: Annotated[UploadFile, File(description="the uploaded file")],
+        declared_ai: Annotated[
+            bool, Form(description="the uploader declares the content AI-generated")
+        ] = False,
+        propagate_id: Annotated[str | None, Form(max_length=64)] = None,
+        add_explicit: Annotated[
+            bool, Form(description="draw the visible label when the file shows none")
+        ] = False,
+        position: Annotated[str | None, Form()] = None,
+        wording: Annotated[str | None, Form()] = None,
+    ) -> Response:
+        st = state(request)
+        assert identity.platform is not None  # guaranteed by load_keys for "propagate"
+        if propagate_id is not None and (charset_violation(propagate_id) or not propagate_id):
+            raise Problem(
+                422,
+                "invalid-record",
+                f"propagate_id {charset_violation(propagate_id) or 'must not be empty'}",
+            )
+        explicit_options = None
+        if add_explicit:
+            explicit_options = FileOptions(
+                position=position, wording=resolve_wording(wording), watermark=False, c2pa=False
+            )
+        data = await _upload_bytes(file)
+        report, result = await run_in_threadpool(
+            _propagate, st, data, declared_ai, identity.platform, propagate_id, explicit_options
+        )
+        headers = {"AIGC-Classification": report.classification}
+        if result is None:  # nothing says AI: the file goes back untouched, no record written
+            return Response(data, media_type=report.media_type, headers=headers)
+        pending = st.ledger.submit_propagation(
+            result.record, result.data, result.media_type, report.classification, identity.name
+        )
+        try:
+            await asyncio.wrap_future(pending)
+        except DuplicateProduceID:
+            raise Problem(
+                409,
+                "duplicate-propagate-id",
+                f"PropagateID {result.record.propagate_id} was already issued",
+            ) from None
+        headers |= {
+            "AIGC-Propagate-ID": result.record.propagate_id,
+            "AIGC-Record": result.record.dumps(),
+            "AIGC-Record-Created": "true" if result.created else "false",
+            "AIGC-Explicit": result.explicit,
+            "AIGC-C2PA": _ascii_header(result.c2pa),
+        }
+        return Response(result.data, media_type=result.media_type, headers=headers)
 
     @app.get("/v1/records/{produce_id}", tags=["records"])
     def get_record(
@@ -312,7 +387,41 @@ def _routes(app: FastAPI) -> None:
         return entry.to_dict()
 
 
-def _ledger_insert(
+_LABEL_FOR_CLASS = {"confirmed": "1", "possible": "2", "suspected": "3"}
+
+
+def _propagate(
+    st: State,
+    data: bytes,
+    declared_ai: bool,
+    platform: str,
+    propagate_id: str | None,
+    explicit: FileOptions | None,
+) -> tuple[Report, PropagateResult | None]:
+    """Judge the upload (Art. 6), then write the platform's fields into its one record."""
+    report = verify_file(
+        data, st.lookup, declared_ai, st.trust_anchors_pem, st.settings.limits, st.keyring
+    )
+    if report.classification == "none":
+        return report, None
+    if explicit is not None and any(e.kind == EXPLICIT for e in report.evidence):
+        explicit = None  # the file already shows the wording
+    result = propagate_file(
+        data,
+        report.record,
+        _LABEL_FOR_CLASS[report.classification],
+        platform,
+        propagate_id or new_produce_id(),
+        add_explicit=explicit,
+        record_signer=st.record_signer,
+        c2pa_signer=st.signer,
+        software_agent=st.settings.software_agent,
+        limits=st.settings.limits,
+    )
+    return report, result
+
+
+async def _ledger_insert(
     st: State,
     record: Record,
     content: bytes,
@@ -321,8 +430,11 @@ def _ledger_insert(
     explicit: str,
     omit_reason: str | None,
 ) -> None:
+    pending = st.ledger.submit_label(
+        record, content, media_type, identity.name, explicit, omit_reason
+    )
     try:
-        st.ledger.record_label(record, content, media_type, identity.name, explicit, omit_reason)
+        await asyncio.wrap_future(pending)
     except DuplicateProduceID:
         raise Problem(
             409, "duplicate-produce-id", f"ProduceID {record.produce_id} was already issued"

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     c2pa_key: Path | None = Field(None, description="PEM private key for C2PA signing")
     trust_anchors: Path | None = Field(None, description="PEM CA certificates trusted by verify")
     software_agent: str = "aigc-label"
+    record_key: Path | None = Field(
+        None, description="Ed25519 PEM key signing ReservedCode1/2; default: generated in data dir"
+    )
+    record_public_keys: Path | None = Field(
+        None, description='JSON {"<provider code>": "<Ed25519 PEM public key>"} of other parties'
+    )
 
     max_upload_bytes: int = 100 * 1024 * 1024
     max_json_bytes: int = 10 * 1024 * 1024

@@ -9,6 +9,7 @@ from app.auth import KeyStore, load_keys
 from app.ledger import Ledger, open_ledger
 from app.settings import Settings
 from labelers.errors import SigningError
+from labelers.integrity import Keyring, RecordSigner
 from labelers.provenance import C2paSigner, ensure_dev_credentials
 from labelers.record import Record
 
@@ -37,6 +38,8 @@ class State:
     keys: KeyStore
     signer: C2paSigner | None = None
     trust_anchors_pem: str | None = None
+    record_signer: RecordSigner | None = None
+    keyring: Keyring | None = None
 
     @property
     def lookup(self) -> LedgerLookup:
@@ -49,9 +52,37 @@ class State:
         keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
         log.info("ledger at %s", _redact(settings.resolved_database_url))
         signer, anchors = _signing(settings)
+        record_signer, keyring = _record_keys(settings, keys)
         return cls(
-            settings=settings, ledger=ledger, keys=keys, signer=signer, trust_anchors_pem=anchors
+            settings=settings,
+            ledger=ledger,
+            keys=keys,
+            signer=signer,
+            trust_anchors_pem=anchors,
+            record_signer=record_signer,
+            keyring=keyring,
         )
+
+
+def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyring]:
+    """The key that signs ReservedCode1/2, and the public keys verify knows.
+
+    Our own key is trusted for every producer/platform code our API keys carry.
+    """
+    if settings.record_key:
+        signer = RecordSigner.from_pem(settings.record_key.read_bytes())
+    else:
+        path = settings.data_dir / "record-signing-key.pem"
+        signer, created = RecordSigner.load_or_create(path)
+        if created:
+            log.warning("generated a development record-signing key in %s", path)
+    keyring = (
+        Keyring.from_json(settings.record_public_keys.read_text())
+        if settings.record_public_keys
+        else Keyring()
+    )
+    keyring.add(signer.public_key, keys.codes())
+    return signer, keyring
 
 
 def _signing(settings: Settings) -> tuple[C2paSigner, str | None]:

@@ -84,7 +84,7 @@ def start(app: str, workers: int, env: dict[str, str]) -> tuple[subprocess.Popen
 def wrk(url: str, body: str, headers: dict[str, str], seconds: int, conns: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write('wrk.method = "POST"\n')
-        f.write(f"wrk.body = {json.dumps(body)}\n")
+        f.write(f"wrk.body = [==[{body}]==]\n")  # Lua long string: raw UTF-8, no escapes
         for k, v in headers.items():
             f.write(f'wrk.headers["{k}"] = "{v}"\n')
         f.write(
@@ -96,14 +96,17 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, conns: int) 
             "end\n"
         )
         script = f.name
-    out = subprocess.run(
+    proc = subprocess.run(
         [ensure_wrk(), "-t", "1", "-c", str(conns), "-d", f"{seconds}s", "-s", script, url],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    )
     os.unlink(script)
-    req, errors, duration_us, p50, p99 = map(int, re.search(r"RESULT (.*)", out).group(1).split())
+    found = re.search(r"RESULT (.*)", proc.stdout)
+    if not found:
+        sys.exit(f"wrk failed: {proc.stdout}{proc.stderr}")
+    req, errors, duration_us, p50, p99 = map(int, found.group(1).split())
     return {
         "rps": req / (duration_us / 1e6),
         "errors": errors,

@@ -14,6 +14,7 @@ from labelers.errors import InvalidOption, LimitExceeded
 from labelers.formats import get_handler, sniff
 from labelers.formats.ooxml import OOXML_TYPES
 from labelers.imaging import Raster, open_raster, save_raster
+from labelers.integrity import RecordSigner
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.provenance import C2paSigner, supported_media_types
 from labelers.record import Record
@@ -96,18 +97,17 @@ def label_file(
     watermark_payload: int | None = None,
     software_agent: str = "aigc-label",
     limits: Limits = DEFAULT_LIMITS,
+    record_signer: RecordSigner | None = None,
 ) -> FileResult:
     """Label one file: visible -> watermark -> record -> C2PA, in that order.
 
     ``watermark_payload`` is the 64-bit key an image watermark carries (the
-    ledger derives it from the ProduceID). The output is built in memory;
-    nothing partial is ever returned.
+    ledger derives it from the ProduceID). With ``record_signer`` the record's
+    ReservedCode1 carries the producer's signature over its fields and the
+    content digest (labelers.integrity). The returned ``record`` is the one
+    written. The output is built in memory; nothing partial is ever returned.
     """
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    check_size(data, limits)
     record.validate()
     media_type = sniff(data)
     if media_type == "text/plain":
@@ -115,15 +115,16 @@ def label_file(
     handler = get_handler(media_type)
     handler.read(data, limits)  # validates the container and limits before any work
     result = FileResult(data, media_type, record, "none", "off", "off")
-    if media_type.startswith("image/"):
-        _image_content(result, options, watermark_payload, limits)
-    else:
-        _document_content(result, options, limits)
-    result.data = handler.write_record(result.data, record, limits)
+    apply_content(result, options, watermark_payload, limits)
+    if record_signer is not None and hasattr(handler, "content_digest"):  # TEMP until digests land
+        result.record = record_signer.sign_producer(
+            record, handler.content_digest(result.data, limits)
+        )
+    result.data = handler.write_record(result.data, result.record, limits)
     if options.c2pa and signer is not None:
-        if media_type in supported_media_types():
+        if media_type in c2pa_media_types():
             result.data = signer.sign(
-                result.data, media_type, record, software_agent, limits=limits
+                result.data, media_type, result.record, software_agent, limits=limits
             )
             result.c2pa = "signed"
         else:
@@ -131,6 +132,34 @@ def label_file(
     elif options.c2pa:
         result.c2pa = "no signer configured"
     return result
+
+
+def apply_content(
+    result: FileResult, options: FileOptions, payload: int | None, limits: Limits
+) -> None:
+    """The content stage: visible label and watermark, before any metadata."""
+    if result.media_type.startswith("image/"):
+        _image_content(result, options, payload, limits)
+    else:
+        _document_content(result, options, limits)
+
+
+def c2pa_media_types() -> frozenset[str]:
+    """Media types we embed C2PA manifests in.
+
+    c2pa lists the OOXML types, but the build we ship cannot read deflated ZIP
+    entries ("compression method not supported: 8"), which every real Office
+    file uses; those files get their record without a manifest.
+    """
+    return supported_media_types() - frozenset(OOXML_TYPES)
+
+
+def check_size(data: bytes, limits: Limits) -> None:
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(
+            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
+            "(AIGC_MAX_UPLOAD_BYTES)"
+        )
 
 
 def _image_content(

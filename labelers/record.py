@@ -51,7 +51,6 @@ LABEL_MEANINGS = {"1": "AI-generated", "2": "possibly AI-generated", "3": "suspe
 # In decoded form that is printable ASCII without space and without backslash.
 _VALUE_RE = re.compile(r"[\x21-\x5b\x5d-\x7e]*")
 _PROVIDER_CODE_RE = re.compile(r"[0-9A-Z]{27}")
-_REQUIRED = ("Label", "ContentProducer", "ProduceID")
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,26 @@ class Record:
         out: list[str] = []
         if self.label not in LABEL_MEANINGS:
             out.append(f'Label must be "1", "2" or "3", not {self.label!r}')
+        # A producer's record names producer and ProduceID; a record a platform
+        # creates for content of unknown origin (Label "2"/"3") may name only
+        # the propagator. Either way a named party comes with its ID.
+        for party, ident in (
+            ("ContentProducer", "ProduceID"),
+            ("ContentPropagator", "PropagateID"),
+        ):
+            has_party, has_id = (
+                bool(getattr(self, KEY_TO_ATTR[party])),
+                bool(getattr(self, KEY_TO_ATTR[ident])),
+            )
+            if has_party != has_id:
+                missing = ident if has_party else party
+                out.append(
+                    f"{missing} must not be empty when {party if has_party else ident} is set"
+                )
+        if not (self.content_producer or self.content_propagator):
+            out.append("ContentProducer must not be empty")
         for key, attr in KEY_TO_ATTR.items():
             value = getattr(self, attr)
-            if key in _REQUIRED and not value:
-                out.append(f"{key} must not be empty")
             bad = charset_violation(value)
             if bad:
                 out.append(f"{key} {bad}")

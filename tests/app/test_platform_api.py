@@ -1,0 +1,167 @@
+"""Platforms (Measures Art. 6): classification, propagation write-back, signed records."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from labelers.formats import get_handler
+from labelers.integrity import RecordSigner
+from labelers.provenance import C2paSigner, build_manifest, ensure_dev_credentials
+from labelers.record import Record
+from tests.support import PLATFORM, PRODUCER, auth
+
+
+def _photo(fmt: str = "JPEG", size=(640, 480), seed: int = 1) -> bytes:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    base = np.stack([x / size[0] * 200, y / size[1] * 180, (x + y) / sum(size) * 120], -1)
+    noise = rng.normal(0, 6, base.shape)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(base + noise + 30, 0, 255).astype("uint8")).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _label(client: TestClient, data: bytes, **form) -> bytes:
+    resp = client.post("/v1/label", files={"file": ("f", data)}, data=form, headers=auth())
+    assert resp.status_code == 200, resp.text
+    return resp.content
+
+
+def _propagate(client: TestClient, data: bytes, **form):
+    resp = client.post(
+        "/v1/propagate", files={"file": ("f", data)}, data=form, headers=auth("platform-key")
+    )
+    assert resp.status_code == 200, resp.text
+    return resp
+
+
+def _verify(client: TestClient, data: bytes, **form) -> dict:
+    resp = client.post("/v1/verify", files={"file": ("f", data)}, data=form, headers=auth())
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.mark.parametrize("fmt,mt", [("JPEG", "image/jpeg"), ("PNG", "image/png")])
+def test_label_propagate_verify_keeps_one_record_with_two_valid_signatures(
+    client: TestClient, fmt: str, mt: str
+) -> None:
+    labelled = _label(client, _photo(fmt))
+    resp = _propagate(client, labelled)
+    assert resp.headers["aigc-classification"] == "confirmed"
+    assert resp.headers["content-type"] == mt
+    report = _verify(client, resp.content)
+    rec = report["record"]
+    assert rec["ContentProducer"] == PRODUCER and rec["ContentPropagator"] == PLATFORM
+    assert rec["PropagateID"] == resp.headers["aigc-propagate-id"] != rec["ProduceID"]
+    assert rec["ReservedCode1"].startswith("ED25519.") and rec["ReservedCode2"]
+    assert report["integrity"]["producer"]["status"] == "valid"
+    assert report["integrity"]["platform"]["status"] == "valid"
+    assert report["integrity"]["c2pa"]["state"] == "Trusted"
+    assert not report["integrity"]["c2pa"]["content_altered"]
+    assert len(get_handler(mt).read(resp.content).records) == 1
+    assert not [f for f in report["findings"] if f["code"] == "several-records"]
+
+
+def test_changing_a_field_makes_integrity_invalid(client: TestClient) -> None:
+    propagated = _propagate(client, _label(client, _photo("PNG"))).content
+    handler = get_handler("image/png")
+    record = handler.read(propagated).records[0].record
+    for change, broken in [
+        ({"propagate_id": "FORGED"}, {"platform"}),
+        ({"label": "3"}, {"producer", "platform"}),
+        ({"content_producer": PRODUCER[:-1] + "9"}, {"producer", "platform"}),
+    ]:
+        forged = handler.write_record(propagated, record.with_fields(**change))
+        report = _verify(client, forged)
+        statuses = {role: report["integrity"][role]["status"] for role in ("producer", "platform")}
+        assert {r for r, s in statuses.items() if s == "invalid"} == broken, (change, statuses)
+
+
+def test_changing_content_makes_integrity_invalid(client: TestClient) -> None:
+    propagated = _propagate(client, _label(client, _photo("PNG"))).content
+    handler = get_handler("image/png")
+    record = handler.read(propagated).records[0].record
+    pixels = Image.open(io.BytesIO(propagated))
+    pixels.putpixel((5, 5), (0, 0, 0))
+    buf = io.BytesIO()
+    pixels.save(buf, "PNG")
+    moved = handler.write_record(buf.getvalue(), record)
+    report = _verify(client, moved)
+    for role in ("producer", "platform"):
+        assert report["integrity"][role]["status"] == "invalid"
+        assert "content changed" in report["integrity"][role]["detail"]
+
+
+def test_other_producers_record_is_confirmed_with_unknown_key(
+    client: TestClient, tmp_path: Path
+) -> None:
+    other = RecordSigner.load_or_create(tmp_path / "other.pem")[0]
+    handler = get_handler("image/jpeg")
+    photo = _photo()
+    record = Record.first_write("0011911100007109120X0019999", "THEIRS-1")
+    record = other.sign_producer(record, handler.content_digest(photo))
+    report = _verify(client, handler.write_record(photo, record))
+    assert report["classification"] == "confirmed"
+    assert report["integrity"]["producer"]["status"] == "unknown-key"
+
+
+def test_visible_wording_only_is_suspected_and_propagate_writes_label_3(
+    client: TestClient,
+) -> None:
+    doc = "# 报告\n\n本文由AI生成，仅供参考。\n\n- 第一点\n- 第二点\n".encode()
+    assert _verify(client, doc)["classification"] == "suspected"
+    resp = _propagate(client, doc)
+    assert resp.headers["aigc-record-created"] == "true"
+    report = _verify(client, resp.content)
+    assert report["record"]["Label"] == "3"
+    assert report["record"]["ContentPropagator"] == PLATFORM
+    assert report["integrity"]["platform"]["status"] == "valid"
+
+
+def test_c2pa_ai_source_without_record_is_suspected(client: TestClient, tmp_path: Path) -> None:
+    dev = ensure_dev_credentials(tmp_path / "other-ca")
+    signer = C2paSigner.from_files(dev.chain_pem, dev.key_pem)
+    manifest = build_manifest(Record.first_write("X", "Y"), "SomeDiffusion 2", None)
+    manifest["assertions"] = [a for a in manifest["assertions"] if a["label"] != "cn.tc260.aigc"]
+    signed = signer._sign_bytes(_photo(), "image/jpeg", manifest)
+    report = _verify(client, signed)
+    assert report["classification"] == "suspected"
+    assert any(e["kind"] == "c2pa" for e in report["evidence"])
+
+
+def test_declared_only_is_possible_and_propagate_writes_label_2(client: TestClient) -> None:
+    photo = _photo(seed=7)
+    assert _verify(client, photo)["classification"] == "none"
+    assert _verify(client, photo, declared_ai="true")["classification"] == "possible"
+    resp = _propagate(client, photo, declared_ai="true")
+    assert resp.headers["aigc-classification"] == "possible"
+    report = _verify(client, resp.content)
+    assert report["record"]["Label"] == "2" and report["classification"] == "possible"
+
+
+def test_propagate_on_unlabelled_content_returns_it_untouched(client: TestClient) -> None:
+    photo = _photo(seed=9)
+    resp = _propagate(client, photo)
+    assert resp.headers["aigc-classification"] == "none"
+    assert resp.content == photo and "aigc-record" not in resp.headers
+
+
+def test_propagate_can_add_the_visible_label(client: TestClient) -> None:
+    photo = _photo(seed=11)
+    resp = _propagate(client, photo, declared_ai="true", add_explicit="true")
+    assert resp.headers["aigc-explicit"] == "bottom-right"
+    before = np.asarray(Image.open(io.BytesIO(photo)).convert("L"), dtype=int)
+    after = np.asarray(Image.open(io.BytesIO(resp.content)).convert("L"), dtype=int)
+    changed = np.argwhere(np.abs(before - after) > 40)
+    assert changed[:, 0].min() > before.shape[0] * 0.7  # only the bottom band changed
+
+
+def test_propagate_needs_the_permission(client: TestClient) -> None:
+    resp = client.post("/v1/propagate", files={"file": ("f", _photo())}, headers=auth())
+    assert resp.status_code == 403 and "propagate" in resp.json()["detail"]
