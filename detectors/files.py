@@ -67,8 +67,7 @@ def verify_file(
     else:
         _document_text(report, data, meta, lookup)
     _conformance(report)
-    if hasattr(handler, "content_digest"):  # TEMP until digests land
-        _integrity(report, lambda: handler.content_digest(data, limits), keyring or Keyring())
+    _integrity(report, lambda: handler.content_digest(data, limits), keyring or Keyring())
     return classify(report, declared_ai)
 
 

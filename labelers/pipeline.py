@@ -116,7 +116,7 @@ def label_file(
     handler.read(data, limits)  # validates the container and limits before any work
     result = FileResult(data, media_type, record, "none", "off", "off")
     apply_content(result, options, watermark_payload, limits)
-    if record_signer is not None and hasattr(handler, "content_digest"):  # TEMP until digests land
+    if record_signer is not None:
         result.record = record_signer.sign_producer(
             record, handler.content_digest(result.data, limits)
         )

@@ -77,7 +77,7 @@ def propagate_file(
     staged = FileResult(data, media_type, record, "none", "off", "off")
     if add_explicit is not None:
         apply_content(staged, add_explicit, None, limits)
-    if record_signer is not None and hasattr(handler, "content_digest"):  # TEMP
+    if record_signer is not None:
         record = record_signer.sign_platform(record, handler.content_digest(staged.data, limits))
     out = handler.write_record(staged.data, record, limits)
     c2pa_state = "not available for " + media_type
