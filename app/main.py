@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -155,7 +156,7 @@ def _routes(app: FastAPI) -> None:
         body: TextLabelRequest,
         request: Request,
         identity: Annotated[Identity, Depends(require("label"))],
-    ) -> dict[str, Any]:
+    ) -> Response:
         st = state(request)
         _check_omission(identity, body.explicit, body.omit_reason)
         wording = resolve_wording(body.wording)
@@ -175,14 +176,17 @@ def _routes(app: FastAPI) -> None:
             body.explicit,
             body.omit_reason,
         )
-        return {
-            "text": labelled,
-            "produce_id": record.produce_id,
-            "record": record.as_dict(),
-            "explicit": body.explicit,
-            "wording": None if body.explicit == "none" else wording,
-            "watermark": body.watermark,
-        }
+        # built by us, so skip re-validating it through the response model
+        return JSONResponse(
+            {
+                "text": labelled,
+                "produce_id": record.produce_id,
+                "record": record.as_dict(),
+                "explicit": body.explicit,
+                "wording": None if body.explicit == "none" else wording,
+                "watermark": body.watermark,
+            }
+        )
 
     @app.post(
         "/v1/verify",

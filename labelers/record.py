@@ -13,6 +13,7 @@ that breaks a rule still parses, and :meth:`Record.problems` plus
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -236,12 +237,14 @@ def new_produce_id() -> str:
     return encode_ulid(value)
 
 
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
+
+
 def encode_ulid(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # base32 of the 128 bits behind two zero bits (130 bits = 26 characters),
+    # mapped from the RFC 4648 alphabet to Crockford's; far cheaper than a loop
+    raw = base64.b32encode((value << 6).to_bytes(17, "big")).decode()
+    return raw[:26].translate(_TO_CROCKFORD)
 
 
 def decode_ulid(text: str) -> int | None:
