@@ -1046,10 +1046,12 @@ class LibraryBackend(Backend):
         )
 
         def commit() -> str | None:
+            args = (result.record, result.data, result.media_type, cls, identity.name)
             try:
-                st.ledger.record_propagation(
-                    result.record, result.data, result.media_type, cls, identity.name
-                )
+                if hasattr(st.ledger, "record_propagation"):
+                    st.ledger.record_propagation(*args)
+                else:  # the group-commit ledger: wait for our row
+                    st.ledger.submit_propagation(*args).result()
             except DuplicateProduceID:
                 return "PropagateID already in the ledger (an interrupted run); output written"
             return None

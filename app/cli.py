@@ -10,6 +10,7 @@ writes) is app/batch.py; this module parses arguments and prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -199,6 +200,8 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         in_place=bool(getattr(args, "in_place", False)),
     )
     logging.basicConfig(level=logging.WARNING, format="aigc-label: %(levelname)s %(message)s")
+    # development mode is announced below with the code actually used
+    logging.getLogger("aigc.auth").setLevel(logging.ERROR)
 
     try:
         backend, identity = _prepare(options)
@@ -248,6 +251,17 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
                 "server-unreachable", f"{options.server}/healthz answered {health.status_code}"
             )
         return backend, {"server": options.server}
+    # the cheap checks first, so a wrong key name or wording fails before the heavy start
+    from app.auth import load_keys
+    from app.settings import Settings
+    from labelers.visible.wording import resolve_wording
+
+    settings = Settings()
+    if options.command != "verify":
+        with contextlib.redirect_stdout(sys.stderr):  # a new development key is printed
+            keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
+        batch.pick_identity(keys, options)
+    resolve_wording(options.wording)
     backend = batch.LibraryBackend(options)
     who = backend.identity
     identity: dict[str, Any] = {"library": True}

@@ -1,0 +1,507 @@
+"""The batch command line, run as a real subprocess over trees the tests build.
+
+``aigc-label label|verify`` over a mixed tree (JPEG, PNG, PDF, DOCX, Markdown,
+plain text and one corrupt JPEG): the output mirrors the tree, the JSONL
+report has a line per file, the corrupt file fails the run without stopping
+it, and reruns (with the same report, a new one, or after kill -9) label
+nothing twice. Outputs are checked with independent readers: exiftool for the
+JPEG/PNG XMP, pypdf for the PDF Info dictionary, zipfile for the DOCX custom
+properties, and the ledger for ProduceIDs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.auth import DEV_PRODUCER
+from app.ledger import LabelRow, Ledger, open_ledger
+from app.settings import Settings
+from labelers.formats import get_handler, sniff
+from labelers.watermark import text as text_watermark
+from tests.served import serve
+from tests.support import KEYS, PRODUCER
+
+EXE = str(Path(sys.executable).with_name("aigc-label"))
+
+
+# ----------------------------------------------------------------- fixtures
+def photo(width: int, height: int, seed: int) -> np.ndarray:
+    """Photographic-like pixels: smooth gradients plus texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            128 + 100 * np.sin(x / (37 + seed % 11)),
+            128 + 90 * np.cos(y / (29 + seed % 7)),
+            (x + y) * 255 / (width + height),
+        ],
+        axis=-1,
+    )
+    texture = rng.normal(0, 12, (height, width, 3))
+    return np.clip(base + texture, 0, 255).astype(np.uint8)
+
+
+def jpeg(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(photo(*size, seed)).save(buf, "JPEG", quality=88)
+    return buf.getvalue()
+
+
+def png(seed: int, size: tuple[int, int] = (280, 210)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(photo(*size, seed)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def pdf(text: str) -> bytes:
+    from fpdf import FPDF
+
+    doc = FPDF()
+    doc.add_page()
+    doc.set_font("helvetica", size=12)
+    doc.multi_cell(0, 8, text)
+    return bytes(doc.output())
+
+
+def docx(text: str) -> bytes:
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/word/document.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+            "</Types>",
+        )
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="word/document.xml"/>'
+            "</Relationships>",
+        )
+        z.writestr(
+            "word/document.xml",
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="{w}">'
+            f"<w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p><w:sectPr/></w:body></w:document>",
+        )
+    return buf.getvalue()
+
+
+MARKDOWN = (
+    "# 季度报告\n\n- 要点一\n- 要点二\n\n"
+    "这是一段由模型写出的报告正文，内容足够长，可以放进不可见的水印里。\n"
+)
+TEXT = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。这一段文字由模型生成，用来测试批量标注。\n"
+
+
+def mixed_tree(root: Path) -> dict[str, bytes]:
+    """A small tree with every kind of file, plus one corrupt JPEG; relative path -> bytes."""
+    files = {
+        "photos/a.jpg": jpeg(1),
+        "photos/nested/b.png": png(2),
+        "docs/report.pdf": pdf("Quarterly report written by a model. " * 5),
+        "docs/letter.docx": docx("A letter drafted by a model."),
+        "notes/readme.md": MARKDOWN,
+        "notes/poem.txt": TEXT,
+        "photos/broken.jpg": jpeg(3)[:400],  # cut inside the entropy-coded data
+    }
+    out = {}
+    for rel, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+        out[rel] = data
+    return out
+
+
+def environ(env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any AIGC_* setting, plus ``env``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")} | env
+
+
+def run(*args: str, env: dict[str, str], stdin: bytes | None = None):
+    return subprocess.run(
+        [EXE, *args], input=stdin, capture_output=True, env=environ(env), timeout=300
+    )
+
+
+def dev_env(tmp: Path) -> dict[str, str]:
+    """Library mode on a fresh data dir, development identity (no keys configured)."""
+    return {"AIGC_DATA_DIR": str(tmp / "var")}
+
+
+def ledger_for(env: dict[str, str]) -> Ledger:
+    settings = Settings(data_dir=Path(env["AIGC_DATA_DIR"]))
+    return open_ledger(settings.resolved_database_url, settings.data_dir)
+
+
+def produce_ids(ledger: Ledger) -> list[str]:
+    from sqlalchemy import select
+
+    with ledger._session() as session:
+        return list(session.scalars(select(LabelRow.produce_id)))
+
+
+def report_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def file_lines(path: Path) -> list[dict]:
+    return [line for line in report_lines(path) if line["type"] == "file"]
+
+
+def records_in(data: bytes) -> list[str]:
+    """ProduceIDs of the distinct records a file carries (plain text: its text watermark).
+
+    A PDF holds its one record in two carriers (Info and XMP); a second,
+    different record anywhere would show up here as a second ID.
+    """
+    media_type = sniff(data)
+    if media_type == "text/plain":
+        return text_watermark.decode(data.decode())
+    meta = get_handler(media_type).read(data)
+    carriers = [f.carrier for f in meta.records]
+    assert len(carriers) == len(set(carriers)), carriers  # no carrier holds two records
+    distinct = dict.fromkeys(f.record for f in meta.records if f.record is not None)
+    return [record.produce_id for record in distinct]
+
+
+def exiftool_record(path: Path) -> dict | None:
+    if not shutil.which("exiftool"):
+        return None
+    out = subprocess.run(
+        ["exiftool", "-j", "-XMP-TC260:AIGC", str(path)], capture_output=True, check=True
+    )
+    value = json.loads(out.stdout)[0].get("AIGC")
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# ------------------------------------------------------------------- tests
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One labelling run over the mixed tree, shared by the tests that inspect it."""
+    tmp = tmp_path_factory.mktemp("cli")
+    src = tmp / "in"
+    inputs = mixed_tree(src)
+    env = dev_env(tmp)
+    report = tmp / "label.jsonl"
+    proc = run(
+        "label", str(src), "--out", str(tmp / "out"), "--report", str(report), "--workers", "2",
+        env=env,
+    )  # fmt: skip
+    return {"tmp": tmp, "src": src, "inputs": inputs, "env": env, "report": report, "proc": proc}
+
+
+def test_label_tree_mirrors_outputs_reports_every_file_and_fails_on_the_corrupt_one(labelled):
+    tmp, inputs, proc = labelled["tmp"], labelled["inputs"], labelled["proc"]
+    assert proc.returncode == 1, proc.stderr.decode()
+    assert b"1 failed, 6 labelled" in proc.stderr
+
+    good = sorted(rel for rel in inputs if rel != "photos/broken.jpg")
+    written = sorted(
+        str(p.relative_to(tmp / "out")) for p in (tmp / "out").rglob("*") if p.is_file()
+    )
+    assert written == good  # mirrored tree, nothing for the corrupt file, no temporary files
+
+    lines = {Path(line["path"]).relative_to(labelled["src"]).as_posix(): line for line in
+             file_lines(labelled["report"])}  # fmt: skip
+    assert sorted(lines) == sorted(inputs)
+    broken = lines["photos/broken.jpg"]
+    assert broken["outcome"] == "failed"
+    assert broken["error_kind"] == "corrupt-input" and broken["error"]
+    ledger = ledger_for(labelled["env"])
+    for rel in good:
+        line = lines[rel]
+        assert line["outcome"] == "labelled" and line["error"] is None
+        assert line["output"] == str(tmp / "out" / rel)
+        out = (tmp / "out" / rel).read_bytes()
+        assert line["media_type"] == sniff(out)
+        assert records_in(out) == [line["produce_id"]]  # exactly one record, the reported one
+        entry = ledger.get(line["produce_id"])
+        assert entry is not None and entry.producer == DEV_PRODUCER
+    assert sorted(produce_ids(ledger)) == sorted(lines[rel]["produce_id"] for rel in good)
+
+    # independent readers
+    for rel in ("photos/a.jpg", "photos/nested/b.png"):
+        record = exiftool_record(tmp / "out" / rel)
+        if record is not None:
+            assert record["ProduceID"] == lines[rel]["produce_id"]
+            assert record["ContentProducer"] == DEV_PRODUCER
+    from pypdf import PdfReader
+
+    info = PdfReader(tmp / "out/docs/report.pdf").metadata
+    assert lines["docs/report.pdf"]["produce_id"] in str(info["/AIGC"])
+    with zipfile.ZipFile(tmp / "out/docs/letter.docx") as z:
+        custom = z.read("docProps/custom.xml").decode()
+    assert custom.count('name="AIGC"') == 1
+    assert lines["docs/letter.docx"]["produce_id"] in custom
+    poem = (tmp / "out/notes/poem.txt").read_text()
+    assert text_watermark.visible_text(poem).startswith(("人工智能生成", "【人工智能生成"))
+
+
+def test_rerun_with_the_same_report_or_a_new_one_labels_nothing_again(labelled):
+    tmp, env = labelled["tmp"], labelled["env"]
+    before = {p: p.read_bytes() for p in (tmp / "out").rglob("*") if p.is_file()}
+    ledger = ledger_for(env)
+    issued = sorted(produce_ids(ledger))
+
+    again = run("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report",
+                str(labelled["report"]), env=env)  # fmt: skip
+    assert again.returncode == 1  # the corrupt file is tried again and fails again
+    assert b"1 failed" in again.stderr and b"6 already done" in again.stderr
+    last_run = report_lines(labelled["report"])
+    header_at = max(i for i, line in enumerate(last_run) if line["type"] == "header")
+    rerun = [line for line in last_run[header_at:] if line["type"] == "file"]
+    assert [Path(line["path"]).name for line in rerun] == ["broken.jpg"]
+
+    fresh = tmp / "fresh.jsonl"
+    third = run("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report", str(fresh),
+                env=env)  # fmt: skip
+    assert third.returncode == 1
+    outcomes = sorted(line["outcome"] for line in file_lines(fresh))
+    assert outcomes == ["failed"] + ["skipped"] * 6  # recognised from the outputs themselves
+
+    assert sorted(produce_ids(ledger)) == issued
+    after = {p: p.read_bytes() for p in (tmp / "out").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_verify_over_the_output_tree_confirms_every_file(labelled):
+    tmp = labelled["tmp"]
+    report = tmp / "verify.jsonl"
+    proc = run("verify", str(tmp / "out"), "--report", str(report), env=labelled["env"])
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = file_lines(report)
+    assert len(lines) == 6
+    assert {line["classification"] for line in lines} == {"confirmed"}
+    produced = {line["output"]: line["produce_id"] for line in file_lines(labelled["report"])}
+    for line in lines:
+        assert line["produce_id"] == produced[line["path"]]
+
+
+def test_kill_9_midway_then_rerun_labels_every_file_exactly_once(tmp_path):
+    src = tmp_path / "in"
+    for i in range(60):
+        sub = src / f"batch{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        if i % 3 == 0:
+            (sub / f"{i:02d}.txt").write_text(f"第{i}段：" + TEXT)
+        elif i % 3 == 1:
+            (sub / f"{i:02d}.png").write_bytes(png(i, (200, 150)))
+        else:
+            (sub / f"{i:02d}.jpg").write_bytes(jpeg(i, (240, 180)))
+    env = dev_env(tmp_path)
+    report, out = tmp_path / "r.jsonl", tmp_path / "out"
+    cmd = [EXE, "label", str(src), "--out", str(out), "--report", str(report), "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd,
+        env=environ(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes the workers too
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if report.exists() and len(file_lines_lenient(report)) >= 6:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done_before = len(file_lines_lenient(report))
+    assert 6 <= done_before < 60
+
+    # whatever exists after the kill is complete: one record, readable
+    for path in out.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            assert len(records_in(path.read_bytes())) == 1
+
+    again = subprocess.run([*cmd, "--no-progress"], env=environ(env), capture_output=True)
+    assert again.returncode == 0, again.stderr.decode()
+
+    inputs = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+    outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert outputs == inputs  # and no *.aigc-partial left behind
+    finished = {}
+    for line in file_lines_lenient(report):
+        if line["outcome"] in ("labelled", "skipped"):
+            finished[Path(line["path"]).relative_to(src).as_posix()] = line
+    assert sorted(finished) == inputs  # the report is complete
+
+    ledger = ledger_for(env)
+    carried = [records_in((out / rel).read_bytes()) for rel in inputs]
+    assert all(len(ids) == 1 for ids in carried)
+    ids = [c[0] for c in carried]
+    assert len(set(ids)) == 60
+    assert sorted(produce_ids(ledger)) == sorted(ids)  # one ProduceID per input, no orphans
+
+
+def file_lines_lenient(path: Path) -> list[dict]:
+    """File lines of a report a killed run may have left with a cut last line."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        if line.get("type") == "file":
+            lines.append(line)
+    return lines
+
+
+def test_stdin_to_stdout_labels_and_verifies_one_file(tmp_path):
+    env = dev_env(tmp_path)
+    original = png(7)
+    proc = run("label", "-", env=env, stdin=original)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = proc.stdout
+    assert sniff(out) == "image/png" and out != original
+    (tmp_path / "o.png").write_bytes(out)
+    [produce_id] = records_in(out)
+    record = exiftool_record(tmp_path / "o.png")
+    if record is not None:
+        assert record["ProduceID"] == produce_id
+    assert ledger_for(env).get(produce_id) is not None
+
+    checked = run("verify", "-", env=env, stdin=out)
+    assert checked.returncode == 0
+    report = json.loads(checked.stdout)
+    assert report["classification"] == "confirmed"
+    assert report["record"]["ProduceID"] == produce_id
+
+    bad = run("label", "-", env=env, stdin=jpeg(1)[:300])
+    assert bad.returncode == 1 and bad.stdout == b""
+    assert b"corrupt-input" in bad.stderr
+
+
+def test_in_place_only_with_the_flag_and_include_exclude_globs(tmp_path):
+    src = tmp_path / "in"
+    (src / "keep").mkdir(parents=True)
+    (src / "skip").mkdir()
+    (src / "keep/a.md").write_text(MARKDOWN)
+    (src / "keep/b.txt").write_text(TEXT)
+    (src / "skip/c.md").write_text(MARKDOWN)
+    (src / ".hidden.md").write_text(MARKDOWN)
+    env = dev_env(tmp_path)
+    snapshot = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+    refused = run("label", str(src), env=env)
+    assert refused.returncode == 2 and b"--in-place" in refused.stderr
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == snapshot
+
+    args = ["label", str(src), "--in-place", "--include", "*.md", "--exclude", "skip/*"]
+    proc = run(*args, env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"1 labelled" in proc.stderr
+    assert len(records_in((src / "keep/a.md").read_bytes())) == 1
+    for untouched in ("keep/b.txt", "skip/c.md", ".hidden.md"):
+        assert (src / untouched).read_bytes() == snapshot[src / untouched]
+
+    labelled_once = (src / "keep/a.md").read_bytes()
+    again = run(*args, env=env)  # no report: the file itself says it is done
+    assert again.returncode == 0 and b"1 skipped" in again.stderr
+    assert (src / "keep/a.md").read_bytes() == labelled_once
+    assert len(produce_ids(ledger_for(env))) == 1
+
+
+def test_identity_comes_from_the_configured_keys(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.md").write_text(MARKDOWN)
+    env = {**dev_env(tmp_path), "AIGC_API_KEYS": json.dumps(KEYS)}
+
+    ambiguous = run("label", str(src), "--out", str(tmp_path / "o"), env=env)
+    assert ambiguous.returncode == 2 and b"--key-name" in ambiguous.stderr
+    no_omit = run("label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator",
+                  "--explicit", "none", env=env)  # fmt: skip
+    assert no_omit.returncode == 2 and b"omit_explicit" in no_omit.stderr
+
+    ok = run("label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator", env=env)
+    assert ok.returncode == 0, ok.stderr.decode()
+    meta = get_handler("text/markdown").read((tmp_path / "o/a.md").read_bytes())
+    assert [f.record.content_producer for f in meta.records] == [PRODUCER]
+
+
+def test_server_mode_labels_and_verifies_through_the_service(tmp_path):
+    src = tmp_path / "in"
+    inputs = mixed_tree(src)
+    env = {**dev_env(tmp_path), "AIGC_API_KEYS": json.dumps(KEYS)}
+    with serve(env) as base:
+        client_env = {**env, "AIGC_API_KEY": "gen-key"}
+        report = tmp_path / "r.jsonl"
+        args = ["label", str(src), "--out", str(tmp_path / "out"), "--server", base, "--workers",
+                "2", "--report", str(report)]  # fmt: skip
+        proc = run(*args, env=client_env)
+        assert proc.returncode == 1  # the corrupt JPEG, refused by the service
+        lines = {Path(line["path"]).name: line for line in file_lines(report)}
+        assert lines["broken.jpg"]["outcome"] == "failed"
+        assert lines["broken.jpg"]["error_kind"] == "corrupt-input"
+        for rel in inputs:
+            if rel == "photos/broken.jpg":
+                continue
+            line = lines[Path(rel).name]
+            assert line["outcome"] == "labelled", line
+            assert records_in((tmp_path / "out" / rel).read_bytes()) == [line["produce_id"]]
+        record = exiftool_record(tmp_path / "out/photos/a.jpg")
+        if record is not None:
+            assert record["ContentProducer"] == PRODUCER
+
+        fresh = tmp_path / "r2.jsonl"
+        again = run(*args[:-1], str(fresh), env=client_env)
+        assert sorted(line["outcome"] for line in file_lines(fresh)) == ["failed"] + ["skipped"] * 6
+
+        checked = run("verify", str(tmp_path / "out"), "--server", base, "--report",
+                      str(tmp_path / "v.jsonl"), env=client_env)  # fmt: skip
+        assert checked.returncode == 0, checked.stderr.decode()
+        assert {line["classification"] for line in file_lines(tmp_path / "v.jsonl")} == {
+            "confirmed"
+        }
+    assert again.returncode == 1
+
+
+def test_propagate_writes_the_platform_into_each_record_once(labelled):
+    from app.auth import DEV_PLATFORM
+
+    tmp, env = labelled["tmp"], labelled["env"]
+    src = tmp / "out"
+    args = ["propagate", str(src), "--out", str(tmp / "published"), "--exclude", "*.txt"]
+    proc = run(*args, "--report", str(tmp / "p.jsonl"), env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = file_lines(tmp / "p.jsonl")
+    assert len(lines) == 5  # plain text has no record carrier to write back into
+    for line in lines:
+        assert line["outcome"] == "propagated" and line["classification"] == "confirmed"
+        out = Path(line["output"]).read_bytes()
+        meta = get_handler(sniff(out)).read(out)
+        records = {f.record for f in meta.records}
+        assert len(records) == 1
+        [record] = records
+        assert record.content_propagator == DEV_PLATFORM
+        assert record.propagate_id == line["propagate_id"]
+        assert record.produce_id == line["produce_id"]  # the producer's fields are kept
+
+    again = run(*args, "--report", str(tmp / "p2.jsonl"), env=env)
+    assert again.returncode == 0
+    assert {line["outcome"] for line in file_lines(tmp / "p2.jsonl")} == {"skipped"}
