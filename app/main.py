@@ -136,7 +136,7 @@ def _mint_record(identity: Identity, produce_id: str | None) -> Record:
     return Record.first_write(identity.producer, produce_id or new_produce_id()).validate()
 
 
-def _check_omission(identity: Identity, explicit: str, omit_reason: str | None) -> None:
+def _check_omission(identity: Identity, explicit: str) -> None:
     if explicit == "none" and not identity.can("omit_explicit"):
         raise Problem(
             403,
@@ -158,7 +158,7 @@ def _routes(app: FastAPI) -> None:
         identity: Annotated[Identity, Depends(require("label"))],
     ) -> Response:
         st = state(request)
-        _check_omission(identity, body.explicit, body.omit_reason)
+        _check_omission(identity, body.explicit)
         wording = resolve_wording(body.wording)
         record = _mint_record(identity, body.produce_id)
         args = (body.text, record, body.explicit, wording, body.watermark, st.settings.limits)
@@ -276,7 +276,7 @@ def _routes(app: FastAPI) -> None:
         omit_reason: Annotated[str | None, Form(max_length=500)] = None,
     ) -> Response:
         st = state(request)
-        _check_omission(identity, explicit, omit_reason)
+        _check_omission(identity, explicit)
         options = FileOptions(
             explicit=explicit != "none",
             position=position,
