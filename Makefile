@@ -20,13 +20,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Debian tools the tests use as independent readers: exiftool (XMP/EXIF),
 # poppler (pdftotext/pdftoppm), qpdf, LibreOffice (opens labelled DOCX/PPTX/XLSX),
-# a CJK font so LibreOffice renders the label, and wrk for benchmarks/text.py.
+# a CJK font so LibreOffice renders the label, PostgreSQL (the ledger's server
+# option) and wrk for benchmarks/text.py.
 DEBIAN_TEST_PACKAGES := libimage-exiftool-perl poppler-utils qpdf libreoffice-writer-nogui \
-	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei wrk
+	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei postgresql wrk
 system-deps:
 	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null \
 		|| ! command -v qpdf >/dev/null || ! command -v soffice >/dev/null \
-		|| ! command -v wrk >/dev/null; then \
+		|| ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 				$(DEBIAN_TEST_PACKAGES) >/dev/null; \
