@@ -1,0 +1,485 @@
+"""The project's invisible image watermark: embed and decode a 64-bit payload.
+
+This module owns the whole mark: the tile layout, the perceptual mask, the
+channel code (CRC-24 + rate-1/3 convolutional code), the decoder and the
+detection threshold. numpy/scipy/Pillow only; no model weights.
+
+How it works
+------------
+* A tile of ``_P x _P`` chips (+-1 values) is built from the payload: a
+  quarter of the chips are a fixed *sync* pattern, the rest carry the 64-bit
+  payload + CRC-24, convolutionally encoded (K=7, rate 1/3) and spread over
+  chips with a fixed pseudo-random sign and interleaving.
+* The tile is rendered with smooth chips whose size is proportional to the
+  image's shortest side (so a resized copy still has chips of a decodable
+  size) and repeated over the whole image. The repetition is what survives
+  crops (the decoder folds the image on the period) and resizes (the period
+  is re-estimated from the autocorrelation).
+* Only luma changes (the same delta on R, G and B): chroma is subsampled by
+  4:2:0 JPEG and would not survive. The strength follows a perceptual mask:
+  low on flat areas, edges and dark regions, higher in texture, and is scaled
+  down globally when the whole change would exceed the PSNR budget.
+* The decoder works on a luma downscaled to a fixed size (bounded cost on huge
+  images), whitens it (local high-pass divided by local activity), estimates
+  the period, folds all repetitions into one tile, finds the cyclic shift by
+  correlating with the sync pattern, and Viterbi-decodes the payload.
+
+False positives
+---------------
+The detection score is a self-normalised correlation
+``z = sum(v_i s_i) / sqrt(sum(v_i^2))`` between folded chip values ``v_i`` and
+the sync signs ``s_i``. For an unmarked image the folded chip values are
+(approximately) independent and symmetric, so given their magnitudes the signs
+are fair coin flips and Hoeffding's inequality bounds each candidate:
+``P(z >= t) <= exp(-t^2 / 2)``. The decoder scans ``_CANDIDATES`` alignments,
+so ``P(any z >= t) <= _CANDIDATES * exp(-t^2 / 2)``; :data:`THRESHOLD` makes
+that <= :data:`SYNC_FALSE_POSITIVE_BOUND`. A detection also needs the CRC-24 of
+the decoded payload to match (probability 2^-24 for noise), so the bound on
+reporting a payload from an unmarked image is their product,
+:data:`FALSE_POSITIVE_BOUND` (well below 1e-6). ``benchmarks/watermark.py``
+measures it on unmarked images and crops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+from scipy import fft as sfft
+from scipy import ndimage, sparse
+
+from labelers.errors import InvalidOption
+
+#: Minimum shortest side, in pixels, of an image that can carry the mark.
+#: Below it fewer than ~1.5 tile periods fit and the decoder cannot estimate
+#: the period. Robustness to a 50% downscale is designed for images whose
+#: shortest side is >= 512 px; smaller images survive crops/JPEG/brightness.
+MIN_SIDE = 256
+
+PAYLOAD_BITS = 64
+_CRC_BITS = 24
+_CRC_POLY = 0x864CFB  # CRC-24/OpenPGP
+_CRC_INIT = 0xB704CE
+_CONV_K = 7
+_CONV_GENS = (0o133, 0o171, 0o165)  # rate 1/3, constraint length 7
+_INFO_BITS = PAYLOAD_BITS + _CRC_BITS
+_STEPS = _INFO_BITS + _CONV_K - 1  # with the zero tail
+_CODED_BITS = _STEPS * len(_CONV_GENS)
+
+_P = 32  # chips per tile side
+_N_SYNC = 256  # sync chips per tile; the other chips carry the code
+_CHIPS_PER_SIDE = 170  # chip size = shortest side / this (rounded)
+_C_MIN = 5  # smallest chip size in px, so a 50% downscale still leaves 2.5 px chips
+_SEED = 0x41494743  # "AIGC": fixes the sync pattern, signs and interleaving
+
+_WORK = 512  # decoder works on a luma whose shortest side is at most this
+_WORK_LONG = 1024  # ... and whose longest side is cropped to this (centre)
+_HP = 7  # decoder high-pass: luma minus its box mean over this many px
+_BINS = 3  # fold bins per chip per axis (sub-chip alignment)
+_PERIOD_TRIES = 4  # period hypotheses the decoder tries
+
+# alignments scanned: sub-chip offsets x cyclic chip shifts x period hypotheses
+_CANDIDATES = _BINS * _BINS * _P * _P * _PERIOD_TRIES
+SYNC_FALSE_POSITIVE_BOUND = 1e-3
+#: Detection threshold on the sync z-score (see the module docstring).
+THRESHOLD = math.sqrt(2.0 * math.log(_CANDIDATES / SYNC_FALSE_POSITIVE_BOUND))
+#: Bound on the probability of reporting a payload for an unmarked image.
+FALSE_POSITIVE_BOUND = SYNC_FALSE_POSITIVE_BOUND * 2.0**-_CRC_BITS
+
+# embedding strength (luma levels, amplitude of a unit-RMS pattern)
+_A_FLAT = 0.4
+_A_MAX = 6.0
+_A_GAIN = 1.5
+_TARGET_PSNR = 41.5
+_SMOOTH = 0.25  # chip smoothing (gaussian sigma, in chips): less high frequency for JPEG
+
+
+@dataclass(frozen=True)
+class WatermarkResult:
+    """A decoded mark."""
+
+    payload: int  # the 64-bit unsigned payload (a ledger key)
+    score: float  # sync z-score; unmarked images stay below ``threshold``
+    threshold: float  # the calibrated detection threshold (see FALSE_POSITIVE_BOUND)
+    bit_errors: int  # channel bits the code had to correct ...
+    coded_bits: int  # ... out of this many
+
+
+# ---------------------------------------------------------------- layout / code
+
+
+@dataclass(frozen=True)
+class _Layout:
+    sync_idx: np.ndarray  # flat chip indices of the sync chips
+    sync_sign: np.ndarray  # +-1
+    data_idx: np.ndarray  # flat chip indices of the code chips
+    data_bit: np.ndarray  # coded bit carried by each code chip
+    data_sign: np.ndarray  # +-1 scrambling sign per code chip
+    sync_map: np.ndarray  # P x P: sync signs, 0 on code chips
+    out_bits: np.ndarray  # (64 states, 2 inputs, n_gens) encoder output bits
+
+
+@lru_cache(maxsize=1)
+def _layout() -> _Layout:
+    rng = np.random.default_rng(_SEED)
+    perm = rng.permutation(_P * _P)
+    sync_idx = np.sort(perm[:_N_SYNC])
+    data_idx = perm[_N_SYNC:]
+    sync_sign = rng.choice([-1.0, 1.0], size=_N_SYNC)
+    data_bit = np.arange(data_idx.size) % _CODED_BITS
+    data_sign = rng.choice([-1.0, 1.0], size=data_idx.size)
+    sync_map = np.zeros(_P * _P)
+    sync_map[sync_idx] = sync_sign
+    states = np.arange(1 << (_CONV_K - 1))
+    out_bits = np.zeros((states.size, 2, len(_CONV_GENS)), dtype=np.int8)
+    for b in (0, 1):
+        reg = (b << (_CONV_K - 1)) | states
+        for k, g in enumerate(_CONV_GENS):
+            out_bits[:, b, k] = [bin(int(r) & g).count("1") & 1 for r in reg]
+    return _Layout(
+        sync_idx, sync_sign, data_idx, data_bit, data_sign, sync_map.reshape(_P, _P), out_bits
+    )
+
+
+def _crc24(bits: np.ndarray) -> int:
+    crc = _CRC_INIT
+    for b in bits:
+        top = ((crc >> 23) & 1) ^ int(b)
+        crc = (crc << 1) & 0xFFFFFF
+        if top:
+            crc ^= _CRC_POLY
+    return crc
+
+
+def _bits_int(bits: np.ndarray) -> int:
+    return int("".join(str(int(b)) for b in bits), 2)
+
+
+def _int_bits(value: int, n: int) -> np.ndarray:
+    return np.array([(value >> (n - 1 - i)) & 1 for i in range(n)], dtype=np.int8)
+
+
+def _conv_encode(info: np.ndarray) -> np.ndarray:
+    lay = _layout()
+    bits = np.concatenate([info, np.zeros(_CONV_K - 1, dtype=np.int8)])
+    out = np.empty((bits.size, len(_CONV_GENS)), dtype=np.int8)
+    state = 0
+    for t, b in enumerate(bits):
+        out[t] = lay.out_bits[state, b]
+        state = ((int(b) << (_CONV_K - 1)) | state) >> 1
+    return out.reshape(-1)
+
+
+def _viterbi(soft: np.ndarray) -> np.ndarray:
+    """Soft-decision Viterbi; ``soft`` > 0 means coded bit 0. Returns info bits."""
+    lay = _layout()
+    n_states = 1 << (_CONV_K - 1)
+    half = n_states >> 1
+    soft = soft.reshape(_STEPS, len(_CONV_GENS))
+    signs = 1.0 - 2.0 * lay.out_bits  # (states, 2, gens)
+    ns = np.arange(n_states)
+    inp = ns >> (_CONV_K - 2)  # the input bit that leads into each next state
+    p0 = (ns & (half - 1)) << 1
+    p1 = p0 | 1
+    metric = np.full(n_states, -np.inf)
+    metric[0] = 0.0
+    choice = np.empty((_STEPS, n_states), dtype=bool)
+    for t in range(_STEPS):
+        bm = signs @ soft[t]  # (states, 2)
+        m0 = metric[p0] + bm[p0, inp]
+        m1 = metric[p1] + bm[p1, inp]
+        choice[t] = m1 > m0
+        metric = np.where(choice[t], m1, m0)
+    state = 0  # the tail drives the encoder back to state 0
+    info = np.empty(_STEPS, dtype=np.int8)
+    for t in range(_STEPS - 1, -1, -1):
+        info[t] = state >> (_CONV_K - 2)
+        prev = (state & (half - 1)) << 1
+        state = prev | int(choice[t, state])
+    return info[:_INFO_BITS]
+
+
+def _coded_bits(payload: int) -> np.ndarray:
+    bits = _int_bits(payload, PAYLOAD_BITS)
+    info = np.concatenate([bits, _int_bits(_crc24(bits), _CRC_BITS)])
+    return _conv_encode(info)
+
+
+def _chip_grid(payload: int) -> np.ndarray:
+    lay = _layout()
+    chips = np.zeros(_P * _P)
+    chips[lay.sync_idx] = lay.sync_sign
+    coded = _coded_bits(payload)
+    chips[lay.data_idx] = lay.data_sign * (1.0 - 2.0 * coded[lay.data_bit])
+    return chips.reshape(_P, _P)
+
+
+# --------------------------------------------------------------------- embedding
+
+
+def _chip_size(width: int, height: int) -> int:
+    return max(_C_MIN, round(min(width, height) / _CHIPS_PER_SIDE))
+
+
+def _render_tile(payload: int, chip: int) -> np.ndarray:
+    """One period of the pattern at pixel resolution, unit RMS, smooth chips."""
+    grid = _chip_grid(payload)
+    tile = np.repeat(np.repeat(grid, chip, axis=0), chip, axis=1)
+    tile = ndimage.gaussian_filter(tile, sigma=_SMOOTH * chip, mode="wrap")
+    return (tile / np.sqrt(np.mean(tile**2))).astype(np.float32)
+
+
+def _strength(luma: Image.Image, chip: int) -> np.ndarray:
+    """Amplitude map (luma levels) at a reduced size: the perceptual mask.
+
+    Computed on a copy reduced so a chip is ~2 px (cheap on huge images); the
+    caller scales it back up band by band. Texture raises the strength; flat
+    areas, the flat side of edges (minimum filter) and dark or near-white
+    areas keep it low.
+    """
+    f = max(1, chip // 2)
+    small = luma.reduce(f) if f > 1 else luma
+    y = np.asarray(small, dtype=np.float32)
+    detail = y - ndimage.uniform_filter(y, 3)
+    act = np.sqrt(np.maximum(ndimage.uniform_filter(detail * detail, 3), 0.0))
+    # a pixel is only as masked as its least textured neighbour: keeps the
+    # mark off the flat side of edges, where it would show as a halo
+    act = ndimage.minimum_filter(act, 7)
+    smooth_y = ndimage.uniform_filter(y, 5)
+    # Weber: a code-level step is a larger contrast in dark areas (sRGB is
+    # roughly a power law), so the floor strength follows the luminance
+    flat = _A_FLAT * np.clip(smooth_y / 128.0, 0.25, 1.25)
+    amp = np.minimum(flat + _A_GAIN * act, _A_MAX)
+    # near white the positive half clips: keep it faint there
+    amp *= np.clip((262.0 - smooth_y) / 30.0, 0.3, 1.0)
+    # global PSNR budget (the pattern has unit RMS and is independent of the
+    # mask): scale down when texture everywhere would make it too strong
+    budget = 255.0**2 / 10 ** (_TARGET_PSNR / 10) - 1.0 / 12.0  # minus dither
+    mse = float(np.mean(amp * amp))
+    if mse > budget:
+        amp *= math.sqrt(budget / mse)
+    return amp.astype(np.float32)
+
+
+def _check_size(image: Image.Image) -> None:
+    w, h = image.size
+    if min(w, h) < MIN_SIDE:
+        raise InvalidOption(
+            f"image is {w}x{h} px; the invisible watermark needs a shortest side of at "
+            f"least {MIN_SIDE} px"
+        )
+
+
+_BAND = 512  # rows per band: bounds the float working memory on huge images
+
+
+def embed(image: Image.Image, payload: int) -> Image.Image:
+    """Return a copy of ``image`` carrying ``payload`` (a 64-bit unsigned int).
+
+    Keeps mode (RGB, RGBA, L, LA, P) and size; alpha is not touched. Raises
+    InvalidOption for a payload out of range, another mode, or an image whose
+    shortest side is below MIN_SIDE.
+    """
+    if isinstance(payload, bool) or not isinstance(payload, int):
+        raise InvalidOption("watermark payload must be an integer in [0, 2**64)")
+    if not 0 <= payload < 1 << PAYLOAD_BITS:
+        raise InvalidOption(f"watermark payload {payload} is outside [0, 2**64)")
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+        raise InvalidOption(
+            f"image mode {image.mode} is not supported by the watermark "
+            "(RGB, RGBA, L, LA and P are)"
+        )
+    _check_size(image)
+    mode = image.mode
+    if mode == "P":
+        work = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    else:
+        work = image
+    w, h = work.size
+    chip = _chip_size(w, h)
+    tile = _render_tile(payload, chip)
+    period = tile.shape[0]
+    strip = np.tile(tile, (1, -(-w // period)))[:, :w]  # one period of rows, full width
+    luma = work.convert("L") if work.mode != "L" else work
+    amp = _strength(luma, chip)
+    amp_img = Image.fromarray(amp, mode="F")
+    sh, sw = amp.shape
+    arr = np.asarray(work)
+    out = arr.copy()
+    n_color = 1 if work.mode in ("L", "LA") else 3
+    for band, y0 in enumerate(range(0, h, _BAND)):
+        y1 = min(h, y0 + _BAND)
+        box = (0.0, y0 * sh / h, float(sw), y1 * sh / h)
+        amp_band = amp_img.resize((w, y1 - y0), Image.Resampling.BILINEAR, box=box)
+        delta = np.asarray(amp_band, dtype=np.float32) * strip[np.arange(y0, y1) % period]
+        # random dither instead of rounding: a sub-level delta on a flat area
+        # becomes fine grain whose local mean is the delta, not +-1 blobs
+        delta += np.random.default_rng([_SEED, band]).random(delta.shape, dtype=np.float32)
+        rows = arr[y0:y1]
+        color = rows[..., :n_color] if rows.ndim == 3 else rows[..., None]
+        # the same delta on R, G and B: luma moves, chroma stays
+        marked = np.clip(color + delta[..., None], 0, 255).astype(np.uint8)
+        if out.ndim == 3:
+            out[y0:y1, :, :n_color] = marked
+        else:
+            out[y0:y1] = marked[..., 0]
+    result = Image.fromarray(out, mode=work.mode)
+    if mode == "P":
+        # back to a palette; error diffusion keeps the local mean, which is
+        # where the mark lives
+        result = result.quantize(
+            colors=256,
+            method=Image.Quantize.FASTOCTREE if result.mode == "RGBA" else Image.Quantize.MEDIANCUT,
+            dither=Image.Dither.FLOYDSTEINBERG,
+        )
+    result.info.update({k: v for k, v in image.info.items() if k != "transparency"})
+    return result
+
+
+# ---------------------------------------------------------------------- decoding
+
+
+def _whitened(image: Image.Image) -> np.ndarray:
+    """Normalised luma residual at the working size.
+
+    The mark's strength follows local activity, so dividing the residual by
+    the local activity weighs every pixel by roughly its mark-to-content
+    ratio; the floor keeps near-flat areas from amplifying coding noise.
+    """
+    w, h = image.size
+    s = min(1.0, _WORK / min(w, h))
+    # the central window that will be kept, in source pixels: crop before
+    # converting so a huge or elongated image costs no more than the window
+    cw, ch = min(w, round(_WORK_LONG / s)), min(h, round(_WORK_LONG / s))
+    left, top = (w - cw) // 2, (h - ch) // 2
+    region = image.crop((left, top, left + cw, top + ch)) if (cw, ch) != (w, h) else image
+    luma = region.convert("L") if region.mode != "L" else region
+    if s < 1.0:
+        size = (max(1, round(cw * s)), max(1, round(ch * s)))
+        luma = luma.resize(size, Image.Resampling.BOX, reducing_gap=None)
+    y = np.asarray(luma, dtype=np.float32)
+    r = y - ndimage.uniform_filter(y, _HP)
+    env = np.sqrt(np.maximum(ndimage.uniform_filter(r * r, 9), 0.0))
+    z = r / np.maximum(env, 1.0)
+    np.clip(z, -3.0, 3.0, out=z)
+    return z - z.mean()
+
+
+def _autocorr(z: np.ndarray) -> np.ndarray:
+    shape = [sfft.next_fast_len(n, real=True) for n in z.shape]
+    spec = sfft.rfft2(z, s=shape, workers=1)
+    return sfft.irfft2(spec.real**2 + spec.imag**2, s=shape, workers=1)
+
+
+def _periods(r: np.ndarray, short: int) -> list[float]:
+    """Best tile-period hypotheses (px) from the autocorrelation lattice."""
+    hh, ww = r.shape
+    # chips below 2 px do not survive; at least 1.6 periods must fit
+    lo, hi = 2.0 * _P, short / 1.6
+    if hi <= lo + 4:
+        return []
+    cand = np.arange(lo - 8, hi + 8, 0.5)
+
+    def at(dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(r, [dy % hh, dx % ww], order=1, mode="grid-wrap")
+
+    zero = np.zeros_like(cand)
+    score = at(cand, zero) + at(zero, cand) + at(cand, cand) + at(cand, -cand)
+    # rank by prominence over the neighbourhood: image content raises the
+    # autocorrelation broadly at short lags, the mark makes a narrow peak
+    score = score - ndimage.uniform_filter1d(score, 33, mode="nearest")
+    inner = (cand >= lo) & (cand <= hi)
+    peaks = [
+        i
+        for i in range(1, cand.size - 1)
+        if inner[i] and score[i] >= score[i - 1] and score[i] > score[i + 1]
+    ]
+    peaks.sort(key=lambda i: -score[i])
+    kept: list[int] = []
+    for i in peaks:  # one hypothesis per peak: drop shoulders of a kept one
+        if all(abs(cand[i] - cand[j]) > 0.04 * cand[j] for j in kept):
+            kept.append(i)
+    out: list[float] = []
+    for i in kept[:_PERIOD_TRIES]:
+        # refine each axis on its own peak (parabola through three lags)
+        ref = []
+        for axis in (0, 1):
+            lags = cand[i] + np.array([-1.0, 0.0, 1.0])
+            vals = at(lags, zero[:3]) if axis == 0 else at(zero[:3], lags)
+            den = vals[0] - 2 * vals[1] + vals[2]
+            off = 0.5 * (vals[0] - vals[2]) / den if den < 0 else 0.0
+            ref.append(cand[i] + float(np.clip(off, -1.0, 1.0)))
+        out.append(float(np.mean(ref)))
+    return out
+
+
+def _fold(z: np.ndarray, period: float) -> np.ndarray:
+    """Average every repetition of the tile into one G x G tile (G = P x bins).
+
+    Folding is separable (one-hot bin matrices on each axis), which makes it a
+    pair of sparse products: O(pixels) and far cheaper than a 2-D bincount.
+    """
+    g = _P * _BINS
+    hh, ww = z.shape
+    by = np.floor((np.arange(hh) / period % 1.0) * g).astype(np.int64) % g
+    bx = np.floor((np.arange(ww) / period % 1.0) * g).astype(np.int64) % g
+    ay = sparse.csr_matrix((np.ones(hh, np.float32), (by, np.arange(hh))), shape=(g, hh))
+    ax = sparse.csr_matrix((np.ones(ww, np.float32), (bx, np.arange(ww))), shape=(g, ww))
+    sums = (ax @ (ay @ z).T).T
+    counts = np.outer(np.bincount(by, minlength=g), np.bincount(bx, minlength=g))
+    return np.asarray(sums) / np.maximum(counts, 1)
+
+
+def _align(folded: np.ndarray) -> tuple[float, np.ndarray]:
+    """Best sync z-score and the P x P chip values at that alignment."""
+    lay = _layout()
+    fc = ndimage.uniform_filter(folded, _BINS, mode="wrap")
+    s_spec = np.conj(np.fft.rfft2(lay.sync_map))
+    m_spec = np.conj(np.fft.rfft2(np.abs(lay.sync_map)))
+    best = (-np.inf, np.zeros((_P, _P)))
+    for a in range(_BINS):
+        for b in range(_BINS):
+            v = fc[a::_BINS, b::_BINS]
+            num = np.fft.irfft2(np.fft.rfft2(v) * s_spec, s=v.shape)
+            den = np.fft.irfft2(np.fft.rfft2(v * v) * m_spec, s=v.shape)
+            zmap = num / np.sqrt(np.maximum(den, 1e-12))
+            k = int(np.argmax(zmap))
+            if zmap.flat[k] > best[0]:
+                u, w = divmod(k, _P)
+                best = (float(zmap.flat[k]), np.roll(v, (-u, -w), axis=(0, 1)))
+    return best
+
+
+def _detect(image: Image.Image) -> tuple[float, WatermarkResult | None]:
+    """Best sync score over all hypotheses, and the decoded mark if any."""
+    if min(image.size) < 2 * _P:
+        return -math.inf, None
+    z = _whitened(image)
+    lay = _layout()
+    best = -math.inf
+    for period in _periods(_autocorr(z), min(z.shape)):
+        score, chips = _align(_fold(z, period))
+        best = max(best, score)
+        if score < THRESHOLD:
+            continue
+        soft = np.zeros(_CODED_BITS)
+        np.add.at(soft, lay.data_bit, chips.ravel()[lay.data_idx] * lay.data_sign)
+        info = _viterbi(soft)
+        bits = info[:PAYLOAD_BITS]
+        if _crc24(bits) != _bits_int(info[PAYLOAD_BITS:]):
+            continue
+        errors = int(np.sum((soft < 0) != (_conv_encode(info) == 1)))
+        return score, WatermarkResult(_bits_int(bits), score, THRESHOLD, errors, _CODED_BITS)
+    return best, None
+
+
+def decode(image: Image.Image) -> WatermarkResult | None:
+    """Find the mark in ``image``; None when nothing passes the calibrated threshold.
+
+    Accepts any Pillow image (it reads the luma). Cost is bounded: the work
+    is done on a luma of at most _WORK x _WORK_LONG px.
+    """
+    return _detect(image)[1]
