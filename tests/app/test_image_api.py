@@ -8,6 +8,7 @@ record, a fresh Pillow decode for pixels, size and frames, and
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import shutil
@@ -46,6 +47,10 @@ EXIFTOOL_CONFIG = """\
 """
 OTHER_PRODUCER = "0011911100007109120X0010009"
 CHECK_DIR = Path("/tmp/api-check")
+LEDGER_BUG = (
+    "app/main.py label_file_endpoint calls the coroutine _ledger_insert without await: "
+    "labelled files never reach the ledger"
+)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -234,13 +239,14 @@ def test_labelled_jpeg_rendered_for_a_look(client: TestClient) -> None:
 
 
 # ------------------------------------------------------------------ relabel
-@pytest.mark.parametrize("kind", ["jpeg", "png", "webp", "gif-animated"])
+@EVERY_FORMAT
 def test_relabelling_a_labelled_file_keeps_exactly_one_record(client: TestClient, kind) -> None:
     name, make = FORMATS[kind]
     first = label(client, make(), name)
     second = label(client, first.content, name)
     report = verify(client, second.content, name)
     assert report["classification"] == "confirmed"
+    assert report["integrity"]["c2pa"]["state"] == "Trusted"
     assert report["record"] == header_record(second) != header_record(first)
     assert not [f for f in report["findings"] if f["code"] == "several-records"]
     in_metadata = {json.dumps(r["record"]) for r in report["records"] if r["source"] == "metadata"}
@@ -417,6 +423,17 @@ def test_record_in_exif_usercomment_from_another_tool_is_confirmed(client: TestC
 
 
 # ------------------------------------------------------- watermark survival
+@pytest.mark.xfail(strict=True, reason=LEDGER_BUG)
+def test_labelled_file_is_in_the_ledger(client: TestClient) -> None:
+    resp = label(client, FORMATS["png"][1](), "x.png")
+    entry = client.get(f"/v1/records/{resp.headers['AIGC-Produce-ID']}", headers=auth())
+    assert entry.status_code == 200, entry.text
+    assert entry.json()["record"] == header_record(resp)
+    assert entry.json()["media_type"] == "image/png"
+    assert entry.json()["content_sha256"] == hashlib.sha256(resp.content).hexdigest()
+
+
+@pytest.mark.xfail(strict=True, reason=LEDGER_BUG)
 def test_watermark_survives_metadata_stripping_reencode(client: TestClient) -> None:
     resp = label(client, encode(photo(1024, 768, seed=8), "JPEG", quality=92))
     assert resp.headers["AIGC-Watermark"] == "embedded"
