@@ -70,7 +70,8 @@ def _label(img: Image.Image) -> Image.Image:
     draw = ImageDraw.Draw(img)
     draw.rectangle(box, fill=(30, 30, 30))
     font = ImageFont.truetype(str(cjk_font_path()), max(10, int(h * 0.04)))
-    draw.text((box[0] + 8, box[1] + 2), "人工智能生成 AI-generated", font=font, fill=(255, 255, 255))
+    text = "人工智能生成 AI-generated"
+    draw.text((box[0] + 8, box[1] + 2), text, font=font, fill=(255, 255, 255))
     return img
 
 
