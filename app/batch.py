@@ -233,6 +233,11 @@ def discover(
             raise BatchError(f"{given}: not a regular file or directory")
     seen: dict[str, str] = {}
     for task in tasks:
+        if task.dest and os.path.abspath(task.dest) == os.path.abspath(task.src):
+            raise BatchError(
+                f"{task.src} would be overwritten by its own output; use --in-place to relabel "
+                "files where they are"
+            )
         key = os.path.abspath(task.dest or task.src)
         if key in seen:
             what = "output" if task.dest else "input"
@@ -514,23 +519,28 @@ def _drain(
                 task = queue.pop()
                 running[pool.submit(_run_task, task)] = task
             done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            if any(isinstance(f.exception(), cf.process.BrokenProcessPool) for f in done):
+                # a worker died (a crash in native code): keep what finished, retry the rest
+                cf.wait(running)
+                lost = []
+                for future, task in running.items():
+                    if future.exception() is None:
+                        finish(future.result())
+                    else:
+                        lost.append(task)
+                return lost
             for future in done:
-                task = running.pop(future)
-                try:
-                    finish(future.result())
-                except cf.process.BrokenProcessPool:
-                    return [task, *running.values()]
+                del running[future]
+                finish(future.result())
         return []
     except KeyboardInterrupt:
         # stop handing out files; the ones being labelled finish and are journaled
         for future in running:
             future.cancel()
-        for future, task in running.items():
-            if future.cancelled():
-                continue
-            with contextlib.suppress(Exception):
-                finish(future.result())
-            del task
+        for future in running:
+            if not future.cancelled():
+                with contextlib.suppress(Exception):
+                    finish(future.result())
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -762,7 +772,7 @@ def _media_type(data: bytes) -> str | None:
 
 def _media_type_of(path: str) -> str | None:
     with open(path, "rb") as f:
-        return _media_type(f.read(65536 + 4096))
+        return _media_type(f.read())  # whole file: a ZIP's part list may sit at its end
 
 
 def carried_ids(data: bytes, limits: Any, record_field: str = "produce_id") -> list[str]:

@@ -157,6 +157,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ batch
 def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        # parallelism is across files: one BLAS thread per worker process, not cores x cores
+        # (set before numpy is first imported, which happens below)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
     from app import batch
 
     writes = args.command in ("label", "propagate")
