@@ -7,6 +7,7 @@ readers: pdftotext and qpdf for the PDF, zipfile for the packages.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -45,6 +46,7 @@ def client(tmp_path_factory) -> Iterator[TestClient]:
 
 
 # ------------------------------------------------------------------ fixtures
+@functools.cache
 def pdf_document(pages: int = PDF_PAGES) -> bytes:
     """A report of several pages with Chinese and Latin text."""
     pdf = FPDF()
@@ -206,6 +208,7 @@ def test_relabelling_keeps_one_record_and_one_visible_label(client: TestClient, 
 
 
 # ---------------------------------------------------------------- bad input
+@functools.cache
 def _encrypted_pdf() -> bytes:
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_document(2))))
     writer.encrypt(user_password="user-secret", owner_password="owner-secret", algorithm="AES-128")
@@ -214,6 +217,7 @@ def _encrypted_pdf() -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def _zip_bomb_docx() -> bytes:
     """A valid DOCX plus a 64 MB part of zeros that deflates to ~64 KB."""
     out = io.BytesIO()
@@ -227,6 +231,7 @@ def _zip_bomb_docx() -> bytes:
     return out.getvalue()
 
 
+@functools.cache
 def _entity_docx() -> bytes:
     laughs = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
