@@ -53,10 +53,11 @@ from scipy import ndimage, sparse
 
 from labelers.errors import InvalidOption
 
-#: Minimum shortest side, in pixels, of an image that can carry the mark.
-#: Below it fewer than ~1.5 tile periods fit and the decoder cannot estimate
-#: the period. Robustness to a 50% downscale is designed for images whose
-#: shortest side is >= 512 px; smaller images survive crops/JPEG/brightness.
+#: Minimum shortest side, in pixels, of an image that can carry the mark: the
+#: tile (32 chips of >= 4 px) must repeat about twice across it for the decoder
+#: to find the period. Marks on images this small survive JPEG, crops and the
+#: other edits one at a time; the full robustness list (a 50% downscale
+#: combined with a re-encode, ...) is met from a shortest side of ~600 px.
 MIN_SIDE = 256
 
 PAYLOAD_BITS = 64
@@ -73,6 +74,7 @@ _P = 32  # chips per tile side
 _N_SYNC = 256  # sync chips per tile; the other chips carry the code
 _CHIPS_PER_SIDE = 170  # chip size = shortest side / this (rounded)
 _C_MIN = 5  # smallest chip size in px, so a 50% downscale still leaves 2.5 px chips
+_SMALL = 400  # ... for images whose shortest side is at least this
 _SEED = 0x41494743  # "AIGC": fixes the sync pattern, signs and interleaving
 
 _WORK = 512  # decoder works on a luma whose shortest side is at most this
@@ -221,7 +223,11 @@ def _chip_grid(payload: int) -> np.ndarray:
 
 
 def _chip_size(width: int, height: int) -> int:
-    return max(_C_MIN, round(min(width, height) / _CHIPS_PER_SIDE))
+    short = min(width, height)
+    # below _SMALL a 50% downscale leaves too few pixels anyway: smaller chips
+    # buy more tile periods, which crops and re-encodes need on a small image
+    floor = _C_MIN if short >= _SMALL else _C_MIN - 1
+    return max(floor, round(short / _CHIPS_PER_SIDE))
 
 
 def _render_tile(payload: int, chip: int) -> np.ndarray:
