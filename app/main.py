@@ -298,7 +298,7 @@ def _routes(app: FastAPI) -> None:
             st.settings.limits,
             st.record_signer,
         )
-        _ledger_insert(
+        await _ledger_insert(
             st,
             result.record,
             result.data,

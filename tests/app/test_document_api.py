@@ -28,10 +28,6 @@ from tests.labelers.test_ooxml import docx, pptx, xlsx
 from tests.support import KEYS, PRODUCER, auth
 
 WORDING = "人工智能生成"
-LEDGER_BUG = (
-    "app/main.py label_file_endpoint calls the coroutine _ledger_insert without await: "
-    "labelled files never reach the ledger, so a plain-text file's watermark finds no record"
-)
 PDF_PAGES = 5
 
 
@@ -95,11 +91,7 @@ DOCUMENTS = {
     "html": ("report.html", lambda: HTML, "text"),
     "text": ("report.txt", lambda: PLAIN, "text"),
 }
-# plain text has no metadata carrier: its record comes back through the ledger
-KINDS = [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=LEDGER_BUG)) if k == "text" else k
-    for k in DOCUMENTS
-]
+KINDS = list(DOCUMENTS)
 MEDIA_TYPES = {
     "pdf": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",

@@ -47,10 +47,6 @@ EXIFTOOL_CONFIG = """\
 """
 OTHER_PRODUCER = "0011911100007109120X0010009"
 CHECK_DIR = Path("/tmp/api-check")
-LEDGER_BUG = (
-    "app/main.py label_file_endpoint calls the coroutine _ledger_insert without await: "
-    "labelled files never reach the ledger"
-)
 
 
 # ------------------------------------------------------------------ fixtures
@@ -423,7 +419,6 @@ def test_record_in_exif_usercomment_from_another_tool_is_confirmed(client: TestC
 
 
 # ------------------------------------------------------- watermark survival
-@pytest.mark.xfail(strict=True, reason=LEDGER_BUG)
 def test_labelled_file_is_in_the_ledger(client: TestClient) -> None:
     resp = label(client, FORMATS["png"][1](), "x.png")
     entry = client.get(f"/v1/records/{resp.headers['AIGC-Produce-ID']}", headers=auth())
@@ -433,7 +428,6 @@ def test_labelled_file_is_in_the_ledger(client: TestClient) -> None:
     assert entry.json()["content_sha256"] == hashlib.sha256(resp.content).hexdigest()
 
 
-@pytest.mark.xfail(strict=True, reason=LEDGER_BUG)
 def test_watermark_survives_metadata_stripping_reencode(client: TestClient) -> None:
     resp = label(client, encode(photo(1024, 768, seed=8), "JPEG", quality=92))
     assert resp.headers["AIGC-Watermark"] == "embedded"
