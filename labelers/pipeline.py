@@ -112,8 +112,9 @@ def label_file(
     media_type = sniff(data)
     if media_type == "text/plain":
         return _label_plain_text(data, record, options, limits)
+    # no upfront handler.read(): every stage below parses with the limits before
+    # its expensive work, and a PDF read would extract the text of every page
     handler = get_handler(media_type)
-    handler.read(data, limits)  # validates the container and limits before any work
     result = FileResult(data, media_type, record, "none", "off", "off")
     apply_content(result, options, watermark_payload, limits)
     if record_signer is not None:

@@ -59,8 +59,7 @@ def propagate_file(
             "plain text has no metadata carrier for a record; label text through "
             "/v1/label/text, or send Markdown or HTML"
         )
-    handler = get_handler(media_type)
-    handler.read(data, limits)
+    handler = get_handler(media_type)  # each stage below parses within the limits
     if existing is not None:
         record = existing.with_fields(
             content_propagator=platform, propagate_id=propagate_id, reserved_code2=""
