@@ -17,9 +17,11 @@ Workers
     closes its own database connections (a SQLite handle must not cross a
     fork) and each worker builds its own ``State`` (ledger, signers) once, in
     the pool initializer. The SQLite ledger is shared safely by WAL and a busy
-    timeout (app/ledger.py). Workers ignore SIGINT: Ctrl-C is the parent's
-    decision (it stops handing out files, lets the running ones finish and
-    journals them).
+    timeout (app/ledger.py). The parallelism is across files, so the CLI
+    gives each worker one BLAS thread (``OPENBLAS_NUM_THREADS=1``) rather
+    than letting every worker start one per core. Workers ignore SIGINT:
+    Ctrl-C is the parent's decision (it stops handing out files, lets the
+    running ones finish and journals them).
 
 Never a partial output
     The output is built in memory, written to ``.<name>.<random>.aigc-partial``

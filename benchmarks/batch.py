@@ -8,7 +8,7 @@ whole command (process start included), the engine's own files/s from the
 JSONL summary, and the 2-worker/1-worker ratio. The load average is printed
 before each run: on a shared machine, numbers taken under load mean little.
 
-    .venv/bin/python benchmarks/batch.py [--files 1000] [--repeat 1] [--keep DIR]
+    .venv/bin/python benchmarks/batch.py [--files 1000] [--repeat 1] [--keep DIR] [--max-load 0.5]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def make_tree(root: Path, count: int) -> dict[str, int]:
     return made
 
 
-def label_run(tree: Path, work: Path, workers: int) -> dict[str, float]:
+def label_run(tree: Path, work: Path, workers: int, max_load: float | None) -> dict[str, float]:
     run_dir = work / f"run-w{workers}-{time.monotonic_ns()}"
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
@@ -140,13 +141,20 @@ def label_run(tree: Path, work: Path, workers: int) -> dict[str, float]:
     # development credentials and schema made before the clock starts, like a configured host
     subprocess.run([str(EXE), "verify", "-"], input=b"warm-up", env=env, capture_output=True)
     report = run_dir / "report.jsonl"
+    if max_load is not None:
+        deadline = time.monotonic() + 900
+        while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
+            time.sleep(5)
     load = os.getloadavg()[0]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = str(run_dir / "out")
     command = [str(EXE), "label", str(tree), "--out", out, "--report", str(report)]
     command += ["--workers", str(workers), "--no-progress"]
     proc = subprocess.run(command, env=env, capture_output=True)
     wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"label run failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
     lines = [json.loads(line) for line in report.read_text().splitlines()]
@@ -160,6 +168,7 @@ def label_run(tree: Path, work: Path, workers: int) -> dict[str, float]:
         "wall_files_per_s": labelled / wall,
         "engine_files_per_s": summary["files_per_second"],
         "load_before": load,
+        "cpu_ms_per_file": 1000 * cpu / max(labelled, 1),
     }
 
 
@@ -168,6 +177,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count")
     parser.add_argument("--keep", type=Path, help="build the tree here and keep it")
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        help="before each run wait (up to 15 min) until the 1-minute load average is below this",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aigc-batch-bench-"))
@@ -181,23 +195,25 @@ def main() -> None:
         results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for workers in (1, 2):
-                r = label_run(tree, work, workers)
+                r = label_run(tree, work, workers, args.max_load)
                 results[workers].append(r)
                 print(
                     f"  workers={workers}: {r['files']:.0f} files in {r['wall_s']:.1f} s wall "
                     f"({r['wall_files_per_s']:.1f} files/s; engine {r['engine_files_per_s']:.1f} "
-                    f"files/s), load before {r['load_before']:.2f}"
+                    f"files/s), {r['cpu_ms_per_file']:.1f} ms CPU/file, "
+                    f"load before {r['load_before']:.2f}"
                 )
         print()
-        print("| workers | wall s | files/s (wall) | files/s (engine) |")
-        print("|---|---|---|---|")
+        print("| workers | wall s | files/s (wall) | files/s (engine) | CPU ms/file |")
+        print("|---|---|---|---|---|")
         medians = {}
         for workers, runs in results.items():
             wall = statistics.median(r["wall_s"] for r in runs)
             rate = statistics.median(r["wall_files_per_s"] for r in runs)
             engine = statistics.median(r["engine_files_per_s"] for r in runs)
+            cpu = statistics.median(r["cpu_ms_per_file"] for r in runs)
             medians[workers] = (rate, engine)
-            print(f"| {workers} | {wall:.1f} | {rate:.1f} | {engine:.1f} |")
+            print(f"| {workers} | {wall:.1f} | {rate:.1f} | {engine:.1f} | {cpu:.1f} |")
         ratio_wall = medians[2][0] / medians[1][0]
         ratio_engine = medians[2][1] / medians[1][1]
         print(f"\nratio 2/1 workers: {ratio_wall:.2f}x wall, {ratio_engine:.2f}x engine")
