@@ -7,6 +7,14 @@ image's shortest side (aiming at 6%), placed in the orientation a viewer sees
 rectangle is converted and drawn; the rest of the frame is not touched, so a
 large photo costs little more than its decode and encode.
 
+Speed: the label's masks (glyph coverage and rounded plate) are rendered once
+per wording, ink size and orientation and kept in a byte-bounded, thread-safe
+LRU (:class:`_SpriteCache`); layouts are cached per wording and image size. A
+request then only measures the background under the label, scales the plate
+mask to the opacity it needs and pastes two small solid images through the
+masks (RGB and L frames, in place) or composites the small region in RGBA
+(other modes). Cached masks and layouts are shared and never mutated.
+
 Sizing rules (documented minimum):
 
 - ink height ``t = max(ceil(5% of the shortest side), round(6% of it), 10 px)``;
@@ -23,6 +31,9 @@ Sizing rules (documented minimum):
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -30,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.imaging import ORIENTATION_TRANSPOSE, ORIENTATION_UNDO, Raster
+from labelers.imaging import ORIENTATION_UNDO, Raster
 
 POSITIONS = (
     "top-left", "top", "top-right", "left", "right", "bottom-left", "bottom", "bottom-right",
@@ -44,7 +55,7 @@ TARGET_FRACTION = 0.06
 # ink rows count only where glyph coverage is at least this (of 255): the
 # height is measured on solid ink, not on the anti-aliased fringe
 _INK_COVERAGE = 204
-_TEXT_RGBA = (255, 255, 255, 255)
+_TEXT_RGB = (255, 255, 255)
 _PLATE_RGB = (20, 20, 20)
 # the plate darkens the background under the text to at most this sRGB level
 # (white text on it keeps a contrast ratio above 6:1)
@@ -53,10 +64,25 @@ _PLATE_ALPHA_RANGE = (0.45, 0.9)
 _SUPERSAMPLE = 4  # plate corners are drawn large and reduced: smooth rounded corners
 
 _DIRECT_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "1"}
+# modes drawn on directly: (plate fill, text fill) for paste()
+_BLEND_FILLS: dict[str, tuple[int | tuple[int, ...], int | tuple[int, ...]]] = {
+    "RGB": (_PLATE_RGB, _TEXT_RGB),
+    # the plate's and the text's luma (ITU-R 601, as Pillow's convert("L"))
+    "L": (
+        round(0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]),
+        round(0.299 * _TEXT_RGB[0] + 0.587 * _TEXT_RGB[1] + 0.114 * _TEXT_RGB[2]),
+    ),
+}
 _WIDE_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I"}
 
 
 # --------------------------------------------------------------------------- fonts and sizing
+
+
+@lru_cache(maxsize=8)
+def _threshold_lut(level: int) -> list[int]:
+    """A point() table: 255 from ``level`` up, else 0."""
+    return [0] * level + [255] * (256 - level)
 
 
 @lru_cache(maxsize=64)
@@ -71,7 +97,7 @@ def _ink_rows(size: int, text: str) -> tuple[int, int]:
     left, top, right, bottom = font.getbbox(text, anchor="ls")
     canvas = Image.new("L", (right - left + 4, bottom - top + 4), 0)
     ImageDraw.Draw(canvas).text((2 - left, 2 - top), text, fill=255, font=font, anchor="ls")
-    box = canvas.point(lambda v: 255 if v >= _INK_COVERAGE else 0).getbbox()
+    box = canvas.point(_threshold_lut(_INK_COVERAGE)).getbbox()
     if box is None:
         return 0, 0
     return box[1] - 2 + top, box[3] - 2 + top
@@ -108,10 +134,14 @@ def ink_targets(shortest_side: int) -> tuple[int, int]:
 
 
 class _Layout:
-    """The label's plate size and where each line's baseline sits inside it."""
+    """The label's plate size and where each line's baseline sits inside it.
+
+    Layouts are cached and shared between threads: never mutated after construction.
+    """
 
     def __init__(self, lines: list[str], size: int, ink: int) -> None:
-        self.lines = lines
+        self.lines = tuple(lines)
+        self.size = size
         self.font = _font(size)
         self.ink = ink
         boxes = [self.font.getbbox(line, anchor="ls") for line in lines]
@@ -182,7 +212,10 @@ def _two_lines(wording: str, font: ImageFont.FreeTypeFont) -> list[str] | None:
     return best[1] if best else None
 
 
+@lru_cache(maxsize=512)
 def _layout_for(wording: str, width: int, height: int) -> _Layout:
+    """The layout for ``wording`` on a ``width`` x ``height`` display (cached: many
+    images share a size, and measuring glyph boxes costs more than drawing)."""
     shortest = min(width, height)
     if shortest < MIN_SHORT_SIDE:
         raise InvalidOption(
@@ -261,15 +294,21 @@ def _plate_alpha(background: Image.Image) -> float:
         # carry the contrast itself
         return high
     # 95th percentile of luma from a histogram: the bright details decide
-    counts = np.asarray(background.convert("L").histogram(), dtype=np.float64)
+    luma = background if background.mode == "L" else background.convert("L")
+    counts = np.asarray(luma.histogram(), dtype=np.float64)
     bright = float(np.searchsorted(np.cumsum(counts), 0.95 * counts.sum()))
     plate = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]
     alpha = (bright - _MAX_UNDER_TEXT) / max(1.0, bright - plate)
     return min(high, max(low, alpha))
 
 
-def _plate_mask(width: int, height: int, radius: int, alpha: float) -> Image.Image:
-    """A rounded rectangle of opacity ``alpha`` with anti-aliased corners."""
+def _scaled(mask: Image.Image, alpha: float) -> Image.Image:
+    """``mask`` with every value multiplied by ``alpha`` (0-1), as a new image."""
+    return Image.blend(Image.new("L", mask.size, 0), mask, alpha)
+
+
+def _plate_shape(width: int, height: int, radius: int) -> Image.Image:
+    """A rounded rectangle mask (255 inside) with anti-aliased corners."""
     radius = max(1, min(radius, width // 2, height // 2))
     s = _SUPERSAMPLE
     disc = Image.new("L", (2 * radius * s, 2 * radius * s), 0)
@@ -283,24 +322,87 @@ def _plate_mask(width: int, height: int, radius: int, alpha: float) -> Image.Ima
         strict=True,
     ):
         mask.paste(disc.crop((dx, dy, dx + r, dy + r)), (x, y))
-    return mask.point(lambda v: round(v * alpha))
+    return mask
 
 
-def _overlay(layout: _Layout, alpha: float) -> Image.Image:
-    """The label itself as an RGBA patch the size of the plate."""
-    patch = Image.new("RGBA", (layout.width, layout.height), (*_PLATE_RGB, 0))
-    patch.putalpha(_plate_mask(layout.width, layout.height, layout.radius, alpha))
-    draw = ImageDraw.Draw(patch)
+@dataclass(frozen=True)
+class _Sprite:
+    """The label's two masks for one layout, in the stored orientation.
+
+    Shared between requests and threads through :data:`_SPRITES`: only ever
+    read (as paste masks, point() sources), never drawn on.
+    """
+
+    shape: Image.Image  # "L": the plate, 255 inside, anti-aliased rounded corners
+    text: Image.Image  # "L": the glyphs' coverage
+
+    @property
+    def nbytes(self) -> int:
+        width, height = self.shape.size
+        return 2 * width * height
+
+
+def _render_sprite(layout: _Layout, orientation: int) -> _Sprite:
+    shape = _plate_shape(layout.width, layout.height, layout.radius)
+    text = Image.new("L", (layout.width, layout.height), 0)
+    draw = ImageDraw.Draw(text)
     for line, origin in zip(layout.lines, layout.origins, strict=True):
-        draw.text(origin, line, fill=_TEXT_RGBA, font=layout.font, anchor="ls")
-    return patch
+        draw.text(origin, line, fill=255, font=layout.font, anchor="ls")
+    undo = ORIENTATION_UNDO.get(orientation)
+    if undo is not None:  # drawn upright as displayed, stored un-rotated
+        shape, text = shape.transpose(undo), text.transpose(undo)
+    return _Sprite(shape, text)
+
+
+class _SpriteCache:
+    """A thread-safe LRU of rendered sprites, bounded by their bytes.
+
+    Rendering the glyphs and the plate costs more than drawing the label on
+    a frame, and the same wording at the same ink size recurs (generators
+    emit a few fixed sizes; every frame of an animation is the same size).
+    A byte bound, not a count: a 100 MP image's sprite is ~8 MB, a 1 MP
+    one's ~60 KB.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._used = 0
+        self._items: OrderedDict[tuple, _Sprite] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, layout: _Layout, orientation: int) -> _Sprite:
+        key = (layout.lines, layout.size, layout.ink, orientation)
+        with self._lock:
+            sprite = self._items.get(key)
+            if sprite is not None:
+                self._items.move_to_end(key)
+                return sprite
+        # rendered outside the lock: two threads may both render a new key,
+        # which costs a little time but never blocks the others
+        sprite = _render_sprite(layout, orientation)
+        with self._lock:
+            if key not in self._items and sprite.nbytes <= self._budget:
+                self._items[key] = sprite
+                self._used += sprite.nbytes
+                while self._used > self._budget:
+                    _, old = self._items.popitem(last=False)
+                    self._used -= old.nbytes
+        return sprite
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._used = 0
+
+
+_SPRITES = _SpriteCache(budget=32 * 1024 * 1024)
 
 
 def _to_rgba(region: Image.Image) -> Image.Image:
     if region.mode in _WIDE_GRAY_MODES:
         arr = np.asarray(region, dtype=np.float64)
         eight_bit = (np.clip(arr, 0, 65535) / 257).round().astype(np.uint8)
-        return Image.fromarray(eight_bit, "L").convert("RGBA")
+        return Image.fromarray(eight_bit).convert("RGBA")
     return region.convert("RGBA")
 
 
@@ -312,18 +414,24 @@ def _from_rgba(
     if mode in ("RGBA", "RGB", "L", "LA", "CMYK"):
         return labelled.convert(mode)
     if mode == "1":
-        return labelled.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")
+        return labelled.convert("L").point(_threshold_lut(128)).convert("1")
     if mode in _WIDE_GRAY_MODES:
         # 8-bit label luma spread over the 16-bit range (0 -> 0, 255 -> 65535)
         luma = np.asarray(labelled.convert("L"), dtype=np.int64) * 257
-        if mode == "I":
-            return Image.fromarray(luma.astype(np.int32))
-        dtype = ">u2" if mode == "I;16B" else "<u2"
-        raw = luma.astype(dtype).tobytes()
-        return Image.frombuffer(mode, labelled.size, raw, "raw", mode, 0, 1)
+        return _wide_gray(luma, mode)
     if mode == "P":
         return _to_palette(labelled, original, frame)
     raise InvalidOption(f"images in colour mode {mode} cannot take a visible label")
+
+
+def _wide_gray(values: np.ndarray, mode: str) -> Image.Image:
+    """A 16- or 32-bit grey image of ``mode`` holding ``values`` (rows x columns)."""
+    if mode == "I":
+        return Image.fromarray(values.astype(np.int32))
+    dtype = ">u2" if mode == "I;16B" else "<u2"
+    height, width = values.shape
+    return Image.frombuffer(mode, (width, height), values.astype(dtype).tobytes(), "raw", mode,
+                            0, 1)
 
 
 def _to_palette(labelled: Image.Image, original: Image.Image, frame: Image.Image) -> Image.Image:
@@ -389,28 +497,45 @@ def draw_label(
         raise InvalidOption(f"position must be one of {', '.join(POSITIONS)}, not {position!r}")
     if frame.mode not in _DIRECT_MODES | _WIDE_GRAY_MODES | {"P"}:
         raise InvalidOption(f"images in colour mode {frame.mode} cannot take a visible label")
-    transpose = ORIENTATION_TRANSPOSE.get(orientation)
     w, h = frame.size
     display = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
     layout = _layout_for(wording, *display)
     x, y = _place(position, layout, *display)
     box = _stored_box((x, y, x + layout.width, y + layout.height), orientation, (w, h))
+    sprite = _SPRITES.get(layout, orientation)
 
     target = frame if inplace else frame.copy()
     original = target.crop(box)
+    if target.mode in _BLEND_FILLS:
+        # opaque 8-bit pixels: paste-with-mask is exactly "over" compositing,
+        # done in place on the label's rectangle only (no mode round trip,
+        # pixels under a zero mask stay bit-identical); a solid image pastes
+        # twice as fast as a fill colour
+        plate_fill, text_fill = _BLEND_FILLS[target.mode]
+        size = original.size
+        plate = _scaled(sprite.shape, _plate_alpha(original))
+        target.paste(Image.new(target.mode, size, plate_fill), box, plate)
+        target.paste(Image.new(target.mode, size, text_fill), box, sprite.text)
+        return target
+    # alpha, palette, CMYK, bilevel and 16-bit frames: composite in RGBA, convert back
     work = _to_rgba(original)
-    if transpose is not None:
-        work = work.transpose(transpose)
-    overlay = _overlay(layout, _plate_alpha(work))
-    labelled = Image.alpha_composite(work, overlay)
-    mask = overlay.getchannel("A").point(lambda v: 255 if v else 0)
-    if transpose is not None:
-        labelled = labelled.transpose(ORIENTATION_UNDO[orientation])
-        mask = mask.transpose(ORIENTATION_UNDO[orientation])
+    plate = _scaled(sprite.shape, _plate_alpha(work))
+    plate_layer = Image.new("RGBA", work.size, (*_PLATE_RGB, 0))
+    plate_layer.putalpha(plate)
+    text_layer = Image.new("RGBA", work.size, (*_TEXT_RGB, 0))
+    text_layer.putalpha(sprite.text)
+    labelled = Image.alpha_composite(Image.alpha_composite(work, plate_layer), text_layer)
     result = _from_rgba(labelled, original, target)
     # only pixels the label covers are replaced: untouched ones stay bit-identical
     # even where a mode round trip (CMYK, palette, 16-bit) would shift them
-    target.paste(result, box[:2], mask)
+    covered = sprite.shape.point(_threshold_lut(1))
+    if target.mode in _WIDE_GRAY_MODES:
+        # Pillow's masked paste addresses 16-bit pixels as bytes (the label
+        # would land at half its x, half its width): merge here, paste whole
+        merged = np.where(np.asarray(covered) > 0, np.asarray(result), np.asarray(original))
+        target.paste(_wide_gray(merged, target.mode), box[:2])
+    else:
+        target.paste(result, box[:2], covered)
     return target
 
 

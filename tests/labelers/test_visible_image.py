@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from labelers.imaging import open_raster, save_raster
 from labelers.visible.image import (
     MIN_SHORT_SIDE,
     POSITIONS,
+    _layout_for,
+    _SpriteCache,
     draw_label,
     label_frames,
     measure_ink_height,
@@ -206,6 +209,17 @@ def test_mode_is_kept_and_label_is_full_size(mode):
     out = draw_label(img, WORDING)
     assert out.mode == mode and out.size == img.size
     assert measure_ink_height(out, img) >= 0.05 * 320
+    # the whole plate, where the RGB label's plate is (16-bit pixels are not bytes)
+    expected = changed_box(draw_label(base, WORDING), base)
+    left, top, right, bottom = changed_box(_as_8bit(out), _as_8bit(img))
+    assert abs(left - expected[0]) <= 2 and abs(top - expected[1]) <= 2
+    assert (right, bottom) == expected[2:]
+
+
+def _as_8bit(img: Image.Image) -> Image.Image:
+    if img.mode == "I;16":
+        return Image.fromarray((np.asarray(img) // 257).astype(np.uint8))
+    return img
 
 
 def test_palette_label_never_uses_the_transparent_colour():
@@ -290,3 +304,45 @@ def test_labelled_png_keeps_untouched_pixels_bit_exact():
     a, b = np.asarray(out).copy(), np.asarray(img).copy()
     a[:bottom, :right] = b[:bottom, :right] = 0
     assert np.array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- shared caches
+
+
+def test_labelling_from_a_thread_pool_matches_labelling_one_at_a_time():
+    # wordings no other test uses: the threads start on a cold cache and race
+    # to render the same label masks
+    jobs = [
+        (size, wording, position, orientation)
+        for size in ((640, 480), (480, 640), (300, 200))
+        for wording in ("并发测试：AI生成", "并发测试：人工智能合成")
+        for position, orientation in (("bottom-right", 1), ("top-left", 6), ("top", 3))
+    ]
+    images = {size: photo(*size, seed=sum(size)) for size in ((640, 480), (480, 640), (300, 200))}
+
+    def label(job: tuple) -> np.ndarray:
+        size, wording, position, orientation = job
+        out = draw_label(images[size], wording, position, orientation=orientation)
+        return np.asarray(out)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(label, jobs * 3))
+    one_at_a_time = [label(job) for job in jobs]
+    for i, result in enumerate(concurrent):
+        assert np.array_equal(result, one_at_a_time[i % len(jobs)]), jobs[i % len(jobs)]
+    # the inputs were never drawn on (no in-place label leaked into a shared image)
+    for size, img in images.items():
+        assert np.array_equal(np.asarray(img), np.asarray(photo(*size, seed=sum(size))))
+
+
+def test_label_mask_cache_stays_within_its_byte_budget():
+    budget = 200_000
+    cache = _SpriteCache(budget)
+    layouts = [_layout_for("人工智能生成", side * 2, side) for side in range(300, 1300, 100)]
+    sprites = [cache.get(layout, 1) for layout in layouts]
+    assert sum(s.nbytes for s in sprites) > 2 * budget  # more than fits
+    assert cache._used <= budget
+    # the most recent is kept and handed out again, not re-rendered
+    assert cache.get(layouts[-1], 1) is sprites[-1]
+    # a rotated display gets its own, transposed masks
+    assert cache.get(layouts[-1], 6).shape.size == sprites[-1].shape.size[::-1]
