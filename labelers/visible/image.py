@@ -460,14 +460,22 @@ def _to_palette(labelled: Image.Image, original: Image.Image, frame: Image.Image
         frame.putpalette(colours.astype(np.uint8).ravel().tolist())
         if isinstance(transparency, bytes):
             frame.info["transparency"] = bytes(alphas.astype(np.uint8).tolist())
-    rgb = np.asarray(labelled.convert("RGB"), dtype=np.int32)
     candidates = np.flatnonzero(alphas == 255)
-    flat = rgb.reshape(-1, 3)
-    unique, inverse = np.unique(flat, axis=0, return_inverse=True)
-    dist = ((unique[:, None, :] - colours[candidates][None, :, :]) ** 2).sum(axis=2)
-    indices = candidates[dist.argmin(axis=1)][inverse.ravel()].astype(np.uint8)
+    if not len(candidates):  # a full palette of transparent entries: nothing opaque to use
+        candidates = np.arange(len(colours))
+    # nearest opaque colour per pixel, in C: Pillow maps onto a palette of the
+    # usable entries only (padded with the first), and the index each pixel
+    # gets there is translated back to the frame's palette
+    usable = np.empty((256, 3), np.uint8)
+    usable[: len(candidates)] = colours[candidates]
+    usable[len(candidates) :] = colours[candidates[0]]
+    reference = Image.new("P", (1, 1))
+    reference.putpalette(usable.tobytes())
+    mapped = labelled.convert("RGB").quantize(palette=reference, dither=Image.Dither.NONE)
+    to_frame = np.full(256, candidates[0], np.uint8)
+    to_frame[: len(candidates)] = candidates
     out = original.copy()
-    out.frombytes(indices.reshape(labelled.size[1], labelled.size[0]).tobytes())
+    out.frombytes(to_frame[np.asarray(mapped)].tobytes())
     return out
 
 
