@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from labelers.errors import InvalidOption, LimitExceeded
 from labelers.formats import get_handler, sniff
+from labelers.formats import pdf as pdf_format
 from labelers.formats.ooxml import OOXML_TYPES
 from labelers.imaging import Raster, open_raster, save_raster
 from labelers.integrity import RecordSigner
@@ -116,12 +117,15 @@ def label_file(
     # its expensive work, and a PDF read would extract the text of every page
     handler = get_handler(media_type)
     result = FileResult(data, media_type, record, "none", "off", "off")
-    apply_content(result, options, watermark_payload, limits)
-    if record_signer is not None:
-        result.record = record_signer.sign_producer(
-            record, handler.content_digest(result.data, limits)
-        )
-    result.data = handler.write_record(result.data, result.record, limits)
+    if media_type == pdf_format.MEDIA_TYPE:
+        _label_pdf(result, options, limits, record_signer)
+    else:
+        apply_content(result, options, watermark_payload, limits)
+        if record_signer is not None:
+            result.record = record_signer.sign_producer(
+                record, handler.content_digest(result.data, limits)
+            )
+        result.data = handler.write_record(result.data, result.record, limits)
     if options.c2pa and signer is not None:
         if media_type in c2pa_media_types():
             result.data = signer.sign(
@@ -202,13 +206,7 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
     media_type = result.media_type
     if not options.explicit:
         return
-    placement = options.position or "footer"
-    if placement not in DOCUMENT_POSITIONS:
-        raise InvalidOption(
-            f"position {placement!r} does not apply to documents; use footer or header"
-        )
-    if options.pages not in ("all", "first"):
-        raise InvalidOption(f"pages must be all or first, not {options.pages!r}")
+    placement = _document_placement(options)
     if media_type == "application/pdf":
         result.data = visible_pdf.stamp_pages(
             result.data, options.wording, placement, options.pages, limits=limits
@@ -221,11 +219,48 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
         result.data = visible_markup.label_markdown(result.data, options.wording, placement)
     elif media_type == "text/html":
         result.data = visible_markup.label_html(result.data, options.wording, placement)
-    result.explicit = (
-        placement
-        if media_type != "application/pdf" or options.pages == "all"
-        else (f"{placement} (first page)")
-    )
+    result.explicit = _document_explicit(media_type, placement, options)
+
+
+def _document_placement(options: FileOptions) -> str:
+    placement = options.position or "footer"
+    if placement not in DOCUMENT_POSITIONS:
+        raise InvalidOption(
+            f"position {placement!r} does not apply to documents; use footer or header"
+        )
+    if options.pages not in ("all", "first"):
+        raise InvalidOption(f"pages must be all or first, not {options.pages!r}")
+    return placement
+
+
+def _document_explicit(media_type: str, placement: str, options: FileOptions) -> str:
+    if media_type != "application/pdf" or options.pages == "all":
+        return placement
+    return f"{placement} (first page)"
+
+
+def _label_pdf(
+    result: FileResult, options: FileOptions, limits: Limits, record_signer: RecordSigner | None
+) -> None:
+    """Visible label, content digest and record in one parse of the PDF.
+
+    The same steps as for other documents (apply_content, content_digest,
+    write_record), but the document is opened once and saved once, in append
+    mode when it can be (labelers.formats.pdf.PdfEdit): parsing and writing
+    are most of what each of those steps costs on its own.
+    """
+    placement = ""
+    if options.explicit:
+        placement = _document_placement(options)
+        visible_pdf.check_options(options.wording, placement, options.pages)
+    doc = pdf_format.open_edit(result.data, limits)
+    if options.explicit:
+        visible_pdf.stamp_document(doc, options.wording, placement, options.pages)
+        result.explicit = _document_explicit(result.media_type, placement, options)
+    if record_signer is not None:
+        result.record = record_signer.sign_producer(result.record, doc.content_digest())
+    doc.set_record(result.record)
+    result.data = doc.save()
 
 
 def _label_plain_text(

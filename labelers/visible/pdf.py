@@ -31,15 +31,17 @@ from pypdf.generic import (
     ContentStream,
     DecodedStreamObject,
     DictionaryObject,
+    EncodedStreamObject,
     FloatObject,
     IndirectObject,
     NameObject,
+    PdfObject,
     StreamObject,
 )
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.formats.pdf import guarded, new_writer, open_pdf, save
+from labelers.formats.pdf import PdfEdit, guarded, open_edit
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import resolve_wording
 
@@ -76,28 +78,51 @@ def stamp_pages(
     such as "zh" is accepted). Raises InvalidOption / InvalidWording for bad
     options, and CorruptInput, EncryptedInput or LimitExceeded for bad PDFs.
     """
+    check_options(wording, placement, pages)
+    doc = open_edit(data, limits)  # bad input is refused before the band is built
+    stamp_document(doc, wording, placement, pages)
+    return doc.save()
+
+
+def check_options(wording: str, placement: str = "footer", pages: str = "all") -> str:
+    """The label text for ``wording``; InvalidOption / InvalidWording for bad options."""
     if placement not in PLACEMENTS:
         raise InvalidOption(f"placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
     if pages not in PAGE_SELECTIONS:
         raise InvalidOption(f"pages must be one of {', '.join(PAGE_SELECTIONS)}, not {pages!r}")
-    text = resolve_wording(wording)
-    with guarded(limits, "opening the document"):
-        reader = open_pdf(data, limits)  # bad input is refused before the band is built
+    return resolve_wording(wording)
+
+
+def stamp_document(
+    doc: PdfEdit, wording: str, placement: str = "footer", pages: str = "all"
+) -> None:
+    """Draw the label band on the pages of an open document (all, or the first).
+
+    The part of :func:`stamp_pages` that works on a :class:`PdfEdit`, so one
+    parse serves the visible label, the content digest and the record.
+    """
+    text = check_options(wording, placement, pages)
     # fpdf2 + font subsetting, once per wording; outside guarded() because a
     # failure here is ours, not the document's
     band = _band(text)
-    with guarded(limits, "adding the visible label"):
-        writer = new_writer(reader)
-        form = _add_band_form(writer, band)
-        targets = writer.pages[:1] if pages == "first" else writer.pages
+    with guarded(doc.limits, "adding the visible label"):
+        form = _add_band_form(doc, band)
+        targets = doc.pages[:1] if pages == "first" else doc.pages
+        # one "q" stream for every page, and one label stream per distinct
+        # placement: identical pages share them instead of each getting a copy
+        wrap_open: IndirectObject | None = None
+        labels: dict[bytes, IndirectObject] = {}
         for page in targets:
             if _already_labelled(page):
                 continue
-            name = _register(page, form)
-            matrix = _placement(page, band, placement)
-            ops = _label_ops(name, matrix, placement)
-            _wrap_contents(writer, page, ops)
-        return save(writer, reader)
+            name = _register(doc, page, form)
+            ops = _label_ops(name, _placement(page, band, placement), placement)
+            if wrap_open is None:
+                wrap_open = doc.add(_stream(b"q\n"))
+            label = labels.get(ops)
+            if label is None:
+                label = labels[ops] = doc.add(_stream(ops))
+            _wrap_contents(doc, page, wrap_open, label)
 
 
 # ------------------------------------------------------------------ the band
@@ -106,6 +131,12 @@ class _Band:
     pdf: bytes  # a one-page PDF whose page is the band, font encoded Identity-H
     width: float
     height: float
+    #: the page's content stream, flate-encoded: the Form XObject's data
+    content: bytes
+    #: the page's /Resources and every object it reaches, parsed once: each
+    #: document gets a copy (see _copy_into) without reading the band PDF again
+    resources: DictionaryObject
+    objects: dict[int, PdfObject]
 
 
 @lru_cache(maxsize=16)
@@ -124,7 +155,30 @@ def _band(wording: str) -> _Band:
     pdf.rect(0.3, 0.3, width - 0.6, _BAND_H - 0.6, style="DF", round_corners=True, corner_radius=3)
     pdf.set_text_color(26, 26, 26)
     pdf.text(_PAD_X, _BAND_H - _BASELINE, wording)
-    return _Band(pdf=_identity_encoded(bytes(pdf.output())), width=width, height=_BAND_H)
+    band_pdf = _identity_encoded(bytes(pdf.output()))
+    reader = PdfReader(BytesIO(band_pdf))
+    page = reader.pages[0]
+    objects: dict[int, PdfObject] = {}
+    pending = [page.raw_get("/Resources")]
+    while pending:  # every object the resources reach, resolved while the reader is ours
+        obj = pending.pop()
+        if isinstance(obj, IndirectObject):
+            if obj.idnum in objects:
+                continue
+            objects[obj.idnum] = obj = obj.get_object()
+        if isinstance(obj, DictionaryObject):
+            pending.extend(obj.values())
+        elif isinstance(obj, ArrayObject):
+            pending.extend(obj)
+    resources = page["/Resources"]
+    return _Band(
+        pdf=band_pdf,
+        width=width,
+        height=_BAND_H,
+        content=_stream(page.get_contents().get_data()).flate_encode()._data,
+        resources=resources,
+        objects=objects,
+    )
 
 
 _CIDCHAR = re.compile(rb"<([0-9A-Fa-f]+)>\s+(\d+)")
@@ -208,21 +262,42 @@ def _stream(data: bytes) -> DecodedStreamObject:
     return stream
 
 
-def _add_band_form(writer: PdfWriter, band: _Band) -> IndirectObject:
-    """The band as a Form XObject in ``writer``, shared by every labelled page."""
-    page = PdfReader(BytesIO(band.pdf)).pages[0]
-    form = _stream(page.get_contents().get_data())
+def _add_band_form(doc: PdfEdit, band: _Band) -> IndirectObject:
+    """The band as a Form XObject in ``doc``, shared by every labelled page."""
+    form = EncodedStreamObject()
+    form._data = band.content
     form.update(
         {
             NameObject("/Type"): NameObject("/XObject"),
             NameObject("/Subtype"): NameObject("/Form"),
+            NameObject("/Filter"): NameObject("/FlateDecode"),
             NameObject("/BBox"): ArrayObject(
                 [FloatObject(0), FloatObject(0), FloatObject(band.width), FloatObject(band.height)]
             ),
-            NameObject("/Resources"): page["/Resources"].clone(writer),
+            NameObject("/Resources"): _copy_into(band.resources, doc, band.objects, {}),
         }
     )
-    return writer._add_object(form.flate_encode())
+    return doc.add(form)
+
+
+def _copy_into(
+    obj: PdfObject, doc: PdfEdit, objects: dict[int, PdfObject], done: dict[int, IndirectObject]
+) -> PdfObject:
+    """A copy of the band's ``obj`` in ``doc``; the objects it references become new ones."""
+    if isinstance(obj, IndirectObject):
+        if obj.idnum not in done:
+            done[obj.idnum] = doc.add(_copy_into(objects[obj.idnum], doc, objects, done))
+        return done[obj.idnum]
+    if isinstance(obj, StreamObject):
+        stream = EncodedStreamObject() if "/Filter" in obj else DecodedStreamObject()
+        stream._data = obj._data
+        stream.update({k: _copy_into(v, doc, objects, done) for k, v in obj.items()})
+        return stream
+    if isinstance(obj, DictionaryObject):
+        return DictionaryObject({k: _copy_into(v, doc, objects, done) for k, v in obj.items()})
+    if isinstance(obj, ArrayObject):
+        return ArrayObject([_copy_into(v, doc, objects, done) for v in obj])
+    return obj  # names, numbers, strings: immutable
 
 
 # -------------------------------------------------------------- each page
@@ -242,29 +317,47 @@ def _already_labelled(page: DictionaryObject) -> bool:
     return last.get_data().lstrip().startswith(_MARKER)
 
 
-def _register(page: DictionaryObject, form: IndirectObject) -> NameObject:
+def _register(doc: PdfEdit, page: DictionaryObject, form: IndirectObject) -> NameObject:
     """Name ``form`` in the page's XObject resources; never overwrites another entry.
 
     Resource dictionaries are often shared between pages: adding a name is
-    harmless to the others, replacing one would not be.
+    harmless to the others, replacing one would not be. A direct dictionary is
+    copied before it is edited: pages that inherit one from their /Pages node
+    hold the same object, and only the pages written out would carry the edit.
     """
-    resources = _get(page, "/Resources")
-    if not isinstance(resources, DictionaryObject):
-        resources = DictionaryObject()
-        page[NameObject("/Resources")] = resources
-    xobjects = _get(resources, "/XObject")
-    if not isinstance(xobjects, DictionaryObject):
-        xobjects = DictionaryObject()
-        resources[NameObject("/XObject")] = xobjects
+    owner = (page, page.indirect_reference)
+    resources, owner = _own_dict(page, "/Resources", owner)
+    xobjects, owner = _own_dict(resources, "/XObject", owner)
     for n in range(1000):
         name = NameObject(f"/AIGCLabel{n or ''}")
         existing = xobjects.raw_get(name) if name in xobjects else None
         if existing is None:
             xobjects[name] = form
+            doc.changed(*owner)
             return name
         if isinstance(existing, IndirectObject) and existing.idnum == form.idnum:
             return name
     raise InvalidOption("page has too many XObject resources named AIGCLabel")
+
+
+_Owner = tuple[DictionaryObject, IndirectObject | None]
+
+
+def _own_dict(
+    parent: DictionaryObject, key: str, owner: _Owner
+) -> tuple[DictionaryObject, _Owner]:
+    """``parent[key]`` as a dictionary safe to edit, and the indirect object that holds it.
+
+    ``owner`` is the indirect object ``parent`` belongs to, with its reference.
+    A missing or non-dictionary value is replaced with an empty dictionary.
+    """
+    raw = parent.raw_get(key) if key in parent else None
+    value = raw.get_object() if isinstance(raw, IndirectObject) else raw
+    if isinstance(raw, IndirectObject) and isinstance(value, DictionaryObject):
+        return value, (value, raw)
+    copy = DictionaryObject(value) if isinstance(value, DictionaryObject) else DictionaryObject()
+    parent[NameObject(key)] = copy
+    return copy, owner
 
 
 def _visible_box(page: DictionaryObject) -> tuple[float, float, float, float]:
@@ -334,7 +427,9 @@ def _label_ops(
     )
 
 
-def _wrap_contents(writer: PdfWriter, page: DictionaryObject, ops: bytes) -> None:
+def _wrap_contents(
+    doc: PdfEdit, page: DictionaryObject, wrap_open: IndirectObject, label: IndirectObject
+) -> None:
     """Contents become [q, original streams..., Q + label]: the original stays byte-identical."""
     streams: list[IndirectObject] = []
     raw = page.raw_get("/Contents") if "/Contents" in page else None
@@ -343,9 +438,6 @@ def _wrap_contents(writer: PdfWriter, page: DictionaryObject, ops: bytes) -> Non
         streams = [item for item in target if isinstance(item, IndirectObject)]
     elif isinstance(target, StreamObject):
         # a direct stream is invalid PDF, but keep it
-        streams = [raw] if isinstance(raw, IndirectObject) else [writer._add_object(target)]
-    # one small "q" stream per page: pypdf duplicates shared content streams
-    # when it clones a document, so sharing one would not stay shared
-    wrap_open = writer._add_object(_stream(b"q\n"))
-    label = writer._add_object(_stream(ops))
+        streams = [raw] if isinstance(raw, IndirectObject) else [doc.add(target)]
     page[NameObject("/Contents")] = ArrayObject([wrap_open, *streams, label])
+    doc.changed(page, page.indirect_reference)
