@@ -431,7 +431,7 @@ def report(args: argparse.Namespace, ours: dict, peer: dict | None, fp: dict, ti
     for key in summaries[names[0]]:
         rows.append(
             [key]
-            + [f"{summaries[n][key][0] * 100:.0f}% / {summaries[n][key][1]:.3f}" for n in names]
+            + [f"{summaries[n][key][0] * 100:.1f}% / {summaries[n][key][1]:.3f}" for n in names]
         )
     robust = table(["attack", *(f"{n}: recovery / bit acc." for n in names)], rows)
 
@@ -481,7 +481,8 @@ in its own process, against its own baseline: base {ms(base_ours)} ms here).
 
 {quality}
 
-Our misses: {", ".join(failures) if failures else "none"}.
+Our misses ({len(failures)} of {sum(len(c) for c in ours["conditions"].values())} decodes): \
+{", ".join(failures) if failures else "none"}.
 
 False positives (ours): {fp["detections"]} detections in {fp["n"]} unmarked images, crops,
 JPEG 50 re-encodes and 70% downscales (sizes 480x360 to 1000x1000). Highest sync score seen
