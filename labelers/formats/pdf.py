@@ -711,10 +711,13 @@ def open_edit(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfEdit:
     """
     with guarded(limits, "opening the document"), _counting_pypdf_warnings() as warnings:
         reader = open_pdf(data, limits)
-        if not _appendable(reader, data):
+        # any warning is a repair pypdf made (counted before _appendable, whose
+        # strict reader warns about things the lenient one accepted)
+        if warnings.count or not _appendable(reader, data):
             return PdfEdit(data, reader, limits, append=False)
+        before = warnings.count
         parsed = _parses_cleanly(reader)
-        if parsed and not warnings.count:
+        if parsed and warnings.count == before:
             return PdfEdit(data, reader, limits, append=True)
         if parsed:  # pypdf repaired something: a rewrite writes a clean file
             return PdfEdit(data, reader, limits, append=False)
@@ -725,10 +728,14 @@ def open_edit(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfEdit:
 
 def _appendable(reader: PdfReader, data: bytes) -> bool:
     """Whether an incremental update of ``data`` is equivalent to rewriting it."""
-    if reader.is_encrypted or not data.startswith(b"%PDF-") or reader.xref_index:
+    if reader.is_encrypted or not data.startswith(b"%PDF-"):
+        return False
+    if reader.xref_index and not _xref_as_written(reader, data):
         return False
     if not isinstance(reader.trailer.raw_get("/Root"), IndirectObject):
         return False
+    if b"/Linearized" in data[:1024]:
+        return False  # an update would leave hint tables that describe another file
     if _RECORD_TRACE.search(data):
         return False
     info = _info(reader)
@@ -749,6 +756,20 @@ def _appendable(reader: PdfReader, data: bytes) -> bool:
     if any(ref is None for ref in refs):
         return False
     return len({(ref.idnum, ref.generation) for ref in refs}) == len(refs)
+
+
+def _xref_as_written(reader: PdfReader, data: bytes) -> bool:
+    """Whether pypdf's cross-reference table is the one in the file.
+
+    A table whose first subsection does not start at object 0 (normal in an
+    update) makes pypdf renumber entries it finds off by that amount, without a
+    warning. A strict reader reads the tables as written: any difference is a
+    repair.
+    """
+    try:
+        return PdfReader(BytesIO(data), strict=True).xref == reader.xref
+    except Exception:  # strict refuses what the lenient reader repaired
+        return False
 
 
 def _parses_cleanly(reader: PdfReader) -> bool:

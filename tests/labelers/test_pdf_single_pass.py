@@ -185,23 +185,67 @@ def _startxref_off_by_three() -> bytes:
     return data.replace(b"startxref\n" + value, b"startxref\n%d" % (int(value) + 3))
 
 
-@pytest.mark.parametrize(
-    "data",
-    [
-        lambda: _encrypted(""),
-        lambda: HANDLER.write_record(_document(), _record(FIRST_ID)),
-        _startxref_off_by_three,
-    ],
-    ids=["encrypted", "already-recorded", "repaired-startxref"],
-)
-def test_rewrite_mode_when_appending_is_not_equivalent(tmp_path: Path, data) -> None:  # type: ignore[no-untyped-def]
-    data = data()
+def _unparseable_orphan() -> bytes:
+    # object 8 is referenced by nothing; a rewrite never reads it, but it is
+    # too deeply nested for pypdf to parse
+    objects = _document_objects()
+    objects[8] = b"[" * 100_000 + b"]" * 100_000
+    return _raw_pdf(objects)
+
+
+def _document_objects() -> dict[int, bytes]:
+    return {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        4: _stream(b"BT /F1 12 Tf 20 200 Td (Hand-written page) Tj ET"),
+        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+
+
+def _xref_off_by_one() -> bytes:
+    # the first subsection says "1 6" but lists the free entry of object 0 first:
+    # pypdf renumbers every entry, silently; other readers may not
+    data = _raw_pdf(_document_objects())
+    return re.sub(rb"xref\n0 (\d+)\n", lambda m: b"xref\n1 %d\n" % int(m.group(1)), data)
+
+
+REWRITES = {
+    "encrypted": lambda _: _encrypted(""),
+    "already-recorded": lambda _: HANDLER.write_record(_document(), _record(FIRST_ID)),
+    "repaired-startxref": lambda _: _startxref_off_by_three(),
+    "linearized": lambda tmp_path: _qpdf(["--linearize"], _document(), tmp_path),
+    "unparseable-orphan": lambda _: _unparseable_orphan(),
+    "xref-off-by-one": lambda _: _xref_off_by_one(),
+}
+
+
+@pytest.mark.parametrize("fixture", list(REWRITES))
+def test_rewrite_mode_when_appending_is_not_equivalent(tmp_path: Path, fixture: str) -> None:
+    data = REWRITES[fixture](tmp_path)
     digest, out, appended = _one_pass(data, "all")
     assert not appended
     assert digest == HANDLER.content_digest(out)
     _qpdf_check(out, tmp_path)
     assert all(t.count(WORDING) == 1 for t in _page_texts(out, tmp_path))
     assert FIRST_ID.encode() not in out  # an old record is not kept in an old revision
+
+
+def test_a_document_updated_before_is_appended_to_again(tmp_path: Path) -> None:
+    _, once, appended_once = _one_pass(_identical_pages(2), None)  # record only
+    # the record is there now, so relabelling rewrites; an update by someone
+    # else (here: a visible label alone) is appended after theirs
+    doc = open_edit(_identical_pages(2))
+    stamp_document(doc, WORDING)
+    updated = doc.save()
+    digest, twice, appended_twice = _one_pass(updated, None)
+    assert appended_once and appended_twice and twice.startswith(updated)
+    assert len(re.findall(rb"startxref", twice)) == 3
+    assert digest == HANDLER.content_digest(twice) == HANDLER.content_digest(updated)
+    _qpdf_check(twice, tmp_path)
+    assert [t.count(WORDING) for t in _page_texts(twice, tmp_path)] == [1, 1]
+    assert not _one_pass(once, None)[2]
 
 
 def test_relabelling_through_the_pipeline_drops_the_old_record(tmp_path: Path) -> None:
