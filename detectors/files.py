@@ -172,10 +172,9 @@ def _image_watermark(
     except AigcError as exc:
         report.findings.append(Finding("image-undecodable", exc.detail, "warning"))
         return
-    frame = raster.frames[0]
-    if min(frame.size) < image_watermark.MIN_SIDE:
-        return
-    found = image_watermark.decode(frame)
+    # no size floor here: a marked image downscaled below the embedding
+    # minimum still decodes, and decode() itself declines what it cannot read
+    found = image_watermark.decode(raster.frames[0])
     if found is None:
         return
     record = lookup.by_watermark_key(found.payload)
