@@ -17,13 +17,16 @@ whatever is changed (visible label, content digest, record), in one of two modes
 - *append* (an incremental update): the input's bytes are kept as they are and
   only the objects that changed (the labelled pages, a resource dictionary, the
   Info dictionary, the XMP stream) and the new ones (the label band) are written
-  after them, with a new cross-reference section. Nothing is cloned or
-  re-serialised, so it costs a fraction of a rewrite, and digital signatures
-  over the earlier revision stay intact. Used only when that is equivalent to a
-  rewrite: the input is not encrypted, carries no record anywhere in its bytes
-  (an earlier revision would otherwise keep the old one), every object parses,
-  and pypdf had nothing to repair (startxref, xref offsets, page objects), so
-  the new section does not point back at a broken one.
+  after them, with a new cross-reference section of the input's kind (table or
+  stream). Nothing is cloned, and the objects in memory are written so that
+  they read back hashing the same, so the content digest is computed in place
+  (:meth:`PdfEdit.content_digest`). Used only when that is equivalent to a
+  rewrite: the input is not encrypted and not linearized, carries no record
+  anywhere in its bytes (an earlier revision would otherwise keep the old one),
+  every object parses, and pypdf repaired nothing (startxref, xref entries,
+  objects), so the new section does not point back at a broken one. The earlier
+  revision, the document as it came in, stays in the file (a digital signature
+  over it stays valid); C2PA signing rewrites the file and drops it.
 - *rewrite*: pypdf clones the document (``PdfWriter(clone_from=reader)``):
   pages, text, annotations and links, outlines, AcroForm fields, the structure
   tree, Info entries and the file identifier are carried over object by

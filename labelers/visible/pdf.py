@@ -3,18 +3,22 @@
 The band (wording on a light rounded box with a thin grey rim, so it reads on any
 page background) is drawn once per wording with fpdf2 at a reference size, using
 the project's CJK font (Noto Sans SC) embedded as a subset. It becomes one Form
-XObject per output document, shared by every page; each page gets a small
-content stream that scales it to the page (about 9.5 pt on A4, proportional to
-the shorter side) and places it at the visible bottom, whatever the page's
-``/Rotate`` and box origin. The page's own content is wrapped in ``q``/``Q`` so
-a graphics state it leaves behind cannot move or hide the label.
+XObject per output document, shared by every page; a small content stream scales
+it to the page (about 9.5 pt on A4, proportional to the shorter side) and places
+it at the visible bottom, whatever the page's ``/Rotate`` and box origin (pages
+of the same geometry share that stream). The page's own content is wrapped in
+``q``/``Q`` so a graphics state it leaves behind cannot move or hide the label.
 
 The label is real text: it renders in every viewer and extracts as text
 (pypdf, poppler). It is marked as a pagination artifact, so tagged (accessible)
 PDFs stay valid. Pages that already carry a band from this module are left as
 they are, so labelling twice does not stack labels.
 
-Documents are opened and saved through :mod:`labelers.formats.pdf`.
+Documents are opened and saved through :mod:`labelers.formats.pdf`:
+:func:`stamp_pages` takes and returns bytes; :func:`stamp_document` draws on a
+document already open as a :class:`~labelers.formats.pdf.PdfEdit`, so the
+labelling pipeline parses and writes a PDF once for the label, the content
+digest and the record.
 """
 
 from __future__ import annotations
@@ -128,7 +132,6 @@ def stamp_document(
 # ------------------------------------------------------------------ the band
 @dataclass(frozen=True)
 class _Band:
-    pdf: bytes  # a one-page PDF whose page is the band, font encoded Identity-H
     width: float
     height: float
     #: the page's content stream, flate-encoded: the Form XObject's data
@@ -155,8 +158,8 @@ def _band(wording: str) -> _Band:
     pdf.rect(0.3, 0.3, width - 0.6, _BAND_H - 0.6, style="DF", round_corners=True, corner_radius=3)
     pdf.set_text_color(26, 26, 26)
     pdf.text(_PAD_X, _BAND_H - _BASELINE, wording)
-    band_pdf = _identity_encoded(bytes(pdf.output()))
-    reader = PdfReader(BytesIO(band_pdf))
+    # a one-page PDF whose page is the band, its font encoded Identity-H
+    reader = PdfReader(BytesIO(_identity_encoded(bytes(pdf.output()))))
     page = reader.pages[0]
     objects: dict[int, PdfObject] = {}
     pending = [page.raw_get("/Resources")]
@@ -172,7 +175,6 @@ def _band(wording: str) -> _Band:
             pending.extend(obj)
     resources = page["/Resources"]
     return _Band(
-        pdf=band_pdf,
         width=width,
         height=_BAND_H,
         content=_stream(page.get_contents().get_data()).flate_encode()._data,
