@@ -12,6 +12,7 @@ lose a row nor issue one ProduceID twice. Retention is at least 180 days
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -81,7 +82,8 @@ class PropagationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-_Pending = tuple[type[Base], dict[str, Any], Future[None]]
+Row = tuple[type[Base], dict[str, Any]]  # a table and one row's values
+MAX_BATCH = 500
 
 
 class DuplicateProduceID(Exception):
@@ -130,11 +132,12 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        # Group commit: one writer thread per process takes every pending row
-        # and commits them in one transaction. A commit costs far more than an
-        # insert, and with SQLite only one writer may work at a time anyway:
-        # request threads fighting for its lock starve in its busy handler.
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        # Group commit: rows wait in a queue and go in together, one transaction
+        # per batch (insert_many). A commit costs far more than an insert, and
+        # with SQLite only one writer may work at a time anyway: request
+        # threads fighting for its lock starve in its busy handler. Threads
+        # use the writer thread below; coroutines use AsyncInserter.
+        self._queue: queue.SimpleQueue[tuple[Row, Future[None]]] = queue.SimpleQueue()
         self._writer_pid: int | None = None
         self._writer_lock = threading.Lock()
 
@@ -153,68 +156,27 @@ class Ledger:
         omit_reason: str | None = None,
     ) -> None:
         """Insert one issued label; DuplicateProduceID if the ID exists."""
-        self.submit_label(
-            record, content, media_type, requester, explicit_label, omit_reason
-        ).result()
+        row = label_row(record, content, media_type, requester, explicit_label, omit_reason)
+        self.submit(row).result()
 
-    def submit_label(
-        self,
-        record: Record,
-        content: bytes,
-        media_type: str,
-        requester: str,
-        explicit_label: str,
-        omit_reason: str | None = None,
-    ) -> Future[None]:
-        """Queue one issued label without waiting (async callers await the future)."""
-        return self.submit(
-            LabelRow,
-            dict(
-                produce_id=record.produce_id,
-                watermark_key=f"{watermark_key(record.produce_id):016x}",
-                content_sha256=hashlib.sha256(content).hexdigest(),
-                media_type=media_type,
-                producer=record.content_producer,
-                record_json=record.dumps(wrapped=False),
-                requester=requester,
-                explicit_label=explicit_label,
-                explicit_omitted=explicit_label == "none",
-                omit_reason=omit_reason,
-                created_at=datetime.now(UTC),
-            ),
-        )
-
-    def submit_propagation(
+    def record_propagation(
         self,
         record: Record,
         content: bytes,
         media_type: str,
         classification: str,
         requester: str,
-    ) -> Future[None]:
-        """Queue one platform write-back; the future fails with DuplicateProduceID
-        when the PropagateID was already issued."""
-        return self.submit(
-            PropagationRow,
-            dict(
-                propagate_id=record.propagate_id,
-                platform=record.content_propagator,
-                produce_id=record.produce_id or None,
-                classification=classification,
-                record_json=record.dumps(wrapped=False),
-                content_sha256=hashlib.sha256(content).hexdigest(),
-                media_type=media_type,
-                requester=requester,
-                created_at=datetime.now(UTC),
-            ),
-        )
+    ) -> None:
+        """Insert one platform write-back; DuplicateProduceID if the PropagateID exists."""
+        row = propagation_row(record, content, media_type, classification, requester)
+        self.submit(row).result()
 
     # --------------------------------------------------------- group commit
-    def submit(self, table: type[Base], values: dict[str, Any]) -> Future[None]:
-        """Queue one row for the writer; the future fails with DuplicateProduceID."""
+    def submit(self, row: Row) -> Future[None]:
+        """Queue one row for the writer thread (for callers in threads)."""
         self._ensure_writer()
         done: Future[None] = Future()
-        self._queue.put((table, values, done))
+        self._queue.put((row, done))
         return done
 
     def _ensure_writer(self) -> None:
@@ -232,34 +194,38 @@ class Ledger:
         pending = self._queue
         while True:
             batch = [pending.get()]
-            while len(batch) < 500:
+            while len(batch) < MAX_BATCH:
                 try:
                     batch.append(pending.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            outcomes = self.insert_many([row for row, _ in batch])
+            for (_, done), failure in zip(batch, outcomes, strict=True):
+                if failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(failure)
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def insert_many(self, rows: list[Row]) -> list[Exception | None]:
+        """Insert ``rows`` in one transaction; per row, None or why it failed.
+
+        A commit costs far more than an insert, so callers batch. A duplicate
+        key fails only its own row: the batch is then retried row by row.
+        """
         try:
             # Core executemany, not ORM flush: a third of the cost per row
             with self.engine.begin() as conn:
-                for table in {t for t, _, _ in batch}:
-                    conn.execute(table.__table__.insert(), [v for t, v, _ in batch if t is table])
+                for table in {t for t, _ in rows}:
+                    conn.execute(table.__table__.insert(), [v for t, v in rows if t is table])
         except IntegrityError:
-            if len(batch) > 1:  # find the duplicate(s): the others still go in
-                for item in batch:
-                    self._commit([item])
-                return
-            table, values, done = batch[0]
-            key = values.get("produce_id") if table is LabelRow else values["propagate_id"]
-            done.set_exception(DuplicateProduceID(key))
-            return
+            if len(rows) > 1:
+                return [outcome for row in rows for outcome in self.insert_many([row])]
+            table, values = rows[0]
+            key = values["produce_id"] if table is LabelRow else values["propagate_id"]
+            return [DuplicateProduceID(key)]
         except Exception as exc:  # the database is down: every waiter hears it
-            for *_, done in batch:
-                done.set_exception(exc)
-            return
-        for *_, done in batch:
-            done.set_result(None)
+            return [exc] * len(rows)
+        return [None] * len(rows)
 
     def get(self, produce_id: str) -> LedgerEntry | None:
         with self._session() as session:
@@ -278,6 +244,89 @@ class Ledger:
 
         with self._session() as session:
             return session.scalar(select(func.count()).select_from(LabelRow)) or 0
+
+
+def label_row(
+    record: Record,
+    content: bytes,
+    media_type: str,
+    requester: str,
+    explicit_label: str,
+    omit_reason: str | None = None,
+) -> Row:
+    """The ledger row of one issued label."""
+    return LabelRow, {
+        "produce_id": record.produce_id,
+        "watermark_key": f"{watermark_key(record.produce_id):016x}",
+        "content_sha256": hashlib.sha256(content).hexdigest(),
+        "media_type": media_type,
+        "producer": record.content_producer,
+        "record_json": record.dumps(wrapped=False),
+        "requester": requester,
+        "explicit_label": explicit_label,
+        "explicit_omitted": explicit_label == "none",
+        "omit_reason": omit_reason,
+        "created_at": datetime.now(UTC),
+    }
+
+
+def propagation_row(
+    record: Record, content: bytes, media_type: str, classification: str, requester: str
+) -> Row:
+    """The ledger row of one platform write-back."""
+    return PropagationRow, {
+        "propagate_id": record.propagate_id,
+        "platform": record.content_propagator,
+        "produce_id": record.produce_id or None,
+        "classification": classification,
+        "record_json": record.dumps(wrapped=False),
+        "content_sha256": hashlib.sha256(content).hexdigest(),
+        "media_type": media_type,
+        "requester": requester,
+        "created_at": datetime.now(UTC),
+    }
+
+
+class AsyncInserter:
+    """Group commit for coroutines, without a thread hop per request.
+
+    Rows queued while one batch commits (in the default executor) go into the
+    next batch, so each batch costs one executor round trip however many
+    requests wait on it. One per event loop.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._pending: list[tuple[Row, asyncio.Future[None]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def insert(self, row: Row) -> None:
+        """Insert one row durably; raises DuplicateProduceID like the ledger."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((row, done))
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                outcomes = await loop.run_in_executor(
+                    None, self._ledger.insert_many, [row for row, _ in batch]
+                )
+                for (_, done), failure in zip(batch, outcomes, strict=True):
+                    if done.done():  # its request went away; the row is stored anyway
+                        continue
+                    if failure is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(failure)
+        finally:
+            self._drainer = None
 
 
 def _entry(row: LabelRow) -> LedgerEntry:

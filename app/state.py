@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.auth import KeyStore, load_keys
-from app.ledger import Ledger, open_ledger
+from app.ledger import AsyncInserter, Ledger, open_ledger
 from app.settings import Settings
 from labelers.errors import SigningError
 from labelers.integrity import Keyring, RecordSigner
@@ -40,6 +40,10 @@ class State:
     trust_anchors_pem: str | None = None
     record_signer: RecordSigner | None = None
     keyring: Keyring | None = None
+    inserter: AsyncInserter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inserter = AsyncInserter(self.ledger)
 
     @property
     def lookup(self) -> LedgerLookup:

@@ -59,12 +59,11 @@ CHINESE = (
 )
 
 NOTES = (
-    "Where the time goes (cProfile, 2026-11-26): for the PDF, `label_file` first calls the "
-    "format handler's `read` to validate the file, and for PDF that extracts the text of "
-    "every page with pypdf (~80 % of the record-only run); labelling never uses that text, "
-    "while the pypdf baseline never parses content streams. Stamping 100 pages and signing "
-    "C2PA add little. For the DOCX, the footer parses and re-serialises the main part "
-    "(minidom), about two thirds of the run; the record alone touches a few small parts."
+    "Where the time goes (cProfile, 2026-11-26): for the PDF, one pypdf parse of every "
+    "object (about half the baseline), the content digest, the append-mode update and C2PA "
+    "signing (the largest single part: c2pa re-serialises the whole file). For the DOCX, the "
+    "footer parses and re-serialises the main part (minidom), about two thirds of the run; "
+    "the record alone touches a few small parts."
 )
 
 
