@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from labelers.errors import InvalidOption, LimitExceeded
 from labelers.formats import get_handler, sniff
+from labelers.formats import markdown as markdown_format
 from labelers.formats import pdf as pdf_format
 from labelers.formats.ooxml import OOXML_TYPES
 from labelers.imaging import Raster, open_raster, save_raster
@@ -204,8 +205,19 @@ def _embed_image_watermark(raster: Raster, payload: int) -> str:
 
 def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:
     media_type = result.media_type
-    if not options.explicit:
-        return
+    if options.explicit:
+        _document_visible(result, options, limits)
+    if media_type == "text/markdown" and options.watermark:
+        # Markdown is text: the invisible payload survives copying a paragraph
+        # out of the rendered page; front matter, code and URLs stay untouched
+        doc = markdown_format.decode(result.data, limits)
+        marked = text_watermark.embed(doc.text, result.record.produce_id, limits=limits)
+        result.data = markdown_format.encode(doc, marked)
+        result.watermark = "embedded"
+
+
+def _document_visible(result: FileResult, options: FileOptions, limits: Limits) -> None:
+    media_type = result.media_type
     placement = _document_placement(options)
     if media_type == "application/pdf":
         result.data = visible_pdf.stamp_pages(

@@ -288,3 +288,16 @@ def test_hostile_document_is_a_4xx_problem_naming_it(
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"] == "application/problem+json"
     assert words.lower() in resp.json()["detail"].lower(), resp.json()["detail"]
+
+
+def test_markdown_paragraph_copied_out_alone_still_carries_the_label(client: TestClient) -> None:
+    resp = label(client, MARKDOWN, "report.md")
+    assert resp.headers["aigc-watermark"] == "embedded"
+    text = resp.content.decode()
+    paragraph = next(p for p in text.split("\n\n") if p.startswith("本报告由模型撰写"))
+    assert "人工智能生成" not in paragraph and "AIGC" not in paragraph
+    report = client.post("/v1/verify", json={"text": paragraph}, headers=auth()).json()
+    assert report["classification"] == "confirmed"
+    assert report["record"] == header_record(resp)
+    # the payload stays out of code and link targets
+    assert "https://example.org/appendix)" in text
