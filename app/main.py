@@ -37,6 +37,13 @@ INLINE_TEXT_CHARS = 20_000
 
 
 # ------------------------------------------------------------------ models
+LabelValue = Literal["1", "2", "3"]
+LABEL_HELP = (
+    'the record\'s Label: "1" AI-generated (default), "2" possibly, "3" suspected '
+    "AI-generated (GB 45438 Annex E)"
+)
+
+
 class TextLabelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +57,7 @@ class TextLabelRequest(BaseModel):
     )
     watermark: bool = Field(True, description="embed the invisible payload")
     produce_id: str | None = Field(None, max_length=64, description="your own ProduceID")
+    label: LabelValue = Field("1", description=LABEL_HELP)
     omit_reason: str | None = Field(
         None, max_length=500, description="why the explicit label is omitted (Art. 9 log)"
     )
@@ -131,13 +139,15 @@ def require(permission: str) -> Callable[..., Identity]:
     return dependency
 
 
-def _mint_record(identity: Identity, produce_id: str | None) -> Record:
+def _mint_record(identity: Identity, produce_id: str | None, label: str = "1") -> Record:
     if produce_id is not None:
         problem = charset_violation(produce_id)
         if problem or not produce_id:
             raise Problem(422, "invalid-record", f"produce_id {problem or 'must not be empty'}")
     assert identity.producer is not None  # guaranteed by load_keys for "label"
-    return Record.first_write(identity.producer, produce_id or new_produce_id()).validate()
+    return Record.first_write(
+        identity.producer, produce_id or new_produce_id(), label=label
+    ).validate()
 
 
 def _check_omission(identity: Identity, explicit: str) -> None:
@@ -164,7 +174,7 @@ def _routes(app: FastAPI) -> None:
         st = state(request)
         _check_omission(identity, body.explicit)
         wording = resolve_wording(body.wording)
-        record = _mint_record(identity, body.produce_id)
+        record = _mint_record(identity, body.produce_id, body.label)
         args = (body.text, record, body.explicit, wording, body.watermark, st.settings.limits)
         # short texts take well under a millisecond: a threadpool hop costs more
         if len(body.text) <= INLINE_TEXT_CHARS:
@@ -277,6 +287,7 @@ def _routes(app: FastAPI) -> None:
         watermark: Annotated[bool, Form()] = True,
         c2pa: Annotated[bool, Form()] = True,
         produce_id: Annotated[str | None, Form(max_length=64)] = None,
+        label: Annotated[LabelValue, Form(description=LABEL_HELP)] = "1",
         omit_reason: Annotated[str | None, Form(max_length=500)] = None,
     ) -> Response:
         st = state(request)
@@ -289,7 +300,7 @@ def _routes(app: FastAPI) -> None:
             watermark=watermark,
             c2pa=c2pa,
         )
-        record = _mint_record(identity, produce_id)
+        record = _mint_record(identity, produce_id, label)
         data = await _upload_bytes(file)
         result = await run_in_threadpool(
             label_file,

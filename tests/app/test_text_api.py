@@ -137,3 +137,16 @@ def test_payload_from_another_ledger_is_suspected_not_confirmed(client: TestClie
     report = _verify(client, foreign)
     assert report["classification"] == "suspected"
     assert report["record"] is None
+
+
+def test_label_value_is_chosen_and_a_bad_one_is_422_naming_label(client: TestClient) -> None:
+    out = _label(client, label="2")
+    assert out["record"]["Label"] == "2"
+    assert _verify(client, out["text"])["classification"] == "possible"
+    resp = client.post("/v1/label/text", json={"text": "x", "label": "4"}, headers=auth())
+    assert resp.status_code == 422
+    assert "label" in resp.json()["detail"] and "'1', '2' or '3'" in resp.json()["detail"]
+    resp = client.post(
+        "/v1/label", files={"file": ("a.md", b"# t\n\n- a\n")}, data={"label": 1.5}, headers=auth()
+    )
+    assert resp.status_code == 422 and "label" in resp.json()["detail"]
