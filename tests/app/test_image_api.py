@@ -440,3 +440,13 @@ def test_watermark_survives_metadata_stripping_reencode(client: TestClient) -> N
     assert {e["kind"] for e in report["evidence"]} >= {"watermark"}
     assert [r["source"] for r in report["records"]] == ["ledger"]
     assert report["record"] == header_record(resp)
+
+
+def test_small_image_skips_the_watermark_and_says_why(client: TestClient) -> None:
+    small = label(client, encode(photo(200, 150), "PNG"), "s.png")
+    assert small.headers["aigc-watermark"].startswith("skipped")
+    assert "256 px" in small.headers["aigc-watermark"]
+    assert (
+        label(client, encode(photo(640, 480), "PNG"), "b.png").headers["aigc-watermark"]
+        == "embedded"
+    )
