@@ -117,7 +117,9 @@ def label_file(
     # no upfront handler.read(): every stage below parses with the limits before
     # its expensive work, and a PDF read would extract the text of every page
     handler = get_handler(media_type)
-    result = FileResult(data, media_type, record, "none", "off", "off")
+    # image and Markdown paths overwrite this when they embed (or skip) a mark
+    watermark = f"not available for {media_type}" if options.watermark else "off"
+    result = FileResult(data, media_type, record, "none", watermark, "off")
     if media_type == pdf_format.MEDIA_TYPE:
         _label_pdf(result, options, limits, record_signer)
     else:
@@ -178,6 +180,8 @@ def _image_content(
             + ", ".join(IMAGE_POSITIONS)
         )
     want_mark = options.watermark and payload is not None
+    if options.watermark and payload is None:
+        result.watermark = "off: no watermark key given"
     if not options.explicit and not want_mark:
         return
     raster = open_raster(result.data, result.media_type, limits)
