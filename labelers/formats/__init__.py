@@ -99,6 +99,14 @@ class ContentHasher:
         return self._sha.digest()
 
 
+def comment_text(raw: bytes) -> str:
+    """A free-text comment (JPEG COM, GIF comment extension): UTF-8, else Latin-1."""
+    try:
+        return raw.decode("utf-8").strip("\x00 ")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1").strip("\x00 ")
+
+
 # magic-number table; the first match wins. Containers that need a closer look
 # (RIFF, ISO-BMFF, ZIP) are resolved in sniff().
 _MAGIC: list[tuple[bytes, str]] = [

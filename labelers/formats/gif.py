@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata, comment_text
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -155,11 +155,7 @@ def _xmp_packet(data: bytes, block: Block) -> bytes:
 
 
 def _comment(data: bytes, block: Block) -> str:
-    raw = _sub_block_text(data, block)
-    try:
-        return raw.decode("utf-8").strip("\x00 ")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1").strip("\x00 ")
+    return comment_text(_sub_block_text(data, block))
 
 
 class GifHandler:

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import ContentHasher, FoundRecord, Metadata, comment_text
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -125,13 +125,6 @@ def _is_exif(seg: Segment, data: bytes) -> bool:
     return seg.marker == APP1 and data.startswith(EXIF_HEADER, seg.payload_start)
 
 
-def _comment_text(payload: bytes) -> str:
-    try:
-        return payload.decode("utf-8").strip("\x00 ")
-    except UnicodeDecodeError:
-        return payload.decode("latin-1").strip("\x00 ")
-
-
 class JpegHandler:
     media_type = MEDIA_TYPE
 
@@ -151,7 +144,7 @@ class JpegHandler:
                 for key, value in exif.properties.items():
                     meta.properties.setdefault(key, value)
             elif seg.marker == COM:
-                text = _comment_text(seg.payload(data))
+                text = comment_text(seg.payload(data))
                 if text:
                     comments.append(text)
                     if xmplib.looks_like_record(text):
@@ -199,7 +192,7 @@ class JpegHandler:
                     offset = seg.payload_start + 6 - seg.start
                     tiff = blank_exif_records(raw[offset:], info)
                     raw = raw[:offset] + tiff
-            elif seg.marker == COM and xmplib.looks_like_record(_comment_text(seg.payload(data))):
+            elif seg.marker == COM and xmplib.looks_like_record(comment_text(seg.payload(data))):
                 continue  # a legacy record in a comment: the XMP one replaces it
             parts.append(raw)
         if insert_at >= len(segments):
