@@ -1,0 +1,509 @@
+"""Finding explicit (visible) AI labels in images by OCR (optional).
+
+Owns the search for a visible "人工智能生成" / "AI生成" caption in a raster
+image, so that verification can call an image without a metadata record
+*suspected* AI content (Measures Art. 6(3)) and notice a labelled image whose
+visible label is gone.
+
+OCR is optional: it needs the ``tesseract`` program with its ``chi_sim`` data
+(Debian: ``tesseract-ocr``, ``tesseract-ocr-chi-sim``). Without
+them :func:`find_visible_label` returns None and the service works as before.
+
+How, and why so:
+
+- GB 45438 clause 5 puts an image's label at an edge or corner with text at
+  least 5% of the shortest side, so only text lines near an edge are read, and
+  only text of a plausible size (whole-image OCR was slow and misread).
+- Candidate lines are found without OCR: on a reduced grey copy, pixels much
+  brighter (or darker) than their surroundings are grouped into glyph-sized
+  components, and components of similar height side by side into lines. A
+  photo without text near its edges yields no line and costs no OCR at all.
+- Each candidate line is cropped from the full-resolution image, scaled to a
+  fixed text height, binarised as dark text on white (light-on-dark plates are
+  inverted) and stacked into one strip: a single tesseract process reads every
+  candidate, since starting tesseract with its Chinese model costs about as
+  much as reading a few lines.
+- Tesseract often puts spaces between CJK characters; they are removed before
+  the wording is matched with :func:`labelers.visible.wording.find_wording`.
+
+The image must be passed as a viewer sees it (EXIF orientation applied, e.g.
+``ImageOps.exif_transpose``). Text set vertically (one character per row) is
+not searched.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from labelers.visible.wording import find_wording
+
+#: The tesseract program: a name looked up on PATH, or a path. Deployments
+#: with tesseract elsewhere (and tests simulating its absence) set this.
+TESSERACT = "tesseract"
+# chi_sim alone reads the Latin letters of "AI" and "AI-generated" as well as
+# chi_sim+eng did here, and loads in 130 instead of 210 ms
+_LANGUAGES = ("chi_sim",)
+
+# The reduced copy candidates are searched on: its shortest side, in px. A
+# conforming label's text is then at least 27 px tall.
+_ANALYSIS_SIDE = 540
+# text heights searched, as fractions of the shortest side: the standard's
+# minimum is 5%; somewhat smaller text is still worth reading (a label that
+# is too small is still a label), much larger is a title, not a caption
+_MIN_TEXT = 0.025
+_MAX_TEXT = 0.16
+# a glyph must stand out from its neighbourhood by this much (0-255 grey)
+_CONTRAST = 40
+# a line counts as "at an edge" when it is this close to one (fraction of
+# the image's side along that axis)
+_EDGE_GAP = 0.12
+# at most this many candidate blocks go to OCR (ranked by text-likeness)
+_MAX_CANDIDATES = 8
+# text height the crops are scaled to before OCR: tesseract reads CJK best
+# with characters some 30-50 px tall
+_OCR_TEXT_PX = 44
+_SLOT_GAP = 28
+_MIN_SIDE = 48  # images smaller than this carry no legible label to find
+
+_CJK = r"\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+_CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+_CJK_ASCII_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[A-Za-z])|(?<=[A-Za-z])\s+(?=[{_CJK}])")
+# in sans-serif fonts "I" and "l" are the same shape: "Al" before a generation
+# word is "AI" (only there, so ordinary words are left alone)
+_MISREAD_AI = re.compile(
+    r"(?<![A-Za-z])A[lI1|](?=\s*[-—–]?\s*(?:辅助)?(?:生成|合成|generated|synthesi[sz]ed))",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class VisibleLabelResult:
+    """What the search saw.
+
+    ``found`` is true when a label wording was read; ``phrases`` are the
+    wordings read (e.g. ``["人工智能生成"]``); ``region`` says where the first
+    one sits as the viewer sees the image (one of the label positions:
+    top-left, top, top-right, left, right, bottom-left, bottom, bottom-right;
+    "center" for text away from the edges; "" when nothing was found);
+    ``text`` is the OCR text of the lines holding the phrases, or of every
+    line read when none matched (trimmed). ``candidates`` is how many text
+    lines went to OCR; ``timed_out`` says the OCR was cut short, so absence
+    of a label is not established.
+    """
+
+    found: bool
+    phrases: list[str] = field(default_factory=list)
+    region: str = ""
+    text: str = ""
+    candidates: int = 0
+    timed_out: bool = False
+
+
+# --------------------------------------------------------------------------- availability
+
+
+def ocr_available() -> bool:
+    """Whether tesseract with its Simplified Chinese data can be run (cached)."""
+    return _tesseract(TESSERACT) is not None
+
+
+@lru_cache(maxsize=8)
+def _tesseract(binary: str) -> str | None:
+    """The path of ``binary`` when it runs and has the languages we need."""
+    path = shutil.which(binary)
+    if path is None:
+        return None
+    try:
+        done = subprocess.run([path, "--list-langs"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # tesseract 4 lists on stderr, 5 on stdout
+    listed = (done.stdout + done.stderr).decode("utf-8", "replace").split()
+    if done.returncode != 0 or not all(lang in listed for lang in _LANGUAGES):
+        return None
+    return path
+
+
+# --------------------------------------------------------------------------- grey copies
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit grey; transparency is flattened onto white (a usual backdrop)."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "I" and values.max(initial=0) <= 255:
+            return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+        return Image.fromarray((np.clip(values, 0, 65535) / 257).round().astype(np.uint8))
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+    if image.mode == "L":
+        return image
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(backdrop, rgba).convert("L")
+    if image.mode in ("RGB", "1"):
+        return image.convert("L")
+    return image.convert("RGB").convert("L")
+
+
+# --------------------------------------------------------------------------- candidate lines
+
+
+@dataclass
+class _Block:
+    """One or more stacked text lines, in analysis-image pixels."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    line_height: int
+    bright: bool  # light text on a darker ground
+    score: float
+    lines: int = 1
+
+
+def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (top, bottom, left, right) of glyph-like components of ``mask``."""
+    labels, count = ndimage.label(mask)
+    if not count:
+        return []
+    slices = ndimage.find_objects(labels)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    out = []
+    rows, cols = mask.shape
+    for index, sl in enumerate(slices, start=1):
+        if sl is None:
+            continue
+        top, bottom = sl[0].start, sl[0].stop
+        left, right = sl[1].start, sl[1].stop
+        h, w = bottom - top, right - left
+        # parts of a CJK character may be a fifth of the line's height; a
+        # glyph is never much wider than a line is tall
+        if h < max(2, hmin // 5) or h > hmax or w > 2 * hmax:
+            continue
+        if top == 0 or left == 0 or bottom == rows or right == cols:
+            continue  # cut by the frame: background, not a caption
+        density = areas[index] / (h * w)
+        if density > 0.92 and h * w > 16:
+            continue  # a solid blob (lamp, window), not a stroke
+        if h >= hmin and density < 0.35:
+            # a ring round other components is a plate's or a frame's
+            # outline, not a glyph (CJK glyphs enclosing others are rare in
+            # label wordings)
+            inside = np.unique(labels[sl])
+            if np.count_nonzero((inside != 0) & (inside != index)):
+                continue
+        out.append((top, bottom, left, right))
+    return out
+
+
+def _lines(
+    boxes: list[tuple[int, int, int, int]], hmin: int, hmax: int
+) -> list[tuple[int, int, int, int, list[tuple[int, int, int, int]]]]:
+    """Group glyph boxes side by side into lines: (top, bottom, left, right, glyphs).
+
+    Two glyphs belong to one line when they are close horizontally (at most
+    about a character apart: a word space or a hyphen between), share most
+    of their rows and are of similar height. Parts of a character that do
+    not (a CJK radical under another) are left out; the line's box still
+    spans the character.
+    """
+    if not boxes:
+        return []
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][2])
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for n, i in enumerate(order):
+        top, bottom, left, right = boxes[i]
+        h = bottom - top
+        for j in order[n + 1 :]:
+            jt, jb, jl, _ = boxes[j]
+            hj = jb - jt
+            if jl - right > 1.0 * max(h, hj):
+                if jl - right > 1.6 * hmax:
+                    break  # sorted by left: nothing further can be close
+                continue
+            if not 0.4 <= hj / h <= 2.5:
+                continue
+            if min(bottom, jb) - max(top, jt) < 0.5 * min(h, hj):
+                continue
+            parent[root(j)] = root(i)
+    groups: dict[int, list[tuple[int, int, int, int]]] = {}
+    for i, box in enumerate(boxes):
+        groups.setdefault(root(i), []).append(box)
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        top = min(b[0] for b in group)
+        bottom = max(b[1] for b in group)
+        left = min(b[2] for b in group)
+        right = max(b[3] for b in group)
+        height = bottom - top
+        # glyphs of about the full line height: a line of text has a few
+        tall = sum(1 for b in group if b[1] - b[0] >= 0.55 * height)
+        if height < hmin or height > hmax or tall < 2 or right - left < 1.4 * height:
+            continue
+        out.append((top, bottom, left, right, group))
+    return out
+
+
+def _region(block: _Block, rows: int, cols: int) -> str:
+    """The label position a block is at: the edge(s) it is clearly nearer to.
+
+    Judged by the free space on either side rather than by the block's
+    centre, so a wide label at the left edge of a narrow image is "left".
+    """
+
+    def side(before: int, after: int, low: str, high: str) -> str:
+        if abs(before - after) <= 0.25 * (before + after) + 2:
+            return ""  # centred on this axis
+        return low if before < after else high
+
+    row = side(block.top, rows - block.bottom, "top", "bottom")
+    col = side(block.left, cols - block.right, "left", "right")
+    if row and col:
+        return f"{row}-{col}"
+    return row or col or "center"
+
+
+def _candidates(small: np.ndarray) -> list[_Block]:
+    """Text blocks near an edge of the analysis image, most text-like first."""
+    rows, cols = small.shape
+    shortest = min(rows, cols)
+    hmin = max(6, round(_MIN_TEXT * shortest))
+    hmax = max(hmin + 2, round(_MAX_TEXT * shortest))
+    window = max(9, 2 * hmin + 1)
+    values = small.astype(np.float32)
+    local = ndimage.uniform_filter(values, size=window, mode="nearest")
+    blocks: list[_Block] = []
+    for bright in (True, False):
+        mask = values > local + _CONTRAST if bright else values < local - _CONTRAST
+        for top, bottom, left, right, glyphs in _lines(_glyph_boxes(mask, hmin, hmax), hmin, hmax):
+            gap_x = min(left, cols - right) / cols
+            gap_y = min(top, rows - bottom) / rows
+            if min(gap_x, gap_y) > _EDGE_GAP:
+                continue
+            # text sits on a plain ground (a plate, sky, a wall); a texture's
+            # bright specks do not: rank lines by how quiet their ground is
+            ink = ndimage.binary_dilation(mask[top:bottom, left:right])
+            ground = values[top:bottom, left:right][~ink]
+            # (spread of the middle half: glyph edges left out of the mask are outliers)
+            noise = float(np.subtract(*np.percentile(ground, [75, 25]))) if ground.size else 0.0
+            score = len(glyphs) / (1.0 + noise / 10) / (1.0 + 10 * min(gap_x, gap_y))
+            blocks.append(_Block(top, bottom, left, right, bottom - top, bright, score))
+    return _stack(blocks)
+
+
+def _stack(blocks: list[_Block]) -> list[_Block]:
+    """Merge lines set one under the other (a wrapped label) into one block."""
+    blocks.sort(key=lambda b: (b.bright, b.top))
+    merged: list[_Block] = []
+    for block in blocks:
+        for prior in merged:
+            gap = block.top - prior.bottom
+            overlap = min(prior.right, block.right) - max(prior.left, block.left)
+            if (
+                prior.bright == block.bright
+                and prior.lines < 2  # labels wrap to two lines at most
+                and 0 <= gap <= 0.8 * prior.line_height
+                and overlap > 0
+                and 0.7 <= block.line_height / prior.line_height <= 1.45
+            ):
+                prior.bottom = block.bottom
+                prior.line_height = max(prior.line_height, block.line_height)
+                prior.left = min(prior.left, block.left)
+                prior.right = max(prior.right, block.right)
+                prior.score = max(prior.score, block.score)
+                prior.lines += 1
+                break
+        else:
+            merged.append(block)
+    merged.sort(key=lambda b: -b.score)
+    return merged
+
+
+# --------------------------------------------------------------------------- OCR strip
+
+
+def _binarised(crop: np.ndarray, bright: bool) -> np.ndarray:
+    """Dark text on white (uint8) from a grey crop of one block; Otsu's threshold."""
+    counts = np.bincount(crop.ravel(), minlength=256).astype(np.float64)
+    total = counts.sum()
+    levels = np.arange(256)
+    weight = np.cumsum(counts)
+    mass = np.cumsum(counts * levels)
+    between = (mass[-1] * weight / total - mass) ** 2 / np.maximum(weight * (total - weight), 1e-9)
+    threshold = int(np.argmax(between))
+    ink = crop > threshold if bright else crop <= threshold
+    # ink touching the crop's border is the ground around a plate, not text
+    labels, count = ndimage.label(ink)
+    if count:
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        ink &= ~np.isin(labels, border[border > 0])
+    return np.where(ink, 0, 255).astype(np.uint8)
+
+
+def _strip(
+    grey: Image.Image, blocks: list[_Block], scale: float
+) -> tuple[Image.Image, list[tuple[int, int]]]:
+    """One white image holding every block as dark text, and each block's rows in it."""
+    width, height = grey.size
+    pieces = []
+    for block in blocks:
+        pad_y = 0.2 * block.line_height
+        pad_x = 0.5 * block.line_height
+        box = (
+            max(0, int((block.left - pad_x) * scale)),
+            max(0, int((block.top - pad_y) * scale)),
+            min(width, int(np.ceil((block.right + pad_x) * scale))),
+            min(height, int(np.ceil((block.bottom + pad_y) * scale))),
+        )
+        crop = grey.crop(box)
+        factor = _OCR_TEXT_PX / max(1.0, block.line_height * scale)
+        size = (max(1, round(crop.width * factor)), max(1, round(crop.height * factor)))
+        crop = crop.resize(size, Image.Resampling.BICUBIC if factor > 1 else Image.Resampling.BOX)
+        pieces.append(_binarised(np.asarray(crop), block.bright))
+    strip_w = max(p.shape[1] for p in pieces) + 2 * _SLOT_GAP
+    strip_h = sum(p.shape[0] for p in pieces) + (len(pieces) + 1) * _SLOT_GAP
+    strip = np.full((strip_h, strip_w), 255, dtype=np.uint8)
+    slots = []
+    y = _SLOT_GAP
+    for piece in pieces:
+        h, w = piece.shape
+        strip[y : y + h, _SLOT_GAP : _SLOT_GAP + w] = piece
+        slots.append((y, y + h))
+        y += h + _SLOT_GAP
+    return Image.fromarray(strip), slots
+
+
+def _read(path: str, strip: Image.Image, timeout: float) -> list[tuple[int, int, str]]:
+    """Words tesseract reads in ``strip``: (centre row, left, text)."""
+    png = io.BytesIO()
+    strip.save(png, "PNG", compress_level=1)
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")  # one small image: threads only cost
+    done = subprocess.run(
+        [
+            path,
+            "stdin",
+            "stdout",
+            "-l",
+            "+".join(_LANGUAGES),
+            "--psm",
+            "6",
+            # polarity is normalised here; tesseract's own inversion retry
+            # doubles its time on low-confidence lines
+            "-c",
+            "tessedit_do_invert=0",
+            "tsv",
+        ],
+        input=png.getvalue(),
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    words = []
+    for row in done.stdout.decode("utf-8", "replace").splitlines()[1:]:
+        parts = row.split("\t")
+        if len(parts) < 12 or parts[0] != "5" or not parts[11].strip():
+            continue
+        left, top, height = int(parts[6]), int(parts[7]), int(parts[9])
+        words.append((top + height // 2, left, parts[11].strip()))
+    return words
+
+
+def _tidy(text: str) -> str:
+    """OCR text with the spaces tesseract puts between CJK characters removed,
+    and "AI" restored where the sans-serif capital I was read as a small L."""
+    text = _CJK_SPACE.sub("", text.strip())
+    text = _CJK_ASCII_SPACE.sub("", text)
+    return _MISREAD_AI.sub("AI", text)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def find_visible_label(image: Image.Image, *, timeout: float = 5.0) -> VisibleLabelResult | None:
+    """Search the edges and corners of ``image`` for a visible AI label.
+
+    ``image`` is one frame as the viewer sees it (orientation applied), any
+    Pillow mode. Returns None when OCR is unavailable (no tesseract, or no
+    chi_sim data); otherwise a :class:`VisibleLabelResult`. ``timeout``
+    (seconds) bounds the whole search; when OCR is cut short the result says
+    ``timed_out`` and ``found`` is false. Never raises for image content.
+    """
+    path = _tesseract(TESSERACT)
+    if path is None:
+        return None
+    started = time.monotonic()
+    width, height = image.size
+    if min(width, height) < _MIN_SIDE:
+        return VisibleLabelResult(found=False)
+    grey = _grey(image)
+    scale = max(1.0, min(width, height) / _ANALYSIS_SIDE)
+    if scale > 1:
+        small_size = (max(1, round(width / scale)), max(1, round(height / scale)))
+        small = grey.resize(small_size, Image.Resampling.BOX, reducing_gap=2.0)
+        # the exact factors per axis, so crops land where the lines are
+        scale = width / small.width
+    else:
+        small = grey
+    blocks = _candidates(np.asarray(small))[:_MAX_CANDIDATES]
+    if not blocks:
+        return VisibleLabelResult(found=False)
+    strip, slots = _strip(grey, blocks, scale)
+    remaining = timeout - (time.monotonic() - started)
+    if remaining <= 0:
+        return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
+    try:
+        words = _read(path, strip, remaining)
+    except subprocess.TimeoutExpired:
+        return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
+    except OSError:  # removed or broken since the availability check
+        _tesseract.cache_clear()
+        return None
+    texts = []
+    for top, bottom in slots:
+        mine = sorted(
+            (w for w in words if top - _SLOT_GAP // 2 <= w[0] < bottom + _SLOT_GAP // 2),
+            key=lambda w: (w[0] // _OCR_TEXT_PX, w[1]),
+        )
+        texts.append(_tidy(" ".join(w[2] for w in mine)))
+    hits = [(block, text) for block, text in zip(blocks, texts, strict=True) if find_wording(text)]
+    if not hits:
+        return VisibleLabelResult(
+            found=False, text="\n".join(t for t in texts if t), candidates=len(blocks)
+        )
+    # blocks are ranked most text-like first: the first hit names the region
+    first = hits[0][0]
+    return VisibleLabelResult(
+        found=True,
+        phrases=[phrase for _, text in hits for phrase in find_wording(text)],
+        region=_region(first, *np.shape(small)),
+        text="\n".join(text for _, text in hits),
+        candidates=len(blocks),
+    )
