@@ -45,6 +45,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from labelers.visible.wording import find_wording
 
@@ -227,33 +229,33 @@ def _lines(
     """
     if not boxes:
         return []
-    order = sorted(range(len(boxes)), key=lambda i: boxes[i][2])
-    parent = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for n, i in enumerate(order):
-        top, bottom, left, right = boxes[i]
-        h = bottom - top
-        for j in order[n + 1 :]:
-            jt, jb, jl, _ = boxes[j]
-            hj = jb - jt
-            if jl - right > 1.0 * max(h, hj):
-                if jl - right > 1.6 * hmax:
-                    break  # sorted by left: nothing further can be close
-                continue
-            if not 0.4 <= hj / h <= 2.5:
-                continue
-            if min(bottom, jb) - max(top, jt) < 0.5 * min(h, hj):
-                continue
-            parent[root(j)] = root(i)
+    # sorted by left edge: a glyph's possible neighbours are a contiguous run
+    ordered = sorted(boxes, key=lambda b: b[2])
+    tops, bottoms, lefts, rights = (np.array(column) for column in zip(*ordered, strict=True))
+    heights = bottoms - tops
+    ends = np.searchsorted(lefts, rights + hmax, side="right")
+    sources, targets = [], []
+    for i in range(len(ordered)):
+        j = np.arange(i + 1, max(i + 1, ends[i]))
+        if not j.size:
+            continue
+        near = lefts[j] - rights[i] <= np.maximum(heights[i], heights[j])
+        ratio = heights[j] / heights[i]
+        shared = np.minimum(bottoms[i], bottoms[j]) - np.maximum(tops[i], tops[j])
+        linked = (
+            near
+            & (ratio >= 0.4)
+            & (ratio <= 2.5)
+            & (shared >= 0.5 * np.minimum(heights[i], heights[j]))
+        )
+        targets.extend(j[linked].tolist())
+        sources.extend([i] * int(linked.sum()))
+    count = len(ordered)
+    graph = coo_matrix((np.ones(len(sources)), (sources, targets)), shape=(count, count))
+    _, component = connected_components(graph, directed=False)
     groups: dict[int, list[tuple[int, int, int, int]]] = {}
-    for i, box in enumerate(boxes):
-        groups.setdefault(root(i), []).append(box)
+    for box, group in zip(ordered, component.tolist(), strict=True):
+        groups.setdefault(group, []).append(box)
     out = []
     for group in groups.values():
         if len(group) < 2:
@@ -401,7 +403,10 @@ def _strip(
 
 
 def _read(path: str, strip: Image.Image, timeout: float) -> list[tuple[int, int, str]]:
-    """Words tesseract reads in ``strip``: (centre row, left, text)."""
+    """Words tesseract reads in ``strip``: (centre row, left, text).
+
+    Raises subprocess.TimeoutExpired (the process is killed) or OSError.
+    """
     png = io.BytesIO()
     strip.save(png, "PNG", compress_level=1)
     env = dict(os.environ, OMP_THREAD_LIMIT="1")  # one small image: threads only cost
@@ -434,6 +439,26 @@ def _read(path: str, strip: Image.Image, timeout: float) -> list[tuple[int, int,
         left, top, height = int(parts[6]), int(parts[7]), int(parts[9])
         words.append((top + height // 2, left, parts[11].strip()))
     return words
+
+
+def _read_blocks(
+    path: str, flat: Image.Image, blocks: list[_Block], scale: float, timeout: float
+) -> list[str]:
+    """The tidied OCR text of each block, read in one tesseract run.
+
+    (Two processes over halves of a busy image's candidates were slower
+    here than one: the second model load outweighs the split.)
+    """
+    strip, slots = _strip(flat, blocks, scale)
+    words = _read(path, strip, timeout)
+    texts = []
+    for top, bottom in slots:
+        mine = sorted(
+            (w for w in words if top - _SLOT_GAP // 2 <= w[0] < bottom + _SLOT_GAP // 2),
+            key=lambda w: (w[0] // _OCR_TEXT_PX, w[1]),
+        )
+        texts.append(_tidy(" ".join(w[2] for w in mine)))
+    return texts
 
 
 def _tidy(text: str) -> str:
@@ -475,24 +500,16 @@ def find_visible_label(image: Image.Image, *, timeout: float = 5.0) -> VisibleLa
     blocks = _candidates(np.asarray(small))[:_MAX_CANDIDATES]
     if not blocks:
         return VisibleLabelResult(found=False)
-    strip, slots = _strip(grey, blocks, scale)
     remaining = timeout - (time.monotonic() - started)
     if remaining <= 0:
         return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
     try:
-        words = _read(path, strip, remaining)
+        texts = _read_blocks(path, grey, blocks, scale, remaining)
     except subprocess.TimeoutExpired:
         return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
     except OSError:  # removed or broken since the availability check
         _tesseract.cache_clear()
         return None
-    texts = []
-    for top, bottom in slots:
-        mine = sorted(
-            (w for w in words if top - _SLOT_GAP // 2 <= w[0] < bottom + _SLOT_GAP // 2),
-            key=lambda w: (w[0] // _OCR_TEXT_PX, w[1]),
-        )
-        texts.append(_tidy(" ".join(w[2] for w in mine)))
     hits = [(block, text) for block, text in zip(blocks, texts, strict=True) if find_wording(text)]
     if not hits:
         return VisibleLabelResult(
