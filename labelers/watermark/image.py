@@ -57,7 +57,10 @@ from labelers.errors import InvalidOption
 #: tile (32 chips of >= 4 px) must repeat about twice across it for the decoder
 #: to find the period. Marks on images this small survive JPEG, crops and the
 #: other edits one at a time; the full robustness list (a 50% downscale
-#: combined with a re-encode, ...) is met from a shortest side of ~600 px.
+#: combined with a re-encode, ...) is met from a shortest side of ~600 px on
+#: textured images, and of ~768 px on smooth ones (little fine texture, so a
+#: faint mark): at 800x600 a smooth image can lose the payload to a 50%
+#: downscale followed by JPEG 75 -> WebP 80.
 MIN_SIDE = 256
 
 PAYLOAD_BITS = 64
@@ -73,8 +76,14 @@ _CODED_BITS = _STEPS * len(_CONV_GENS)
 _P = 32  # chips per tile side
 _N_SYNC = 256  # sync chips per tile; the other chips carry the code
 _CHIPS_PER_SIDE = 170  # chip size = shortest side / this (rounded)
-_C_MIN = 5  # smallest chip size in px, so a 50% downscale still leaves 2.5 px chips
-_SMALL = 400  # ... for images whose shortest side is at least this
+# Smallest chip size in px by shortest side. From _LARGE up, 6 px: a 50%
+# downscale then leaves 3 px chips. With 5 px (2.5 px after the downscale) the
+# chip pattern sits where a JPEG 75 -> WebP 80 re-encode quantises and filters
+# hardest, and on smooth images (little texture, so a faint mark) the payload
+# was lost after that pair; 3 px chips cut the channel errors by about a quarter.
+_C_MIN = 6
+_LARGE = 600
+_SMALL = 400  # from here to _LARGE, 5 px chips; below, 4 px (more periods)
 _SEED = 0x41494743  # "AIGC": fixes the sync pattern, signs and interleaving
 
 _WORK = 512  # decoder works on a luma whose shortest side is at most this
@@ -224,9 +233,10 @@ def _chip_grid(payload: int) -> np.ndarray:
 
 def _chip_size(width: int, height: int) -> int:
     short = min(width, height)
-    # below _SMALL a 50% downscale leaves too few pixels anyway: smaller chips
-    # buy more tile periods, which crops and re-encodes need on a small image
-    floor = _C_MIN if short >= _SMALL else _C_MIN - 1
+    # below _LARGE, smaller chips buy more tile periods, which the period
+    # estimate needs after a crop and a downscale; below _SMALL a 50% downscale
+    # leaves too few pixels anyway
+    floor = _C_MIN if short >= _LARGE else _C_MIN - 1 if short >= _SMALL else _C_MIN - 2
     return max(floor, round(short / _CHIPS_PER_SIDE))
 
 
