@@ -290,13 +290,18 @@ def propagation_row(
 class AsyncInserter:
     """Group commit for coroutines, without a thread hop per request.
 
-    Rows queued while one batch commits (in the default executor) go into the
-    next batch, so each batch costs one executor round trip however many
-    requests wait on it. One per event loop.
+    Rows queued while one batch commits go into the next batch, so each batch
+    costs one commit (and, for a server database, one executor round trip)
+    however many requests wait on it. One per event loop.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        # A SQLite commit is a local, sub-millisecond write (WAL): doing it on
+        # the loop costs less than the executor round trip (text benchmark
+        # 0.66 -> 0.75 of the echo baseline). A server database goes through
+        # the executor, so a slow network never stalls the loop.
+        self._inline = ledger.engine.dialect.name == "sqlite"
         self._pending: list[tuple[Row, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -315,9 +320,11 @@ class AsyncInserter:
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-                outcomes = await loop.run_in_executor(
-                    None, self._ledger.insert_many, [row for row, _ in batch]
-                )
+                rows = [row for row, _ in batch]
+                if self._inline:
+                    outcomes = self._ledger.insert_many(rows)
+                else:
+                    outcomes = await loop.run_in_executor(None, self._ledger.insert_many, rows)
                 for (_, done), failure in zip(batch, outcomes, strict=True):
                     if done.done():  # its request went away; the row is stored anyway
                         continue
