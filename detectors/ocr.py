@@ -205,15 +205,42 @@ def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int,
         density = areas[index] / (h * w)
         if density > 0.92 and h * w > 16:
             continue  # a solid blob (lamp, window), not a stroke
-        if h >= hmin and density < 0.35:
-            # a ring round other components is a plate's or a frame's
-            # outline, not a glyph (CJK glyphs enclosing others are rare in
-            # label wordings)
-            inside = np.unique(labels[sl])
-            if np.count_nonzero((inside != 0) & (inside != index)):
-                continue
+        if h >= hmin and density < 0.35 and _entangled(labels, slices, index):
+            continue  # a plate's outline or a texture's blob, not a glyph
         out.append((top, bottom, left, right))
     return out
+
+
+def _entangled(labels: np.ndarray, slices: list, index: int) -> bool:
+    """Whether another component reaches into component ``index``'s box other than as a
+    loose part of the same glyph.
+
+    A glyph's box holds nothing but its own loose parts, which sit at the
+    box's edge (the dot of 成). A plate's outline holds the glyphs clear of
+    all its sides; a texture's blobs reach into each other's boxes.
+    """
+    outer = slices[index - 1]
+    top, bottom = outer[0].start, outer[0].stop
+    left, right = outer[1].start, outer[1].stop
+    for other in np.unique(labels[outer]).tolist():
+        if other in (0, index):
+            continue
+        inner = slices[other - 1]
+        inside = (
+            inner[0].start >= top
+            and inner[0].stop <= bottom
+            and inner[1].start >= left
+            and inner[1].stop <= right
+        )
+        clear = (
+            inner[0].start > top + 1
+            and inner[0].stop < bottom - 1
+            and inner[1].start > left + 1
+            and inner[1].stop < right - 1
+        )
+        if not inside or clear:
+            return True
+    return False
 
 
 def _lines(
@@ -361,11 +388,23 @@ def _binarised(crop: np.ndarray, bright: bool) -> np.ndarray:
     between = (mass[-1] * weight / total - mass) ** 2 / np.maximum(weight * (total - weight), 1e-9)
     threshold = int(np.argmax(between))
     ink = crop > threshold if bright else crop <= threshold
-    # ink touching the crop's border is the ground around a plate, not text
+    # ink reaching the crop's top or bottom, or as tall as the crop at its
+    # sides, is the ground around a plate, not text (the crop has a margin
+    # above and below the line; a glyph may touch a side if the line's box
+    # was cut short)
     labels, count = ndimage.label(ink)
     if count:
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        ink &= ~np.isin(labels, border[border > 0])
+        ground = set(np.unique(np.concatenate([labels[0], labels[-1]])).tolist())
+        rows = crop.shape[0]
+        for sl, index in zip(ndimage.find_objects(labels), range(1, count + 1), strict=True):
+            if sl is None:
+                continue
+            at_side = sl[1].start == 0 or sl[1].stop == crop.shape[1]
+            if at_side and sl[0].stop - sl[0].start >= 0.8 * rows:
+                ground.add(index)
+        ground.discard(0)
+        if ground:
+            ink &= ~np.isin(labels, list(ground))
     return np.where(ink, 0, 255).astype(np.uint8)
 
 
