@@ -8,6 +8,7 @@ CI where they must run.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
@@ -214,6 +215,18 @@ def test_label_is_found_in_grey_transparent_and_palette_images() -> None:
     for image, wording in ((grey, ZH), (transparent, SHORT), (palette, ZH)):
         result = found(image)
         assert result.found and wording in result.phrases, (image.mode, result)
+
+
+@requires_ocr
+def test_label_survives_recompression_and_downscaling_of_a_reupload() -> None:
+    labelled = draw_label(photo(1600, 1200, 8), ZH, "bottom-right")
+    half = labelled.resize((800, 600), Image.Resampling.LANCZOS)
+    for image in (labelled, half):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=60)
+        result = found(Image.open(io.BytesIO(buffer.getvalue())))
+        assert result.found and result.phrases == [ZH], result
+        assert result.region == "bottom-right", result
 
 
 # --------------------------------------------------------------------------- no false alarms
