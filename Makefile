@@ -21,13 +21,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # Debian tools the tests use as independent readers: exiftool (XMP/EXIF),
 # poppler (pdftotext/pdftoppm), qpdf, LibreOffice (opens labelled DOCX/PPTX/XLSX),
 # a CJK font so LibreOffice renders the label, PostgreSQL (the ledger's server
-# option) and wrk for benchmarks/text.py.
+# option), tesseract with Chinese data (the optional OCR of visible image labels)
+# and wrk for benchmarks/text.py.
 DEBIAN_TEST_PACKAGES := libimage-exiftool-perl poppler-utils qpdf libreoffice-writer-nogui \
-	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei postgresql wrk
+	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei postgresql \
+	tesseract-ocr tesseract-ocr-chi-sim wrk
 system-deps:
 	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null \
 		|| ! command -v qpdf >/dev/null || ! command -v soffice >/dev/null \
-		|| ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		|| ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| ! ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 				$(DEBIAN_TEST_PACKAGES) >/dev/null; \

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from app import problems
@@ -215,6 +216,11 @@ def _routes(app: FastAPI) -> None:
                             "properties": {
                                 "file": {"type": "string", "format": "binary"},
                                 "declared_ai": {"type": "boolean"},
+                                "check_visible": {
+                                    "type": "boolean",
+                                    "description": "OCR images for the visible label even "
+                                    "when they carry a record",
+                                },
                             },
                             "required": ["file"],
                         }
@@ -243,20 +249,16 @@ def _routes(app: FastAPI) -> None:
         upload = form.get("file")
         if not isinstance(upload, StarletteUploadFile):
             raise Problem(422, "invalid-request", "multipart body needs a 'file' field")
-        declared = str(form.get("declared_ai", "false")).strip().lower()
-        if declared not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-            raise Problem(
-                422, "invalid-request", f"declared_ai must be true or false, not {declared!r}"
-            )
         data = await _upload_bytes(upload)
         report = await run_in_threadpool(
             verify_file,
             data,
             st.lookup,
-            declared in ("true", "1", "yes", "on"),
+            _form_bool(form, "declared_ai"),
             st.trust_anchors_pem,
             st.settings.limits,
             st.keyring,
+            _form_bool(form, "check_visible"),
         )
         return report.to_dict()
 
@@ -456,6 +458,13 @@ async def _ledger_insert(
         raise Problem(
             409, "duplicate-produce-id", f"ProduceID {record.produce_id} was already issued"
         ) from None
+
+
+def _form_bool(form: FormData, name: str) -> bool:
+    value = str(form.get(name, "false")).strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise Problem(422, "invalid-request", f"{name} must be true or false, not {value!r}")
+    return value in ("true", "1", "yes", "on")
 
 
 async def _upload_bytes(upload: StarletteUploadFile) -> bytes:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PIL import Image
+
+from detectors import ocr
 from detectors.classify import classify
 from detectors.lookup import LabelLookup
 from detectors.report import (
@@ -27,6 +30,7 @@ from detectors.traces import generator_traces, iptc_evidence
 from labelers.errors import AigcError
 from labelers.formats import Metadata, get_handler, sniff
 from labelers.formats.xmp import digital_source_type
+from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
 from labelers.integrity import INVALID, PLATFORM, PRODUCER, Keyring
 from labelers.integrity import verify as check_signature
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -49,7 +53,14 @@ def verify_file(
     trust_anchors_pem: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     keyring: Keyring | None = None,
+    check_visible: bool = False,
 ) -> Report:
+    """Judge ``data``: every kind of evidence, findings, and the Art. 6 class.
+
+    Images are read by OCR for a visible label when they carry no record (a
+    caption alone makes them suspected) or when ``check_visible`` asks for it
+    (a record without a visible label is then a finding).
+    """
     media_type = sniff(data)
     report = Report(media_type=media_type)
     if media_type == "text/plain":
@@ -63,7 +74,7 @@ def verify_file(
     report.evidence.extend(generator_traces(meta.properties))
     _c2pa(report, data, media_type, trust_anchors_pem, limits)
     if media_type.startswith("image/"):
-        _image_watermark(report, data, media_type, lookup, limits)
+        _image_pixels(report, data, media_type, lookup, limits, check_visible)
     else:
         _document_text(report, data, meta, lookup)
     _conformance(report)
@@ -161,20 +172,69 @@ def _c2pa(
         report.records.append(CarriedRecord(C2PA_CARRIER, record))
 
 
-def _image_watermark(
-    report: Report, data: bytes, media_type: str, lookup: LabelLookup, limits: Limits
+def _image_pixels(
+    report: Report,
+    data: bytes,
+    media_type: str,
+    lookup: LabelLookup,
+    limits: Limits,
+    check_visible: bool,
 ) -> None:
+    """What the pixels show: our watermark, and (by OCR) a visible label."""
     from labelers.imaging import open_raster
-    from labelers.watermark import image as image_watermark
 
     try:
         raster = open_raster(data, media_type, limits)
     except AigcError as exc:
         report.findings.append(Finding("image-undecodable", exc.detail, "warning"))
         return
+    _image_watermark(report, raster.frames[0], lookup)
+    has_record = any(r.source == "metadata" for r in report.records)
+    if check_visible or not has_record:
+        _visible_label(report, raster, check_visible and has_record)
+
+
+def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
+    # OCR reads the image as a viewer shows it: EXIF orientation applied
+    shown = raster.frames[0]
+    if raster.orientation in ORIENTATION_TRANSPOSE:
+        shown = shown.transpose(ORIENTATION_TRANSPOSE[raster.orientation])
+    result = ocr.find_visible_label(shown)
+    if result is None:
+        if expected:
+            report.findings.append(
+                Finding(
+                    "ocr-unavailable", "visible label not checked: OCR is not installed", "info"
+                )
+            )
+        return
+    if result.found:
+        report.evidence.append(
+            Evidence(
+                EXPLICIT,
+                "image:visible-ocr",
+                f"visible label wording read by OCR at the {result.region}: "
+                + ", ".join(result.phrases),
+                {"phrases": result.phrases, "region": result.region, "text": result.text},
+            )
+        )
+    elif expected and not result.timed_out:
+        report.findings.append(
+            Finding(
+                "explicit-label-missing",
+                "the image carries a record but OCR found no visible AI-generation label "
+                "at its edges or corners (GB 45438 clause 5)",
+                "warning",
+            )
+        )
+
+
+def _image_watermark(report: Report, frame: Image.Image, lookup: LabelLookup) -> None:
+    from labelers.watermark import image as image_watermark
+
     # no size floor here: a marked image downscaled below the embedding
     # minimum still decodes, and decode() itself declines what it cannot read
-    found = image_watermark.decode(raster.frames[0])
+    found = image_watermark.decode(frame)
     if found is None:
         return
     record = lookup.by_watermark_key(found.payload)

@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI"):
         missing = [
             t
-            for t in ("exiftool", "pdftotext", "pdftoppm", "qpdf", "soffice")
+            for t in ("exiftool", "pdftotext", "pdftoppm", "qpdf", "soffice", "tesseract")
             if not shutil.which(t)
         ]
         if missing:

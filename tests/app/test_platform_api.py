@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from detectors import ocr
 from labelers.formats import get_handler
 from labelers.integrity import RecordSigner
 from labelers.provenance import C2paSigner, build_manifest, ensure_dev_credentials
@@ -165,3 +167,46 @@ def test_propagate_can_add_the_visible_label(client: TestClient) -> None:
 def test_propagate_needs_the_permission(client: TestClient) -> None:
     resp = client.post("/v1/propagate", files={"file": ("f", _photo())}, headers=auth())
     assert resp.status_code == 403 and "propagate" in resp.json()["detail"]
+
+
+needs_ocr = pytest.mark.skipif(
+    not ocr.ocr_available() and not os.environ.get("CI"),
+    reason="tesseract with chi_sim not installed",
+)
+
+
+@needs_ocr
+def test_image_with_only_a_visible_caption_is_suspected_and_propagate_says_3(
+    client: TestClient,
+) -> None:
+    from labelers.visible.image import draw_label
+
+    img = Image.open(io.BytesIO(_photo(size=(960, 720), seed=3)))
+    buf = io.BytesIO()
+    draw_label(img, "AI生成", "bottom-left").save(buf, "JPEG", quality=90)
+    captioned = buf.getvalue()
+    report = _verify(client, captioned)
+    assert report["classification"] == "suspected"
+    ocr = next(e for e in report["evidence"] if e["carrier"] == "image:visible-ocr")
+    assert "AI生成" in ocr["data"]["phrases"]
+    resp = _propagate(client, captioned, add_explicit="true")
+    assert resp.headers["aigc-explicit"] == "none"  # it shows one already
+    assert _verify(client, resp.content)["record"]["Label"] == "3"
+
+
+@needs_ocr
+def test_check_visible_reports_a_record_without_visible_label(client: TestClient) -> None:
+    photo = _photo(size=(960, 720), seed=5)
+    shown = _label(client, photo)
+    report = _verify(client, shown, check_visible="true")
+    assert any(e["carrier"] == "image:visible-ocr" for e in report["evidence"])
+    assert not [f for f in report["findings"] if f["code"] == "explicit-label-missing"]
+    hidden = client.post(
+        "/v1/label",
+        files={"file": ("f", photo)},
+        data={"explicit": "none"},
+        headers=auth("omit-key"),
+    ).content
+    report = _verify(client, hidden, check_visible="true")
+    assert report["classification"] == "confirmed"
+    assert [f for f in report["findings"] if f["code"] == "explicit-label-missing"]
