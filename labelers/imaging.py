@@ -157,13 +157,21 @@ def _pillow_errors(what: str, limits: Limits) -> Iterator[None]:
         yield
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(
-            f"{what} is larger than the pixel limit of {limits.max_pixels} "
-            f"(AIGC_MAX_PIXELS): {exc}"
+            f"{what} is larger than the pixel limit of {limits.max_pixels} (AIGC_MAX_PIXELS): {exc}"
         ) from None
     except Image.UnidentifiedImageError:
         raise CorruptInput(f"{what} cannot be read: not a valid image of this type") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
-            TypeError, zlib.error) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        IndexError,
+        KeyError,
+        TypeError,
+        zlib.error,
+    ) as exc:
         raise CorruptInput(f"{what} is corrupt or truncated: {exc}") from None
     except MemoryError:
         raise LimitExceeded(f"{what} needs more memory than is available to decode") from None
@@ -206,8 +214,7 @@ def open_raster(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -
         n_frames = getattr(im, "n_frames", 1)
         if n_frames > limits.max_frames:
             raise LimitExceeded(
-                f"{what} has {n_frames} frames; the limit is {limits.max_frames} "
-                "(AIGC_MAX_FRAMES)"
+                f"{what} has {n_frames} frames; the limit is {limits.max_frames} (AIGC_MAX_FRAMES)"
             )
         if n_frames * width * height > limits.max_pixels:
             raise LimitExceeded(
@@ -362,8 +369,17 @@ def _jpeg_other_segments(data: bytes) -> list[bytes]:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # written by the encoder from the frames (or from Raster fields), never copied
 _PNG_ENCODER_CHUNKS = {
-    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT",
-    b"iCCP", b"eXIf", b"pHYs",
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+    b"iCCP",
+    b"eXIf",
+    b"pHYs",
 }
 
 
@@ -548,8 +564,35 @@ def _webp_quality_from_quantiser(q_index: int) -> int:
 
 # structure tags the encoder writes from the pixels; copying them would lie
 _TIFF_STRUCTURE_TAGS = {
-    254, 255, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324,
-    325, 330, 338, 339, 347, 34665, 34853, 40965, 513, 514, 530, 532,
+    254,
+    255,
+    256,
+    257,
+    258,
+    259,
+    262,
+    273,
+    277,
+    278,
+    279,
+    284,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    330,
+    338,
+    339,
+    347,
+    34665,
+    34853,
+    40965,
+    513,
+    514,
+    530,
+    532,
 }
 
 

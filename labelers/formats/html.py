@@ -35,8 +35,19 @@ _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)"""
 # content not shown to a reader of the page
 _HIDDEN = {"script", "style", "head", "title", "template", "noscript"}
 _VOID = {
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-    "track", "wbr",
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
 }
 
 
@@ -196,8 +207,12 @@ def visible_text(result: Scan) -> str:
 
 
 def _is_aigc_meta(tag: Tag) -> bool:
-    return tag.name == "meta" and not tag.closing and any(
-        tag.attrs.get(a, "").strip().upper() == "AIGC" for a in ("name", "property", "itemprop")
+    return (
+        tag.name == "meta"
+        and not tag.closing
+        and any(
+            tag.attrs.get(a, "").strip().upper() == "AIGC" for a in ("name", "property", "itemprop")
+        )
     )
 
 

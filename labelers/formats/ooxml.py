@@ -456,7 +456,8 @@ class OoxmlPackage:
             parts = [
                 name
                 for r in self.relationships("")
-                if r.type.endswith("/officeDocument") and r.target
+                if r.type.endswith("/officeDocument")
+                and r.target
                 and (name := self.name_of(r.target))
             ]
         if not parts:
@@ -506,8 +507,9 @@ class OoxmlPackage:
             raise LimitExceeded("the package is too large to rewrite without ZIP64")
         comment = self._zip.comment[:0xFFFF]
         out.write(
-            struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, size_dir, start_dir,
-                        len(comment))
+            struct.pack(
+                "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, size_dir, start_dir, len(comment)
+            )
         )
         out.write(comment)
         return out.getvalue()
@@ -564,9 +566,7 @@ def _strip_zip64(extra: bytes) -> bytes:
     # we write 32-bit sizes and offsets in the central directory, so a zip64
     # field there would be stale (and misread); everything else is kept.
     return b"".join(
-        struct.pack("<HH", tag, len(body)) + body
-        for tag, body in _extra_fields(extra)
-        if tag != 1
+        struct.pack("<HH", tag, len(body)) + body for tag, body in _extra_fields(extra) if tag != 1
     )
 
 
@@ -652,9 +652,7 @@ def _check_no_overlap(extents: list[tuple[int, int, str]]) -> None:
     extents.sort()
     for (_, end, name), (start, _, other) in itertools.pairwise(extents):
         if start < end:
-            raise CorruptInput(
-                f"package entries {name!r} and {other!r} overlap (a crafted ZIP)"
-            )
+            raise CorruptInput(f"package entries {name!r} and {other!r} overlap (a crafted ZIP)")
 
 
 # --------------------------------------------------------------- text, props
@@ -732,8 +730,14 @@ def _sheet_text(pkg: OoxmlPackage, sheet: str) -> str:
     """Header/footer text and inline strings of a worksheet, streamed."""
     hf_tags = {
         _tag(NS_S, n)
-        for n in ("oddHeader", "oddFooter", "evenHeader", "evenFooter", "firstHeader",
-                  "firstFooter")
+        for n in (
+            "oddHeader",
+            "oddFooter",
+            "evenHeader",
+            "evenFooter",
+            "firstHeader",
+            "firstFooter",
+        )
     }
     is_tag, t_tag, row_tag = _tag(NS_S, "is"), _tag(NS_S, "t"), _tag(NS_S, "row")
     out: list[str] = []

@@ -96,8 +96,15 @@ MAX_PROPERTY_CHARS = 4096
 MAX_XMP_BYTES = 5_000_000
 #: page keys the content digest covers (read through pypdf's page objects, which
 #: carry the inherited /Resources, /MediaBox, /CropBox and /Rotate)
-DIGEST_PAGE_KEYS = ("/Resources", "/MediaBox", "/CropBox", "/Rotate", "/UserUnit", "/Group",
-                    "/Annots")
+DIGEST_PAGE_KEYS = (
+    "/Resources",
+    "/MediaBox",
+    "/CropBox",
+    "/Rotate",
+    "/UserUnit",
+    "/Group",
+    "/Annots",
+)
 #: back-references the digest does not follow: they lead from a resource or an
 #: annotation up into the page tree or the form-field tree, not to content
 _DIGEST_SKIPPED_KEYS = frozenset({"/Parent", "/P", "/Length"})
@@ -500,8 +507,21 @@ _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 _OBJ_HEADER = re.compile(rb"\d+\s+\d+\s+obj\b")
 #: trailer keys that describe one cross-reference section, not the document
 _SECTION_KEYS = frozenset(
-    {"/Size", "/Prev", "/XRefStm", "/Type", "/W", "/Index", "/Filter", "/DecodeParms",
-     "/Length", "/DL", "/F", "/FFilter", "/FDecodeParms"}
+    {
+        "/Size",
+        "/Prev",
+        "/XRefStm",
+        "/Type",
+        "/W",
+        "/Index",
+        "/Filter",
+        "/DecodeParms",
+        "/Length",
+        "/DL",
+        "/F",
+        "/FFilter",
+        "/FDecodeParms",
+    }
 )
 #: an append run parses every object up front; past this many, rewrite instead
 APPEND_MAX_OBJECTS = 500_000

@@ -30,9 +30,7 @@ RECORD_KEYWORD = "AIGC"
 _TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
 #: chunks the content digest covers: the critical ones, transparency, and APNG
 #: animation (frame control and frame data decide what each frame shows)
-ESSENCE_CHUNKS = frozenset(
-    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"}
-)
+ESSENCE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"acTL", b"fcTL", b"fdAT"})
 # inflated text chunks are capped: a few KB of zTXt can expand to gigabytes
 MAX_TEXT_CHUNK = 16 * 1024 * 1024
 

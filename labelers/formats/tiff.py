@@ -44,9 +44,45 @@ _RECORD_FIELDS = {"ImageDescription", "UserComment", "XPComment"}
 #: extensions); the content digest covers these and the data they point to
 IMAGE_STRUCTURE_TAGS = frozenset(
     {
-        254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 274, 277, 278, 284,
-        290, 291, 292, 293, 301, 317, 318, 319, 320, 321, 322, 323, 332, 334, 338,
-        339, 340, 341, 347, 512, 529, 530, 531, 532,
+        254,
+        255,
+        256,
+        257,
+        258,
+        259,
+        262,
+        263,
+        264,
+        265,
+        266,
+        274,
+        277,
+        278,
+        284,
+        290,
+        291,
+        292,
+        293,
+        301,
+        317,
+        318,
+        319,
+        320,
+        321,
+        322,
+        323,
+        332,
+        334,
+        338,
+        339,
+        340,
+        341,
+        347,
+        512,
+        529,
+        530,
+        531,
+        532,
     }
 )
 #: (offsets tag, byte counts tag) pairs that locate image data: strips, tiles,
@@ -327,9 +363,7 @@ class TiffHandler:
         while True:
             seen.add(ifd.offset)
             if len(seen) > limits.max_pages:
-                raise LimitExceeded(
-                    f"TIFF has more than {limits.max_pages} pages (AIGC_MAX_PAGES)"
-                )
+                raise LimitExceeded(f"TIFF has more than {limits.max_pages} pages (AIGC_MAX_PAGES)")
             image_entries = [e for e in ifd.entries if e.tag in IMAGE_STRUCTURE_TAGS]
             if image_entries:
                 hasher.add(b"IFD")

@@ -44,7 +44,14 @@ from labelers.fonts import cjk_font_path
 from labelers.imaging import ORIENTATION_UNDO, Raster
 
 POSITIONS = (
-    "top-left", "top", "top-right", "left", "right", "bottom-left", "bottom", "bottom-right",
+    "top-left",
+    "top",
+    "top-right",
+    "left",
+    "right",
+    "bottom-left",
+    "bottom",
+    "bottom-right",
 )
 #: Smallest ink height (px) at which the CJK wording stays legible.
 MIN_INK_PX = 10
@@ -166,9 +173,7 @@ class _Layout:
         self.radius = max(1, round(0.3 * ink))
 
     def fits(self, width: int, height: int) -> bool:
-        return (
-            self.width + 2 * self.margin <= width and self.height + 2 * self.margin <= height
-        )
+        return self.width + 2 * self.margin <= width and self.height + 2 * self.margin <= height
 
 
 # words a line break should not split, and marks a line break likes to follow
@@ -192,10 +197,7 @@ def _two_lines(wording: str, font: ImageFont.FreeTypeFont) -> list[str] | None:
     for i in range(1, len(wording)):
         before, after = wording[i - 1], wording[i]
         breakable = (
-            before.isspace()
-            or after.isspace()
-            or ord(before) >= 0x2E80
-            or ord(after) >= 0x2E80
+            before.isspace() or after.isspace() or ord(before) >= 0x2E80 or ord(after) >= 0x2E80
         )
         if not breakable:
             continue
@@ -278,8 +280,14 @@ def _stored_box(
 
     def to_stored(x: float, y: float) -> tuple[float, float]:
         return {
-            1: (x, y), 2: (w - x, y), 3: (w - x, h - y), 4: (x, h - y),
-            5: (y, x), 6: (y, h - x), 7: (w - y, h - x), 8: (w - y, x),
+            1: (x, y),
+            2: (w - x, y),
+            3: (w - x, h - y),
+            4: (x, h - y),
+            5: (y, x),
+            6: (y, h - x),
+            7: (w - y, h - x),
+            8: (w - y, x),
         }[orientation]
 
     (ax, ay), (bx, by) = to_stored(box[0], box[1]), to_stored(box[2], box[3])
@@ -406,9 +414,7 @@ def _to_rgba(region: Image.Image) -> Image.Image:
     return region.convert("RGBA")
 
 
-def _from_rgba(
-    labelled: Image.Image, original: Image.Image, frame: Image.Image
-) -> Image.Image:
+def _from_rgba(labelled: Image.Image, original: Image.Image, frame: Image.Image) -> Image.Image:
     """``labelled`` (RGBA) back in the mode of ``original`` (a crop of ``frame``)."""
     mode = original.mode
     if mode in ("RGBA", "RGB", "L", "LA", "CMYK"):
@@ -430,8 +436,9 @@ def _wide_gray(values: np.ndarray, mode: str) -> Image.Image:
         return Image.fromarray(values.astype(np.int32))
     dtype = ">u2" if mode == "I;16B" else "<u2"
     height, width = values.shape
-    return Image.frombuffer(mode, (width, height), values.astype(dtype).tobytes(), "raw", mode,
-                            0, 1)
+    return Image.frombuffer(
+        mode, (width, height), values.astype(dtype).tobytes(), "raw", mode, 0, 1
+    )
 
 
 def _to_palette(labelled: Image.Image, original: Image.Image, frame: Image.Image) -> Image.Image:

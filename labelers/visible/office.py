@@ -105,8 +105,8 @@ def _fragment(doc: minidom.Document, xml: str, namespaces: dict[str, str]) -> mi
 
 
 def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(
-        '"', "&quot;"
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
 
 
@@ -220,11 +220,11 @@ def _docx_label(doc: minidom.Document, root: minidom.Element, wording: str) -> m
         return qname(w, local)
 
     xml = (
-        f"<{q('sdt')}><{q('sdtPr')}><{q('alias')} {q('val')}=\"AIGC Label\"/>"
-        f"<{q('tag')} {q('val')}=\"{LABEL_TAG}\"/></{q('sdtPr')}><{q('sdtContent')}>"
-        f"<{q('p')}><{q('pPr')}><{q('jc')} {q('val')}=\"center\"/></{q('pPr')}>"
-        f"<{q('r')}><{q('rPr')}><{q('sz')} {q('val')}=\"20\"/></{q('rPr')}>"
-        f"<{q('t')} xml:space=\"preserve\">{_esc(wording)}</{q('t')}></{q('r')}></{q('p')}>"
+        f'<{q("sdt")}><{q("sdtPr")}><{q("alias")} {q("val")}="AIGC Label"/>'
+        f'<{q("tag")} {q("val")}="{LABEL_TAG}"/></{q("sdtPr")}><{q("sdtContent")}>'
+        f'<{q("p")}><{q("pPr")}><{q("jc")} {q("val")}="center"/></{q("pPr")}>'
+        f'<{q("r")}><{q("rPr")}><{q("sz")} {q("val")}="20"/></{q("rPr")}>'
+        f'<{q("t")} xml:space="preserve">{_esc(wording)}</{q("t")}></{q("r")}></{q("p")}>'
         f"</{q('sdtContent')}></{q('sdt')}>"
     )
     return _fragment(doc, xml, ns)
@@ -276,17 +276,17 @@ def _shape_xml(
     """A DrawingML text-box shape; ``p``/``a`` are the element prefixes with colon."""
     x, y, w, h = box
     return (
-        f"<{p}sp><{p}nvSpPr><{p}cNvPr id=\"{shape_id}\" name=\"{LABEL_SHAPE}\" "
-        f"descr=\"{_esc(wording)}\"/><{p}cNvSpPr txBox=\"1\"/>"
+        f'<{p}sp><{p}nvSpPr><{p}cNvPr id="{shape_id}" name="{LABEL_SHAPE}" '
+        f'descr="{_esc(wording)}"/><{p}cNvSpPr txBox="1"/>'
         + (f"<{p}nvPr/>" if nv_pr else "")
-        + f"</{p}nvSpPr><{p}spPr><{a}xfrm><{a}off x=\"{x}\" y=\"{y}\"/><{a}ext cx=\"{w}\" "
-        f"cy=\"{h}\"/></{a}xfrm><{a}prstGeom prst=\"rect\"><{a}avLst/></{a}prstGeom>"
-        f"<{a}solidFill><{a}srgbClr val=\"FFFFFF\"><{a}alpha val=\"75000\"/></{a}srgbClr>"
-        f"</{a}solidFill></{p}spPr><{p}txBody><{a}bodyPr wrap=\"none\" lIns=\"45720\" "
-        f"tIns=\"22860\" rIns=\"45720\" bIns=\"22860\" rtlCol=\"0\" anchor=\"ctr\">"
-        f"<{a}noAutofit/></{a}bodyPr><{a}lstStyle/><{a}p><{a}pPr algn=\"r\"/><{a}r>"
-        f"<{a}rPr lang=\"zh-CN\" altLang=\"en-US\" sz=\"{size_pt * 100}\" dirty=\"0\">"
-        f"<{a}solidFill><{a}srgbClr val=\"404040\"/></{a}solidFill></{a}rPr>"
+        + f'</{p}nvSpPr><{p}spPr><{a}xfrm><{a}off x="{x}" y="{y}"/><{a}ext cx="{w}" '
+        f'cy="{h}"/></{a}xfrm><{a}prstGeom prst="rect"><{a}avLst/></{a}prstGeom>'
+        f'<{a}solidFill><{a}srgbClr val="FFFFFF"><{a}alpha val="75000"/></{a}srgbClr>'
+        f'</{a}solidFill></{p}spPr><{p}txBody><{a}bodyPr wrap="none" lIns="45720" '
+        f'tIns="22860" rIns="45720" bIns="22860" rtlCol="0" anchor="ctr">'
+        f'<{a}noAutofit/></{a}bodyPr><{a}lstStyle/><{a}p><{a}pPr algn="r"/><{a}r>'
+        f'<{a}rPr lang="zh-CN" altLang="en-US" sz="{size_pt * 100}" dirty="0">'
+        f'<{a}solidFill><{a}srgbClr val="404040"/></{a}solidFill></{a}rPr>'
         f"<{a}t>{_esc(wording)}</{a}t></{a}r></{a}p></{p}txBody></{p}sp>"
     )
 
@@ -311,9 +311,7 @@ def _label_slide(
     margin = int(min(cx, cy) * 0.02)
     y = cy - h - margin if placement == "footer" else margin
     box = (max(0, cx - w - margin), y, w, h)
-    ids = [
-        int(v) for c in descendants(doc, NS_P, "cNvPr") if (v := c.getAttribute("id")).isdigit()
-    ]
+    ids = [int(v) for c in descendants(doc, NS_P, "cNvPr") if (v := c.getAttribute("id")).isdigit()]
     p, pns = _prefix(tree, NS_P, "p")
     a, ans = _prefix(tree, NS_A, "a")
     old = [
@@ -337,9 +335,22 @@ def _label_slide(
 # --------------------------------------------------------------------- XLSX
 # CT_Worksheet children that come after headerFooter / after drawing
 _AFTER_HEADER_FOOTER = (
-    "rowBreaks", "colBreaks", "customProperties", "cellWatches", "ignoredErrors",
-    "smartTags", "drawing", "legacyDrawing", "legacyDrawingHF", "drawingHF", "picture",
-    "oleObjects", "controls", "webPublishItems", "tableParts", "extLst",
+    "rowBreaks",
+    "colBreaks",
+    "customProperties",
+    "cellWatches",
+    "ignoredErrors",
+    "smartTags",
+    "drawing",
+    "legacyDrawing",
+    "legacyDrawingHF",
+    "drawingHF",
+    "picture",
+    "oleObjects",
+    "controls",
+    "webPublishItems",
+    "tableParts",
+    "extLst",
 )
 _AFTER_DRAWING = _AFTER_HEADER_FOOTER[_AFTER_HEADER_FOOTER.index("drawing") + 1 :]
 _HF_ORDER = ("oddHeader", "oddFooter", "evenHeader", "evenFooter", "firstHeader", "firstFooter")

@@ -253,7 +253,8 @@ def _to_unicode_cmap(mapping: dict[bytes, bytes]) -> bytes:
         b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
         b"/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
         b"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
-        b"%d beginbfchar\n%s\nendbfchar\n" % (len(mapping), lines)
+        b"%d beginbfchar\n%s\nendbfchar\n"
+        % (len(mapping), lines)
         + b"endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
     )
 
@@ -345,9 +346,7 @@ def _register(doc: PdfEdit, page: DictionaryObject, form: IndirectObject) -> Nam
 _Owner = tuple[DictionaryObject, IndirectObject | None]
 
 
-def _own_dict(
-    parent: DictionaryObject, key: str, owner: _Owner
-) -> tuple[DictionaryObject, _Owner]:
+def _own_dict(parent: DictionaryObject, key: str, owner: _Owner) -> tuple[DictionaryObject, _Owner]:
     """``parent[key]`` as a dictionary safe to edit, and the indirect object that holds it.
 
     ``owner`` is the indirect object ``parent`` belongs to, with its reference.

@@ -50,7 +50,9 @@ def exiftool(data: bytes, tmp_path: Path, suffix: str, *tags: str) -> dict:
     path.write_bytes(data)
     out = subprocess.run(
         ["exiftool", "-j", "-a", "-G1", *tags, str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(out)[0]
 
@@ -62,8 +64,15 @@ def jpeg_source(orientation: int = 6) -> bytes:
     exif.get_ifd(0x8769)[0x9003] = "2025:09:01 12:00:00"
     out = io.BytesIO()
     photo(640, 480).save(
-        out, "JPEG", quality=71, subsampling="4:2:2", progressive=True,
-        icc_profile=srgb_icc(), exif=exif.tobytes(), xmp=XMP, dpi=(300, 300),
+        out,
+        "JPEG",
+        quality=71,
+        subsampling="4:2:2",
+        progressive=True,
+        icc_profile=srgb_icc(),
+        exif=exif.tobytes(),
+        xmp=XMP,
+        dpi=(300, 300),
         comment=b"made by a test",
     )
     return out.getvalue()
@@ -108,8 +117,14 @@ def test_jpeg_reencode_keeps_other_app_segments(tmp_path):
     src_path = tmp_path / "iptc.jpg"
     src_path.write_bytes(jpeg_source())
     subprocess.run(
-        ["exiftool", "-q", "-overwrite_original", "-IPTC:Keywords=aigc", "-IPTC:City=Beijing",
-         str(src_path)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-IPTC:Keywords=aigc",
+            "-IPTC:City=Beijing",
+            str(src_path),
+        ],
         check=True,
     )
     out = save_raster(open_raster(src_path.read_bytes(), "image/jpeg"))
@@ -176,8 +191,14 @@ def animated_gif() -> bytes:
     frames = [photo(160, 120, seed=i).quantize(64) for i in range(4)]
     buf = io.BytesIO()
     frames[0].save(
-        buf, "GIF", save_all=True, append_images=frames[1:], duration=[80, 120, 160, 200],
-        loop=3, disposal=2, comment=b"gif comment",
+        buf,
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[80, 120, 160, 200],
+        loop=3,
+        disposal=2,
+        comment=b"gif comment",
     )
     return buf.getvalue()
 
@@ -206,8 +227,16 @@ def test_animated_webp_keeps_timing_loop_and_metadata():
     exif[0x010F] = "WebPCam"
     buf = io.BytesIO()
     frames[0].save(
-        buf, "WEBP", save_all=True, append_images=frames[1:], duration=[100, 150, 250],
-        loop=2, quality=85, icc_profile=srgb_icc(), exif=exif.tobytes(), xmp=XMP,
+        buf,
+        "WEBP",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 150, 250],
+        loop=2,
+        quality=85,
+        icc_profile=srgb_icc(),
+        exif=exif.tobytes(),
+        xmp=XMP,
     )
     raster = open_raster(buf.getvalue(), "image/webp")
     assert not raster.lossless
@@ -252,13 +281,26 @@ def test_webp_lossless_stays_lossless_and_exact():
 def test_tiff_keeps_compression_orientation_icc_dpi_exif_gps_iptc_and_xmp(tmp_path):
     src_path = tmp_path / "src.tif"
     photo(300, 200).save(
-        src_path, "TIFF", compression="tiff_adobe_deflate", dpi=(240, 240),
+        src_path,
+        "TIFF",
+        compression="tiff_adobe_deflate",
+        dpi=(240, 240),
         icc_profile=srgb_icc(),
     )
     subprocess.run(
-        ["exiftool", "-q", "-overwrite_original", "-Orientation#=6", "-Artist=Tester",
-         "-DateTimeOriginal=2025:09:01 08:00:00", "-GPSLatitude=31.2", "-GPSLatitudeRef=N",
-         "-IPTC:Keywords=aigc", "-XMP-dc:Title=Sunset test", str(src_path)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-Orientation#=6",
+            "-Artist=Tester",
+            "-DateTimeOriginal=2025:09:01 08:00:00",
+            "-GPSLatitude=31.2",
+            "-GPSLatitudeRef=N",
+            "-IPTC:Keywords=aigc",
+            "-XMP-dc:Title=Sunset test",
+            str(src_path),
+        ],
         check=True,
     )
     src = src_path.read_bytes()
@@ -267,13 +309,25 @@ def test_tiff_keeps_compression_orientation_icc_dpi_exif_gps_iptc_and_xmp(tmp_pa
     assert raster.orientation == 6
     assert raster.size == (300, 200)  # stored layout, although Pillow rotates TIFFs on load
     out = save_raster(raster)
-    ignore = ("StripOffsets", "StripByteCounts", "RowsPerStrip", "FileName", "Directory",
-              "FileSize", "FileModifyDate", "FileAccessDate", "FileInodeChangeDate",
-              "SourceFile", "FilePermissions")
-    before = {k: v for k, v in exiftool(src, tmp_path, ".tif").items()
-              if k.split(":")[-1] not in ignore}
-    after = {k: v for k, v in exiftool(out, tmp_path, ".tif").items()
-             if k.split(":")[-1] not in ignore}
+    ignore = (
+        "StripOffsets",
+        "StripByteCounts",
+        "RowsPerStrip",
+        "FileName",
+        "Directory",
+        "FileSize",
+        "FileModifyDate",
+        "FileAccessDate",
+        "FileInodeChangeDate",
+        "SourceFile",
+        "FilePermissions",
+    )
+    before = {
+        k: v for k, v in exiftool(src, tmp_path, ".tif").items() if k.split(":")[-1] not in ignore
+    }
+    after = {
+        k: v for k, v in exiftool(out, tmp_path, ".tif").items() if k.split(":")[-1] not in ignore
+    }
     assert after == before
     assert after["IFD0:Compression"] == "Adobe Deflate"
     assert after["GPS:GPSLatitude"] == before["GPS:GPSLatitude"]
@@ -332,12 +386,20 @@ def png_header_only(width: int, height: int) -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_pixel_bomb_is_refused_before_decoding():

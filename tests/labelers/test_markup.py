@@ -127,10 +127,14 @@ def test_markdown_input_checks():
     with pytest.raises(LimitExceeded, match="AIGC_MAX_UPLOAD_BYTES"):
         MD.write_record(b"# a\n" * 100, RECORD, limits=Limits(max_bytes=50))
     # a YAML alias bomb is only built as shared references: reading stays quick
-    bomb = "---\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
-    ) + "---\nbody\n"
+    bomb = (
+        "---\na: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + "---\nbody\n"
+    )
     assert MD.read(bomb.encode()).records == []
 
 
@@ -202,7 +206,7 @@ def test_html_record_is_a_head_meta_and_nothing_else_changes():
     (content,) = metas(text)
     assert json.loads(html.unescape(content)) == RECORD.as_dict()
     assert text.replace(_META.search(text).group(0) + "\r\n", "") == PAGE
-    assert text.index("<meta name=\"AIGC\"") < text.index("</head>")
+    assert text.index('<meta name="AIGC"') < text.index("</head>")
     meta = HTML.read(out)
     assert [(f.carrier, f.record) for f in meta.records] == [("html:meta:AIGC", RECORD)]
     assert meta.properties["html:meta:generator"] == "SiteGen 2.1"

@@ -112,7 +112,8 @@ def _content_types(overrides: dict[str, str], custom: bool) -> str:
         '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-'
         'package.core-properties+xml"/><Override PartName="/docProps/app.xml" '
         'ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
-        + body + "</Types>"
+        + body
+        + "</Types>"
     )
 
 
@@ -128,7 +129,8 @@ def _root_rels(main: str, custom: bool) -> str:
         f'<Relationship Id="rId2" Type="{PKG_REL}/metadata/core-properties" '
         'Target="docProps/core.xml"/>'
         f'<Relationship Id="rId3" Type="{R}/extended-properties" Target="docProps/app.xml"/>'
-        + extra + "</Relationships>"
+        + extra
+        + "</Relationships>"
     )
 
 
@@ -141,8 +143,10 @@ def docx(
 ) -> bytes:
     """A Word document; ``footer`` adds an existing default footer with that text."""
     paragraphs = paragraphs or ["第一段：这是一份测试文档。", "Second paragraph with an image."]
-    pg = '<w:pgSz w:w="11906" w:h="16838"/><w:pgMar w:top="1440" w:right="1440" ' \
+    pg = (
+        '<w:pgSz w:w="11906" w:h="16838"/><w:pgMar w:top="1440" w:right="1440" '
         'w:bottom="1440" w:left="1440" w:header="720" w:footer="720" w:gutter="0"/>'
+    )
     foot_ref = '<w:footerReference w:type="default" r:id="rId9"/>' if footer else ""
     body = ""
     per = max(1, len(paragraphs) // sections)
@@ -233,7 +237,7 @@ def pptx(slides: list[str] | None = None, *, custom: bool = False) -> bytes:
     ns = f'xmlns:a="{A}" xmlns:r="{R}" xmlns:p="{P}"'
     empty_tree = (
         '<p:cSld><p:spTree><p:nvGrpSpPr><p:cNvPr id="1" name=""/><p:cNvGrpSpPr/><p:nvPr/>'
-        '</p:nvGrpSpPr><p:grpSpPr/></p:spTree></p:cSld>'
+        "</p:nvGrpSpPr><p:grpSpPr/></p:spTree></p:cSld>"
     )
     entries: list[tuple[str, bytes | str]] = []
     sld_ids = ""
@@ -290,10 +294,18 @@ def pptx(slides: list[str] | None = None, *, custom: bool = False) -> bytes:
     scheme = "".join(
         f'<a:{n}><a:srgbClr val="{v}"/></a:{n}>'
         for n, v in [
-            ("dk1", "000000"), ("lt1", "FFFFFF"), ("dk2", "1F497D"), ("lt2", "EEECE1"),
-            ("accent1", "4F81BD"), ("accent2", "C0504D"), ("accent3", "9BBB59"),
-            ("accent4", "8064A2"), ("accent5", "4BACC6"), ("accent6", "F79646"),
-            ("hlink", "0000FF"), ("folHlink", "800080"),
+            ("dk1", "000000"),
+            ("lt1", "FFFFFF"),
+            ("dk2", "1F497D"),
+            ("lt2", "EEECE1"),
+            ("accent1", "4F81BD"),
+            ("accent2", "C0504D"),
+            ("accent3", "9BBB59"),
+            ("accent4", "8064A2"),
+            ("accent5", "4BACC6"),
+            ("accent6", "F79646"),
+            ("hlink", "0000FF"),
+            ("folHlink", "800080"),
         ]
     )
     font = '<a:latin typeface="Calibri"/><a:ea typeface=""/><a:cs typeface=""/>'
@@ -306,7 +318,8 @@ def pptx(slides: list[str] | None = None, *, custom: bool = False) -> bytes:
         f"<a:minorFont>{font}</a:minorFont></a:fontScheme>"
         f'<a:fmtScheme name="Office"><a:fillStyleLst>{fill * 3}</a:fillStyleLst>'
         f"<a:lnStyleLst>{line * 3}</a:lnStyleLst><a:effectStyleLst>"
-        + "<a:effectStyle><a:effectLst/></a:effectStyle>" * 3
+        + "<a:effectStyle><a:effectLst/></a:effectStyle>"
+        * 3
         + f"</a:effectStyleLst><a:bgFillStyleLst>{fill * 3}</a:bgFillStyleLst></a:fmtScheme>"
         "</a:themeElements></a:theme>"
     )
@@ -316,17 +329,25 @@ def pptx(slides: list[str] | None = None, *, custom: bool = False) -> bytes:
         ("docProps/core.xml", _core("测试演示")),
         ("docProps/app.xml", _app("Microsoft Office PowerPoint")),
         ("ppt/presentation.xml", presentation),
-        ("ppt/_rels/presentation.xml.rels", DECL + f'<Relationships xmlns="{PKG_REL}">'
-         + pres_rels + "</Relationships>"),
+        (
+            "ppt/_rels/presentation.xml.rels",
+            DECL + f'<Relationships xmlns="{PKG_REL}">' + pres_rels + "</Relationships>",
+        ),
         ("ppt/slideMasters/slideMaster1.xml", master),
-        ("ppt/slideMasters/_rels/slideMaster1.xml.rels", DECL
-         + f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rId1" Type="{R}/slideLayout" '
-         'Target="../slideLayouts/slideLayout1.xml"/><Relationship Id="rId2" '
-         f'Type="{R}/theme" Target="../theme/theme1.xml"/></Relationships>'),
+        (
+            "ppt/slideMasters/_rels/slideMaster1.xml.rels",
+            DECL
+            + f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rId1" Type="{R}/slideLayout" '
+            'Target="../slideLayouts/slideLayout1.xml"/><Relationship Id="rId2" '
+            f'Type="{R}/theme" Target="../theme/theme1.xml"/></Relationships>',
+        ),
         ("ppt/slideLayouts/slideLayout1.xml", layout),
-        ("ppt/slideLayouts/_rels/slideLayout1.xml.rels", DECL
-         + f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rId1" Type="{R}/slideMaster" '
-         'Target="../slideMasters/slideMaster1.xml"/></Relationships>'),
+        (
+            "ppt/slideLayouts/_rels/slideLayout1.xml.rels",
+            DECL
+            + f'<Relationships xmlns="{PKG_REL}"><Relationship Id="rId1" Type="{R}/slideMaster" '
+            'Target="../slideMasters/slideMaster1.xml"/></Relationships>',
+        ),
         ("ppt/theme/theme1.xml", theme),
         *entries,
         ("ppt/media/image1.png", png_bytes()),
@@ -409,11 +430,16 @@ def xlsx(
         ("docProps/core.xml", _core("测试表格")),
         ("docProps/app.xml", _app("Microsoft Excel")),
         ("xl/workbook.xml", workbook),
-        ("xl/_rels/workbook.xml.rels", DECL + f'<Relationships xmlns="{PKG_REL}">'
-         + wb_rels + "</Relationships>"),
+        (
+            "xl/_rels/workbook.xml.rels",
+            DECL + f'<Relationships xmlns="{PKG_REL}">' + wb_rels + "</Relationships>",
+        ),
         ("xl/styles.xml", styles),
-        ("xl/sharedStrings.xml", DECL + f'<sst xmlns="{S}" count="{len(strings)}" '
-         f'uniqueCount="{len(strings)}">{sst}</sst>'),
+        (
+            "xl/sharedStrings.xml",
+            DECL + f'<sst xmlns="{S}" count="{len(strings)}" '
+            f'uniqueCount="{len(strings)}">{sst}</sst>',
+        ),
         *sheet_entries,
     ]
     if custom:
@@ -586,10 +612,14 @@ def test_invalid_record_is_refused_before_writing():
 def test_dangling_custom_relationship_is_replaced():
     data = docx()
     parts = entries(data)
-    rels = parts["_rels/.rels"].decode().replace(
-        "</Relationships>",
-        '<Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-        'relationships/custom-properties" Target="../../etc/custom.xml"/></Relationships>',
+    rels = (
+        parts["_rels/.rels"]
+        .decode()
+        .replace(
+            "</Relationships>",
+            '<Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            'relationships/custom-properties" Target="../../etc/custom.xml"/></Relationships>',
+        )
     )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -826,9 +856,19 @@ def soffice_profile(tmp_path_factory) -> str:
 
 def soffice_convert(paths: list[Path], fmt: str, outdir: Path, profile: str) -> None:
     subprocess.run(
-        [SOFFICE, f"-env:UserInstallation={profile}", "--headless", "--convert-to", fmt,
-         "--outdir", str(outdir), *map(str, paths)],
-        check=True, capture_output=True, timeout=180,
+        [
+            SOFFICE,
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--convert-to",
+            fmt,
+            "--outdir",
+            str(outdir),
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
 
 
@@ -873,8 +913,19 @@ def test_libreoffice_shows_pptx_label_bottom_right_on_every_slide(converted, tmp
     pages = pdf_pages(converted["pptx"])
     assert len(pages) == 2 and all("人工智能生成" in p for p in pages)
     subprocess.run(
-        ["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(converted["pptx"]),
-         str(tmp_path / "slide")], check=True,
+        [
+            "pdftoppm",
+            "-r",
+            "40",
+            "-png",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            str(converted["pptx"]),
+            str(tmp_path / "slide"),
+        ],
+        check=True,
     )
     png = next(tmp_path.glob("slide*.png"))
     ink = np.asarray(Image.open(png).convert("L")) < 128

@@ -57,8 +57,13 @@ XMP_BODY = (
     "</rdf:RDF></x:xmpmeta>"
 )
 A5 = (419.53, 595.28)
-PAGE_FORMATS = [("portrait", "a4"), ("landscape", "a4"), ("portrait", "letter"),
-                ("portrait", "a4"), ("portrait", A5)]
+PAGE_FORMATS = [
+    ("portrait", "a4"),
+    ("landscape", "a4"),
+    ("portrait", "letter"),
+    ("portrait", "a4"),
+    ("portrait", A5),
+]
 ROTATED_PAGE = 3  # index of the page turned 90 degrees
 SHIFTED_PAGE = 4  # index of the page whose boxes do not start at (0, 0)
 
@@ -136,7 +141,9 @@ def _pdftotext_pages(path: Path, count: int) -> list[str]:
     return [
         subprocess.run(
             ["pdftotext", "-f", str(i), "-l", str(i), str(path), "-"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for i in range(1, count + 1)
     ]
@@ -302,7 +309,9 @@ def test_header_placement_puts_the_label_at_the_visible_top(tmp_path: Path) -> N
     path = _write(tmp_path, stamp_pages(_document(), "AI生成", placement="header"))
     html = subprocess.run(
         ["pdftotext", "-bbox", "-f", "1", "-l", "1", str(path), "-"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     m = re.search(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="[\d.]+">AI生成', html)
     assert m is not None and float(m.group(1)) < 20
@@ -341,8 +350,12 @@ def test_unparseable_info_record_is_reported_not_raised() -> None:
 # ----------------------------------------------------------------- encryption
 def _encrypted(user_password: str, algorithm: str = "AES-128") -> bytes:
     writer = PdfWriter(clone_from=PdfReader(BytesIO(_document())))
-    writer.encrypt(user_password=user_password, owner_password="owner-secret",
-                   permissions_flag=-3904, algorithm=algorithm)
+    writer.encrypt(
+        user_password=user_password,
+        owner_password="owner-secret",
+        permissions_flag=-3904,
+        algorithm=algorithm,
+    )
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -402,8 +415,9 @@ def _operations(data: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_minimal_hand_written_pdf_is_labelled() -> None:
-    data = _raw_pdf({1: CATALOG, 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                     3: PAGE % b"", 4: CONTENT})
+    data = _raw_pdf(
+        {1: CATALOG, 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: PAGE % b"", 4: CONTENT}
+    )
     out = HANDLER.write_record(stamp_pages(data, WORDING), _record())
     assert WORDING in PdfReader(BytesIO(out)).pages[0].extract_text()
 
@@ -412,11 +426,18 @@ def test_minimal_hand_written_pdf_is_labelled() -> None:
     "objects",
     [
         # /Kids loop through two /Pages nodes
-        {1: CATALOG, 2: b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
-         5: b"<< /Type /Pages /Kids [2 0 R] /Parent 2 0 R /Count 1 >>"},
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+            5: b"<< /Type /Pages /Kids [2 0 R] /Parent 2 0 R /Count 1 >>",
+        },
         # a /Pages node listing itself
-        {1: CATALOG, 2: b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 1 >>",
-         3: PAGE % b"", 4: CONTENT},
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 1 >>",
+            3: PAGE % b"",
+            4: CONTENT,
+        },
     ],
     ids=["kids-loop", "kids-self"],
 )
@@ -428,29 +449,45 @@ def test_cyclic_page_tree_is_corrupt_input(objects: dict[int, bytes]) -> None:
 
 def test_cyclic_parent_chain_is_labelled_without_looping() -> None:
     # /Parent pointers form a loop that the /Kids walk never follows
-    data = _raw_pdf({
-        1: CATALOG, 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        3: b"<< /Type /Page /Parent 5 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
-        4: CONTENT,
-        5: b"<< /Type /Pages /Parent 6 0 R /Kids [3 0 R] /Count 1 >>",
-        6: b"<< /Type /Pages /Parent 5 0 R /Kids [5 0 R] /Count 1 >>",
-    })
+    data = _raw_pdf(
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 5 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
+            4: CONTENT,
+            5: b"<< /Type /Pages /Parent 6 0 R /Kids [3 0 R] /Count 1 >>",
+            6: b"<< /Type /Pages /Parent 5 0 R /Kids [5 0 R] /Count 1 >>",
+        }
+    )
     out = HANDLER.write_record(stamp_pages(data, WORDING), _record())
     assert len(HANDLER.read(out).records) == 2
 
 
 def test_deeply_nested_array_is_corrupt_input() -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
-    data = _raw_pdf({1: CATALOG, 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                     3: PAGE % b"/Deep 5 0 R ", 4: CONTENT, 5: deep})
+    data = _raw_pdf(
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: PAGE % b"/Deep 5 0 R ",
+            4: CONTENT,
+            5: deep,
+        }
+    )
     for operation in _operations(data)[1:]:  # read() never touches the object
         with pytest.raises(CorruptInput, match="nested too deeply"):
             operation()
 
 
 def test_huge_declared_page_count_is_refused_before_walking() -> None:
-    data = _raw_pdf({1: CATALOG, 2: b"<< /Type /Pages /Kids [3 0 R] /Count 100000000 >>",
-                     3: PAGE % b"", 4: CONTENT})
+    data = _raw_pdf(
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 100000000 >>",
+            3: PAGE % b"",
+            4: CONTENT,
+        }
+    )
     for operation in _operations(data):
         with pytest.raises(LimitExceeded, match="AIGC_MAX_PAGES"):
             operation()
@@ -458,12 +495,16 @@ def test_huge_declared_page_count_is_refused_before_walking() -> None:
 
 def test_page_tree_repeating_one_page_is_refused() -> None:
     # a declared count of 1, but 100 x 100 x 100 references to the same page
-    data = _raw_pdf({
-        1: CATALOG, 2: b"<< /Type /Pages /Kids [" + b"5 0 R " * 100 + b"] /Count 1 >>",
-        5: b"<< /Type /Pages /Kids [" + b"6 0 R " * 100 + b"] /Count 1 >>",
-        6: b"<< /Type /Pages /Kids [" + b"3 0 R " * 100 + b"] /Count 1 >>",
-        3: PAGE % b"", 4: CONTENT,
-    })
+    data = _raw_pdf(
+        {
+            1: CATALOG,
+            2: b"<< /Type /Pages /Kids [" + b"5 0 R " * 100 + b"] /Count 1 >>",
+            5: b"<< /Type /Pages /Kids [" + b"6 0 R " * 100 + b"] /Count 1 >>",
+            6: b"<< /Type /Pages /Kids [" + b"3 0 R " * 100 + b"] /Count 1 >>",
+            3: PAGE % b"",
+            4: CONTENT,
+        }
+    )
     for operation in _operations(data):
         with pytest.raises(LimitExceeded, match="AIGC_MAX_PAGES"):
             operation()
@@ -487,7 +528,8 @@ def test_truncated_pdf_is_corrupt_input(cut: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"%PDF-1.7\n" + bytes(range(256)) * 40, b"not a pdf at all"],
+    "data",
+    [b"", b"%PDF-1.7\n" + bytes(range(256)) * 40, b"not a pdf at all"],
     ids=["empty", "garbage", "no-header"],
 )
 def test_garbage_is_corrupt_input(data: bytes) -> None:

@@ -57,20 +57,22 @@ def _inheriting() -> bytes:
     significant), a resource name needs #-escaping, and a direct annotation
     carries a UTF-16 and a PDFDocEncoding string.
     """
-    return _raw_pdf({
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 "
-        b"/MediaBox [0 0 595.2755905511812 841.8897637795276] "
-        b"/Resources << /Font << /F1 7 0 R >> "
-        b"/ExtGState << /GS#20a << /CA 0.123456789123 >> >> >> >>",
-        3: b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R /Annots [<< /Type /Annot "
-        b"/Subtype /Text /Rect [10 10 30.123456789012 30] /Contents <FEFF4EBA5DE5> "
-        b"/T (caf\\351) >>] >>",
-        4: _stream(b"/GS#20a gs BT /F1 12 Tf 72 700 Td (Inherited page one) Tj ET"),
-        5: b"<< /Type /Page /Parent 2 0 R /Contents 6 0 R /Rotate 90 >>",
-        6: _stream(b"BT /F1 12 Tf 72 700 Td (Inherited page two) Tj ET"),
-        7: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    })
+    return _raw_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 "
+            b"/MediaBox [0 0 595.2755905511812 841.8897637795276] "
+            b"/Resources << /Font << /F1 7 0 R >> "
+            b"/ExtGState << /GS#20a << /CA 0.123456789123 >> >> >> >>",
+            3: b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R /Annots [<< /Type /Annot "
+            b"/Subtype /Text /Rect [10 10 30.123456789012 30] /Contents <FEFF4EBA5DE5> "
+            b"/T (caf\\351) >>] >>",
+            4: _stream(b"/GS#20a gs BT /F1 12 Tf 72 700 Td (Inherited page one) Tj ET"),
+            5: b"<< /Type /Page /Parent 2 0 R /Contents 6 0 R /Rotate 90 >>",
+            6: _stream(b"BT /F1 12 Tf 72 700 Td (Inherited page two) Tj ET"),
+            7: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        }
+    )
 
 
 def _qpdf(args: list[str], data: bytes, tmp_path: Path) -> bytes:
@@ -102,7 +104,9 @@ def _page_texts(data: bytes, tmp_path: Path) -> list[str]:
     return [
         subprocess.run(
             ["pdftotext", "-f", str(i), "-l", str(i), str(path), "-"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for i in range(1, count + 1)
     ]
@@ -278,9 +282,7 @@ def test_label_file_output_verifies_c2pa_trusted_and_signed_record_valid(
         "object-streams": lambda: _object_streams(tmp_path),
         "encrypted": lambda: _encrypted(""),
     }[fixture]()
-    result = label_file(
-        data, _record(), FileOptions(), signer, record_signer=record_signer
-    )
+    result = label_file(data, _record(), FileOptions(), signer, record_signer=record_signer)
     assert (result.explicit, result.c2pa) == ("footer", "signed")
     keyring = Keyring()
     keyring.add(record_signer.public_key, {PRODUCER})
@@ -289,6 +291,4 @@ def test_label_file_output_verifies_c2pa_trusted_and_signed_record_valid(
     assert report.integrity["c2pa"]["state"] == "Trusted", report.integrity
     assert report.integrity["producer"]["status"] == "valid", report.integrity
     _qpdf_check(result.data, tmp_path)
-    assert [t.count(WORDING) for t in _page_texts(result.data, tmp_path)] == [1] * len(
-        PAGE_FORMATS
-    )
+    assert [t.count(WORDING) for t in _page_texts(result.data, tmp_path)] == [1] * len(PAGE_FORMATS)

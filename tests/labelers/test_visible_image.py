@@ -117,8 +117,11 @@ def test_label_sits_at_the_requested_edge_or_corner(position):
     cx, cy = (left + right) / 2, (top + bottom) / 2
     horizontal = "left" if "left" in position else "right" if "right" in position else "middle"
     vertical = (
-        "top" if position.startswith("top")
-        else "bottom" if position.startswith("bottom") else "middle"
+        "top"
+        if position.startswith("top")
+        else "bottom"
+        if position.startswith("bottom")
+        else "middle"
     )
     assert {"left": cx < 300, "right": cx > 600, "middle": 300 < cx < 600}[horizontal]
     assert {"top": cy < 100, "bottom": cy > 500, "middle": 200 < cy < 400}[vertical]
@@ -278,8 +281,9 @@ def test_labelled_jpeg_keeps_tables_sampling_and_orientation():
     exif = Image.Exif()
     exif[0x0112] = 6
     buf = io.BytesIO()
-    photo(800, 600).save(buf, "JPEG", quality=83, subsampling="4:4:4", exif=exif.tobytes(),
-                         dpi=(72, 72))
+    photo(800, 600).save(
+        buf, "JPEG", quality=83, subsampling="4:4:4", exif=exif.tobytes(), dpi=(72, 72)
+    )
     src = buf.getvalue()
     out = save_raster(label_frames(open_raster(src, "image/jpeg"), WORDING))
     before, after = Image.open(io.BytesIO(src)), Image.open(io.BytesIO(out))

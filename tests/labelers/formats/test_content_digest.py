@@ -120,7 +120,11 @@ def encode(fmt: str, frames: list[Image.Image], *, legacy: bool = False) -> byte
         if legacy:
             tags[270] = LEGACY
         im.save(
-            buf, "TIFF", compression="tiff_lzw", tiffinfo=tags, save_all=True,
+            buf,
+            "TIFF",
+            compression="tiff_lzw",
+            tiffinfo=tags,
+            save_all=True,
             append_images=frames[1:],
         )
     elif fmt == "gif":
@@ -183,8 +187,13 @@ def test_image_digest_is_unmoved_when_exiftool_edits_the_xmp(fmt: str, tmp_path:
     path = tmp_path / f"image.{fmt}"
     path.write_bytes(labelled)
     subprocess.run(
-        ["exiftool", "-q", "-overwrite_original", "-XMP-dc:Description=edited elsewhere",
-         str(path)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-XMP-dc:Description=edited elsewhere",
+            str(path),
+        ],
         check=True,
     )
     edited = path.read_bytes()
@@ -275,8 +284,15 @@ def variant(name: str) -> tuple[str, bytes]:
     return sniff(data), data
 
 
-VARIANTS = ["webp-simple", "webp-lossless-alpha", "webp-animated", "apng", "png-palette-trns",
-            "gif87a", "jpeg-progressive"]
+VARIANTS = [
+    "webp-simple",
+    "webp-lossless-alpha",
+    "webp-animated",
+    "apng",
+    "png-palette-trns",
+    "gif87a",
+    "jpeg-progressive",
+]
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -395,7 +411,7 @@ MARKDOWN = [
     "# 本周要闻\n\n人工智能生成的段落。\n",
     "---\ntitle: 周报\n# keep this comment\ntags: [ai]\n---\n# 本周要闻\n\nBody.\n",
     "---\r\ntitle: x\r\n---\r\nBody with CRLF.\r\n",
-    "\ufeff---\nAIGC:\n  Label: \"3\"\n  ContentProducer: x\ntitle: y\n---\nBody\n",
+    '\ufeff---\nAIGC:\n  Label: "3"\n  ContentProducer: x\ntitle: y\n---\nBody\n',
     "---\n---\nempty front matter\n",
 ]
 
