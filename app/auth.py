@@ -57,9 +57,12 @@ class KeyStore:
         self._by_hash = entries  # sha256 hex of the key -> identity
         self.development = development
 
+    def identities(self) -> list[Identity]:
+        return list(self._by_hash.values())
+
     def codes(self) -> set[str]:
         """Every producer and platform code our identities act as."""
-        return {c for i in self._by_hash.values() for c in (i.producer, i.platform) if c}
+        return {c for i in self.identities() for c in (i.producer, i.platform) if c}
 
     def identify(self, presented: str) -> Identity | None:
         digest = hashlib.sha256(presented.encode()).hexdigest()

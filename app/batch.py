@@ -876,7 +876,6 @@ def header(options: BatchOptions, identity: dict[str, Any], salt: bytes) -> dict
 
 
 #: Art. 6 class -> the Label a platform writes when it creates the record
-LABEL_FOR_CLASS = {"confirmed": "1", "possible": "2", "suspected": "3"}
 _PERMISSION = {"label": "label", "verify": "verify", "propagate": "propagate"}
 
 
@@ -886,8 +885,7 @@ def pick_identity(keys: Any, options: BatchOptions) -> Any:
     ``--key-name`` picks one by name; without it the only identity allowed to
     do the command is used (development mode has exactly one).
     """
-    # KeyStore offers no listing; its identities are the values of its private map
-    identities = list(keys._by_hash.values())
+    identities = keys.identities()
     permission = _PERMISSION[options.command]
     if options.key_name is not None:
         named = [i for i in identities if i.name == options.key_name]
@@ -963,11 +961,6 @@ class LibraryBackend(Backend):
             else None
         )
 
-    def _extra(self, name: str) -> dict[str, Any]:
-        """Keyword arguments only newer library versions take (record signing)."""
-        value = getattr(self.state, name, None)
-        return {name: value} if value is not None else {}
-
     def label(self, data: bytes, produce_id: str, name: str) -> Labelled:
         from app.ledger import DuplicateProduceID, watermark_key
         from labelers.pipeline import label_file
@@ -983,7 +976,7 @@ class LibraryBackend(Backend):
             watermark_key(produce_id),
             st.settings.software_agent,
             self.limits,
-            **self._extra("record_signer"),
+            st.record_signer,
         )
 
         def commit() -> str | None:
@@ -1022,7 +1015,7 @@ class LibraryBackend(Backend):
             self.options.declared_ai,
             st.trust_anchors_pem,
             self.limits,
-            **self._extra("keyring"),
+            st.keyring,
         )
 
     def verify(self, data: bytes, name: str) -> dict[str, Any]:
@@ -1030,40 +1023,28 @@ class LibraryBackend(Backend):
 
     def propagate(self, data: bytes, propagate_id: str, name: str) -> Propagated:
         from app.ledger import DuplicateProduceID
-        from detectors.report import EXPLICIT
-        from labelers.propagation import propagate_file
+        from app.platform import check_and_propagate
 
         st, identity = self.state, self.identity
-        report = self._report(data)
+        report, result = check_and_propagate(
+            st,
+            data,
+            self.options.declared_ai,
+            identity.platform,
+            propagate_id,
+            self.explicit_options,
+        )
         cls = report.classification
         produce_id = report.record.produce_id if report.record else None
-        if cls == "none":
+        if result is None:
             return Propagated(
                 None, report.media_type, produce_id, None, cls, False, "none", "off", lambda: None
             )
-        explicit = self.explicit_options
-        if explicit is not None and any(e.kind == EXPLICIT for e in report.evidence):
-            explicit = None  # the file already shows the wording
-        result = propagate_file(
-            data,
-            report.record,
-            LABEL_FOR_CLASS[cls],
-            identity.platform,
-            propagate_id,
-            add_explicit=explicit,
-            c2pa_signer=st.signer,
-            software_agent=st.settings.software_agent,
-            limits=self.limits,
-            **self._extra("record_signer"),
-        )
 
         def commit() -> str | None:
             args = (result.record, result.data, result.media_type, cls, identity.name)
             try:
-                if hasattr(st.ledger, "record_propagation"):
-                    st.ledger.record_propagation(*args)
-                else:  # the group-commit ledger: wait for our row
-                    st.ledger.submit_propagation(*args).result()
+                st.ledger.record_propagation(*args)
             except DuplicateProduceID:
                 return "PropagateID already in the ledger (an interrupted run); output written"
             return None
@@ -1085,21 +1066,12 @@ class LibraryBackend(Backend):
         return entry is not None and entry.producer == self.identity.producer
 
     def issued_to_us(self, data: bytes, sha256: str) -> str | None:
-        from sqlalchemy import select
-
-        from app.ledger import LabelRow
 
         for produce_id in carried_ids(data, self.limits):
             if self.known_produce_id(produce_id):
                 return produce_id
         # content the ledger recorded as one of our outputs (e.g. text without a watermark)
-        with self.state.ledger._session() as session:
-            return session.scalars(
-                select(LabelRow.produce_id)
-                .where(LabelRow.content_sha256 == sha256)
-                .where(LabelRow.producer == self.identity.producer)
-                .limit(1)
-            ).first()
+        return self.state.ledger.find_by_content(sha256, self.identity.producer)
 
     def propagated_by_us(self, data: bytes) -> str | None:
         return _propagated_by(data, self.identity.platform, self.limits)

@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -239,6 +237,16 @@ class Ledger:
             ).first()
             return _entry(row) if row else None
 
+    def find_by_content(self, content_sha256: str, producer: str) -> str | None:
+        """The ProduceID of a label ``producer`` issued for exactly these bytes."""
+        with self._session() as session:
+            return session.scalars(
+                select(LabelRow.produce_id)
+                .where(LabelRow.content_sha256 == content_sha256)
+                .where(LabelRow.producer == producer)
+                .limit(1)
+            ).first()
+
     def count(self) -> int:
         from sqlalchemy import func
 
@@ -375,6 +383,10 @@ def make_engine(url: str) -> Engine:
 
 def migrate(url: str, lock_dir: Path) -> None:
     """Bring the schema to head, once, even with several processes starting."""
+    # imported here: alembic costs most CLI starts half a second otherwise
+    from alembic import command
+    from alembic.config import Config
+
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / ".migrate.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -21,14 +21,13 @@ from app import problems
 from app.auth import Identity
 from app.bodylimit import BodyLimitMiddleware
 from app.ledger import DuplicateProduceID, label_row, propagation_row, watermark_key
+from app.platform import check_and_propagate
 from app.problems import Problem
 from app.settings import Settings
 from app.state import State
 from detectors.files import verify_file
-from detectors.report import EXPLICIT, Report
 from detectors.text import verify_text
 from labelers.pipeline import FileOptions, label_file, label_text
-from labelers.propagation import PropagateResult, propagate_file
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
 
@@ -371,7 +370,13 @@ def _routes(app: FastAPI) -> None:
             )
         data = await _upload_bytes(file)
         report, result = await run_in_threadpool(
-            _propagate, st, data, declared_ai, identity.platform, propagate_id, explicit_options
+            check_and_propagate,
+            st,
+            data,
+            declared_ai,
+            identity.platform,
+            propagate_id,
+            explicit_options,
         )
         headers = {"AIGC-Classification": report.classification}
         if result is None:  # nothing says AI: the file goes back untouched, no record written
@@ -406,40 +411,6 @@ def _routes(app: FastAPI) -> None:
         if entry is None:
             raise Problem(404, "not-found", f"no label with ProduceID {produce_id!r} in the ledger")
         return entry.to_dict()
-
-
-_LABEL_FOR_CLASS = {"confirmed": "1", "possible": "2", "suspected": "3"}
-
-
-def _propagate(
-    st: State,
-    data: bytes,
-    declared_ai: bool,
-    platform: str,
-    propagate_id: str | None,
-    explicit: FileOptions | None,
-) -> tuple[Report, PropagateResult | None]:
-    """Judge the upload (Art. 6), then write the platform's fields into its one record."""
-    report = verify_file(
-        data, st.lookup, declared_ai, st.trust_anchors_pem, st.settings.limits, st.keyring
-    )
-    if report.classification == "none":
-        return report, None
-    if explicit is not None and any(e.kind == EXPLICIT for e in report.evidence):
-        explicit = None  # the file already shows the wording
-    result = propagate_file(
-        data,
-        report.record,
-        _LABEL_FOR_CLASS[report.classification],
-        platform,
-        propagate_id or new_produce_id(),
-        add_explicit=explicit,
-        record_signer=st.record_signer,
-        c2pa_signer=st.signer,
-        software_agent=st.settings.software_agent,
-        limits=st.settings.limits,
-    )
-    return report, result
 
 
 async def _ledger_insert(

@@ -159,8 +159,8 @@ def ledger_for(env: dict[str, str]) -> Ledger:
 def produce_ids(ledger: Ledger) -> list[str]:
     from sqlalchemy import select
 
-    with ledger._session() as session:
-        return list(session.scalars(select(LabelRow.produce_id)))
+    with ledger.engine.connect() as conn:
+        return list(conn.scalars(select(LabelRow.produce_id)))
 
 
 def report_lines(path: Path) -> list[dict]:

@@ -1,0 +1,54 @@
+"""A platform's check of one upload (Measures Art. 6), shared by HTTP and CLI.
+
+Judge the file with ``detectors``, then, unless nothing says AI, write the
+platform's propagation fields into its one record with ``labelers``. Writing
+the ledger row is left to the caller: the service awaits it, the batch engine
+orders it against its file writes.
+"""
+
+from __future__ import annotations
+
+from app.state import State
+from detectors.files import verify_file
+from detectors.report import EXPLICIT, Report
+from labelers.pipeline import FileOptions
+from labelers.propagation import PropagateResult, propagate_file
+from labelers.record import new_produce_id
+
+#: the Label a platform writes when it creates the record, per Art. 6 class
+LABEL_FOR_CLASS = {"confirmed": "1", "possible": "2", "suspected": "3"}
+
+
+def check_and_propagate(
+    st: State,
+    data: bytes,
+    declared_ai: bool,
+    platform: str,
+    propagate_id: str | None,
+    explicit: FileOptions | None,
+) -> tuple[Report, PropagateResult | None]:
+    """The verification report, and the propagated file (None when classified none).
+
+    ``explicit`` asks for the visible label; it is skipped when the file
+    already shows AI wording.
+    """
+    report = verify_file(
+        data, st.lookup, declared_ai, st.trust_anchors_pem, st.settings.limits, st.keyring
+    )
+    if report.classification == "none":
+        return report, None
+    if explicit is not None and any(e.kind == EXPLICIT for e in report.evidence):
+        explicit = None
+    result = propagate_file(
+        data,
+        report.record,
+        LABEL_FOR_CLASS[report.classification],
+        platform,
+        propagate_id or new_produce_id(),
+        add_explicit=explicit,
+        record_signer=st.record_signer,
+        c2pa_signer=st.signer,
+        software_agent=st.settings.software_agent,
+        limits=st.settings.limits,
+    )
+    return report, result
