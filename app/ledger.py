@@ -247,12 +247,6 @@ class Ledger:
                 .limit(1)
             ).first()
 
-    def count(self) -> int:
-        from sqlalchemy import func
-
-        with self._session() as session:
-            return session.scalar(select(func.count()).select_from(LabelRow)) or 0
-
 
 def label_row(
     record: Record,

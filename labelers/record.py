@@ -19,7 +19,7 @@ import json
 import random
 import re
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labelers.errors import InvalidRecord
@@ -283,6 +283,3 @@ def _load_json_leniently(text: str) -> Any:
             break
         candidate = unescaped
     raise InvalidRecord(f"not a JSON AIGC record: {text[:80]!r}")
-
-
-FIELD_NAMES = tuple(f.name for f in fields(Record) if f.name != "parse_notes")
