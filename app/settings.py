@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,11 +28,16 @@ class Settings(BaseSettings):
     c2pa_key: Path | None = Field(None, description="PEM private key for C2PA signing")
     trust_anchors: Path | None = Field(None, description="PEM CA certificates trusted by verify")
     software_agent: str = "aigc-label"
+    record_scheme: Literal["ed25519", "sm2"] = Field(
+        "ed25519", description="ReservedCode1/2 signature scheme: ed25519 or sm2 (SM2 with SM3)"
+    )
     record_key: Path | None = Field(
-        None, description="Ed25519 PEM key signing ReservedCode1/2; default: generated in data dir"
+        None,
+        description="Ed25519 or SM2 PKCS#8 PEM key signing ReservedCode1/2 (must match "
+        "record_scheme); default: generated in data dir",
     )
     record_public_keys: Path | None = Field(
-        None, description='JSON {"<provider code>": "<Ed25519 PEM public key>"} of other parties'
+        None, description='JSON {"<provider code>": "<PEM public key>"} of other parties'
     )
 
     max_upload_bytes: int = 100 * 1024 * 1024

@@ -71,13 +71,23 @@ class State:
 def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyring]:
     """The key that signs ReservedCode1/2, and the public keys verify knows.
 
-    Our own key is trusted for every producer/platform code our API keys carry.
+    Our own key (AIGC_RECORD_SCHEME: Ed25519 or SM2) is trusted for every
+    producer/platform code our API keys carry.
     """
+    scheme = settings.record_scheme
     if settings.record_key:
         signer = RecordSigner.from_pem(settings.record_key.read_bytes())
+        if signer.scheme != scheme:
+            raise SigningError(
+                f"AIGC_RECORD_KEY holds an {signer.scheme} key but AIGC_RECORD_SCHEME is {scheme}"
+            )
     else:
-        path = settings.data_dir / "record-signing-key.pem"
-        signer, created = RecordSigner.load_or_create(path)
+        # one file per scheme, so switching the scheme never reuses or overwrites the other key
+        name = (
+            "record-signing-key.pem" if scheme == "ed25519" else f"record-signing-key-{scheme}.pem"
+        )
+        path = settings.data_dir / name
+        signer, created = RecordSigner.load_or_create(path, scheme)
         if created:
             log.warning("generated a development record-signing key in %s", path)
     keyring = (

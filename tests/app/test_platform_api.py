@@ -210,3 +210,21 @@ def test_check_visible_reports_a_record_without_visible_label(client: TestClient
     report = _verify(client, hidden, check_visible="true")
     assert report["classification"] == "confirmed"
     assert [f for f in report["findings"] if f["code"] == "explicit-label-missing"]
+
+
+def test_sm2_scheme_signs_and_verifies_producer_and_platform(tmp_path: Path) -> None:
+    import json
+
+    from app.main import create_app
+    from app.settings import Settings
+    from tests.support import KEYS
+
+    settings = Settings(data_dir=tmp_path / "var", api_keys=json.dumps(KEYS), record_scheme="sm2")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        propagated = _propagate(client, _label(client, _photo("PNG"))).content
+        report = _verify(client, propagated)
+    rec = report["record"]
+    assert rec["ReservedCode1"].startswith("SM2.") and rec["ReservedCode2"].startswith("SM2.")
+    assert report["integrity"]["producer"]["status"] == "valid"
+    assert report["integrity"]["platform"]["status"] == "valid"
+    assert (tmp_path / "var" / "record-signing-key-sm2.pem").exists()
