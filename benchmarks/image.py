@@ -27,7 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,6 +45,7 @@ from labelers.limits import Limits
 from labelers.pipeline import FileOptions, label_file
 from labelers.provenance import C2paSigner, ensure_dev_credentials
 from labelers.record import Record
+from tests.imagery import photo
 
 PRODUCER = "0011911100007109120X0010001"
 RECORD = Record.first_write(PRODUCER, "01JBENCHMARKIMAGE00000000")
@@ -53,19 +53,6 @@ PAYLOAD = 0x5EED_1234_ABCD_0042
 SIZES = {1: (1152, 864), 12: (4000, 3000)}  # 1.0 MP and 12.0 MP, 4:3
 LIMITS = Limits()
 COMMAND = ".venv/bin/python benchmarks/image.py --rounds 5 --big-rounds 3 --update-docs"
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Photographic-like RGB content: gradients, soft highlights, fine grain (float32)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 40 + 180 * x / width
-    g = 60 + 150 * y / height
-    blob = np.exp(-(((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2) / (0.05 * width * height)))
-    b = 90 + 100 * blob + 30 * np.sin(x / 37.0) * np.cos(y / 53.0)
-    grain = rng.normal(0, 6, (height, width)).astype(np.float32)
-    rgb = np.stack([r + grain, g + grain * 0.8, b + grain * 0.6], axis=-1)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:

@@ -48,6 +48,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import interleaved_medians, machine, ms, ratio, table, update_section
+from tests.imagery import landscape as photo_like
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".venv-peer"
@@ -120,36 +121,6 @@ def payload_bits(payload: int) -> list[int]:
 
 
 # -------------------------------------------------------------- images (scipy)
-
-
-def photo_like(
-    width: int, height: int, seed: int, texture: float = 1.0, noise: float = 1.2
-) -> Image.Image:
-    """A synthetic landscape: sky gradient, textured hills, a building, a disc, a shadow."""
-    from scipy import ndimage
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    horizon = height * rng.uniform(0.3, 0.45)
-    t = np.clip(yy / horizon, 0, 1)
-    sky = np.stack([110 + 60 * t, 150 + 50 * t, 230 - 10 * t], -1)
-    tex = np.zeros((height, width), np.float32)
-    for sigma, amp in ((40, 40), (12, 25), (3, 15), (0.8, 8)):
-        n = ndimage.gaussian_filter(rng.standard_normal((height, width)).astype(np.float32), sigma)
-        tex += amp * n / (n.std() + 1e-6) * (1.0 if sigma > 20 else texture)
-    ground = np.stack([90 + tex, 110 + 0.9 * tex, 60 + 0.6 * tex], -1)
-    hills = horizon + 30 * np.sin(xx / width * 6 + seed) + 15 * np.sin(xx / width * 17)
-    img = np.where((yy > hills)[..., None], ground, sky)
-    dark = (xx < width * 0.3) & (yy > height * 0.7)
-    img[dark] = img[dark] * 0.15 + 8
-    x0 = int(width * rng.uniform(0.5, 0.7))
-    img[int(height * 0.25) : int(height * 0.75), x0 : x0 + int(width * 0.15)] = (200, 190, 170)
-    disc = (yy - height * 0.6) ** 2 + (xx - width * 0.4) ** 2 < (min(width, height) * 0.08) ** 2
-    img[disc] = (180, 40, 40)
-    img = ndimage.gaussian_filter(img, (0.7, 0.7, 0))
-    if noise:
-        img += rng.normal(0, noise, img.shape)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
 
 def bench_image(i: int) -> Image.Image:

@@ -28,6 +28,7 @@ from PIL.PngImagePlugin import PngInfo
 from app.settings import Settings
 from labelers.record import Record
 from labelers.visible.image import measure_ink_height
+from tests.imagery import photo
 from tests.support import KEYS, PRODUCER, auth
 
 # the TC260 namespace is not built into exiftool: a user-defined table names the tag
@@ -58,19 +59,6 @@ def client(tmp_path_factory) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("var"), api_keys=json.dumps(KEYS))
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Photographic-like RGB content: smooth gradients, a soft highlight, fine grain."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    r = 40 + 180 * x / width
-    g = 60 + 150 * y / height
-    blob = np.exp(-(((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2) / (0.05 * width * height)))
-    b = 90 + 100 * blob + 30 * np.sin(x / 37.0) * np.cos(y / 53.0)
-    grain = rng.normal(0, 6, (height, width)).astype(np.float32)
-    rgb = np.stack([r + grain, g + grain * 0.8, b + grain * 0.6], axis=-1)
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:
