@@ -40,15 +40,16 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import interleaved_medians, machine, ms, ratio, table, update_section
 from tests.imagery import landscape as photo_like
+from tests.imagery import watermark_attacks
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".venv-peer"
@@ -67,13 +68,6 @@ NOISES = [1.2, 0.0, 0.6, 0.0]
 # ------------------------------------------------------------ attacks (no scipy)
 
 
-def _reencode(img: Image.Image, fmt: str, **kw: object) -> Image.Image:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, fmt, **kw)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
-
-
 def _label(img: Image.Image) -> Image.Image:
     """A visible label: a filled box with text, ~6% height x 40% width, bottom-right."""
     img = img.convert("RGB")
@@ -87,24 +81,7 @@ def _label(img: Image.Image) -> Image.Image:
     return img
 
 
-def _crop10(img: Image.Image) -> Image.Image:
-    dx, dy = img.width // 10, img.height // 10
-    return img.crop((dx, dy, img.width - dx, img.height - dy))
-
-
-ATTACKS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "JPEG 50 (4:2:0)": lambda i: _reencode(i, "JPEG", quality=50, subsampling=2),
-    "downscale 50%": lambda i: i.resize((i.width // 2, i.height // 2), Image.Resampling.LANCZOS),
-    "crop 10% each edge": _crop10,
-    "brightness +20%": lambda i: ImageEnhance.Brightness(i).enhance(1.2),
-    "brightness -20%": lambda i: ImageEnhance.Brightness(i).enhance(0.8),
-    "contrast +20%": lambda i: ImageEnhance.Contrast(i).enhance(1.2),
-    "contrast -20%": lambda i: ImageEnhance.Contrast(i).enhance(0.8),
-    "PNG -> JPEG 75 -> WebP 80": lambda i: _reencode(
-        _reencode(_reencode(i, "PNG"), "JPEG", quality=75), "WEBP", quality=80
-    ),
-    "visible label": _label,
-}
+ATTACKS = watermark_attacks(_label)
 CONDITIONS: list[tuple[str, ...]] = (
     [()] + [(a,) for a in ATTACKS] + list(itertools.combinations(ATTACKS, 2))
 )

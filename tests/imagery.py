@@ -6,8 +6,11 @@ failure can be reproduced exactly.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -55,3 +58,40 @@ def landscape(
     if noise:
         img += rng.normal(0, noise, img.shape)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+# ------------------------------------------------------------------ attacks
+# What platforms do to images (issue 4's list), through Pillow's real encoders.
+# The visible-label attack is supplied by the caller: the test draws the
+# project's CJK font, the benchmark's peer environment has no font files.
+Attack = Callable[[Image.Image], Image.Image]
+
+
+def reencode(img: Image.Image, fmt: str, **params: object) -> Image.Image:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, fmt, **params)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def crop_each_edge(img: Image.Image, share: float = 0.1) -> Image.Image:
+    dx, dy = int(img.width * share), int(img.height * share)
+    return img.crop((dx, dy, img.width - dx, img.height - dy))
+
+
+def watermark_attacks(visible_label: Attack) -> dict[str, Attack]:
+    return {
+        "JPEG 50 (4:2:0)": lambda i: reencode(i, "JPEG", quality=50, subsampling=2),
+        "downscale 50%": lambda i: i.resize(
+            (i.width // 2, i.height // 2), Image.Resampling.LANCZOS
+        ),
+        "crop 10% each edge": crop_each_edge,
+        "brightness +20%": lambda i: ImageEnhance.Brightness(i).enhance(1.2),
+        "brightness -20%": lambda i: ImageEnhance.Brightness(i).enhance(0.8),
+        "contrast +20%": lambda i: ImageEnhance.Contrast(i).enhance(1.2),
+        "contrast -20%": lambda i: ImageEnhance.Contrast(i).enhance(0.8),
+        "PNG -> JPEG 75 -> WebP 80": lambda i: reencode(
+            reencode(reencode(i, "PNG"), "JPEG", quality=75), "WEBP", quality=80
+        ),
+        "visible label": visible_label,
+    }

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from labelers.errors import InvalidOption
@@ -27,15 +26,9 @@ from labelers.watermark.image import (
     embed,
 )
 from tests.imagery import landscape as photo_like
+from tests.imagery import reencode, watermark_attacks
 
 PAYLOAD = 0xC0FFEE_5EED_0042_17
-
-
-def _reencode(img: Image.Image, fmt: str, **kw: object) -> Image.Image:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, fmt, **kw)
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
 
 
 def _label(img: Image.Image) -> Image.Image:
@@ -51,22 +44,7 @@ def _label(img: Image.Image) -> Image.Image:
     return img
 
 
-Attack = Callable[[Image.Image], Image.Image]
-ATTACKS: dict[str, Attack] = {
-    "jpeg50-420": lambda i: _reencode(i, "JPEG", quality=50, subsampling=2),
-    "downscale50": lambda i: i.resize((i.width // 2, i.height // 2), Image.Resampling.LANCZOS),
-    "crop10-each-edge": lambda i: i.crop(
-        (i.width // 10, i.height // 10, i.width - i.width // 10, i.height - i.height // 10)
-    ),
-    "brightness+20": lambda i: ImageEnhance.Brightness(i).enhance(1.2),
-    "brightness-20": lambda i: ImageEnhance.Brightness(i).enhance(0.8),
-    "contrast+20": lambda i: ImageEnhance.Contrast(i).enhance(1.2),
-    "contrast-20": lambda i: ImageEnhance.Contrast(i).enhance(0.8),
-    "png-jpeg75-webp80": lambda i: _reencode(
-        _reencode(_reencode(i, "PNG"), "JPEG", quality=75), "WEBP", quality=80
-    ),
-    "visible-label": _label,
-}
+ATTACKS = watermark_attacks(_label)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +55,7 @@ def photo() -> Image.Image:
 @pytest.fixture(scope="module")
 def marked(photo: Image.Image) -> Image.Image:
     # stored and read back as PNG, as the pipeline's output would be
-    return _reencode(embed(photo, PAYLOAD), "PNG")
+    return reencode(embed(photo, PAYLOAD), "PNG")
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -163,7 +141,7 @@ def test_smooth_image_survives_a_downscale_then_a_jpeg_webp_chain() -> None:
     # little fine texture means a faint mark; at 1024x768 this pair lost the
     # payload while 50% downscales left chips of 2.5 px (seed 5 was one such case)
     smooth = photo_like(1024, 768, seed=5, texture=0.15)
-    img = ATTACKS["png-jpeg75-webp80"](ATTACKS["downscale50"](embed(smooth, PAYLOAD)))
+    img = ATTACKS["PNG -> JPEG 75 -> WebP 80"](ATTACKS["downscale 50%"](embed(smooth, PAYLOAD)))
     result = decode(img)
     assert result is not None and result.payload == PAYLOAD
 
@@ -192,7 +170,7 @@ def test_every_supported_mode_keeps_mode_and_size_and_decodes(mode: str) -> None
 @pytest.mark.parametrize("payload", [0, 1, 2**63, 2**64 - 1])
 def test_extreme_payloads_round_trip(payload: int) -> None:
     img = embed(photo_like(512, 512, seed=11), payload)
-    result = decode(ATTACKS["jpeg50-420"](img))
+    result = decode(ATTACKS["JPEG 50 (4:2:0)"](img))
     assert result is not None and result.payload == payload
 
 
@@ -201,7 +179,7 @@ def test_huge_image_is_marked_and_survives_a_downscale_to_web_size() -> None:
     out = embed(big, PAYLOAD)
     assert out.size == (4000, 3000)
     web = out.resize((1000, 750), Image.Resampling.LANCZOS)
-    for img in (out, ATTACKS["jpeg50-420"](web)):
+    for img in (out, ATTACKS["JPEG 50 (4:2:0)"](web)):
         result = decode(img)
         assert result is not None and result.payload == PAYLOAD
 
@@ -220,8 +198,8 @@ def test_unmarked_images_and_crops_are_never_detected() -> None:
         variants = [
             img,
             img.crop((w // 7, h // 9, w - w // 11, h - h // 13)),
-            ATTACKS["jpeg50-420"](img),
-            ATTACKS["visible-label"](img),
+            ATTACKS["JPEG 50 (4:2:0)"](img),
+            ATTACKS["visible label"](img),
         ]
         for v in variants:
             assert decode(v) is None
