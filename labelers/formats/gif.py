@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, comment_text
+from labelers.formats import ContentHasher, Metadata, comment_text
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -164,21 +164,14 @@ class GifHandler:
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)
         meta = Metadata(media_type=MEDIA_TYPE, size=parsed.size)
-        legacy: list[FoundRecord] = []
         comments: list[str] = []
         for block in parsed.blocks:
             if block.app_id == XMP_APP_ID and meta.xmp is None:
                 meta.xmp = xmplib.decode_packet(_xmp_packet(data, block))
                 meta.records.extend(xmplib.read_records(meta.xmp))
             elif block.kind == EXTENSION and block.label == COMMENT:
-                text = _comment(data, block)
-                if text:
-                    comments.append(text)
-                    if xmplib.looks_like_record(text):
-                        legacy.append(xmplib.found_record(text, "gif:comment"))
-        if comments:
-            meta.properties["gif:comment"] = "\n".join(comments)
-        meta.records.extend(legacy)
+                comments.append(_comment(data, block))
+        xmplib.read_comments(meta, comments, "gif:comment", "gif:comment")
         return meta
 
     def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:

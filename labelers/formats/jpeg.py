@@ -144,14 +144,9 @@ class JpegHandler:
                 for key, value in exif.properties.items():
                     meta.properties.setdefault(key, value)
             elif seg.marker == COM:
-                text = comment_text(seg.payload(data))
-                if text:
-                    comments.append(text)
-                    if xmplib.looks_like_record(text):
-                        legacy.append(xmplib.found_record(text, "jpeg:COM"))
-        if comments:
-            meta.properties["jpeg:comment"] = "\n".join(comments)
+                comments.append(comment_text(seg.payload(data)))
         meta.records.extend(legacy)
+        xmplib.read_comments(meta, comments, "jpeg:comment", "jpeg:COM")
         return meta
 
     def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:

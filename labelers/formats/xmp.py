@@ -21,7 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import minidom as safe_minidom
 
 from labelers.errors import CorruptInput
-from labelers.formats import FoundRecord
+from labelers.formats import FoundRecord, Metadata
 from labelers.record import Record
 
 TC260_NS = "http://www.tc260.org.cn/ns/AIGC/1.0/"
@@ -150,6 +150,18 @@ def found_record(raw: str, carrier: str = CARRIER) -> FoundRecord:
 def looks_like_record(text: str) -> bool:
     """Whether a free-text field (comment, description) tries to hold a record."""
     return "{" in text and "aigc" in text.lower()
+
+
+def read_comments(meta: Metadata, comments: list[str], name: str, carrier: str) -> None:
+    """Free-text comments (JPEG COM, GIF comment extensions) into ``meta``.
+
+    All of them, joined, become the property ``name``; those holding a record
+    are appended to the records as the legacy ``carrier``.
+    """
+    comments = [c for c in comments if c]
+    if comments:
+        meta.properties[name] = "\n".join(comments)
+    meta.records.extend(found_record(c, carrier) for c in comments if looks_like_record(c))
 
 
 # --------------------------------------------------------------------- read
