@@ -28,6 +28,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -119,40 +120,35 @@ _XML_DECL = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
 
 
 # --------------------------------------------------------------------- XML
-def parse_xml(data: bytes, part: str) -> minidom.Document:
-    """A DOM of ``part`` for editing; DTDs and entities are refused (CorruptInput)."""
+@contextmanager
+def _xml_errors(part: str) -> Iterator[None]:
+    """Parser failures of ``part`` as CorruptInput naming it; DTDs and entities refused."""
     try:
-        return safe_minidom.parseString(data, forbid_dtd=True)
+        yield
     except defusedxml.DefusedXmlException as exc:
         raise CorruptInput(
             f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
         ) from None
-    except (ExpatError, ValueError) as exc:
+    except (ExpatError, ParseError, ValueError) as exc:
         raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
+
+
+def parse_xml(data: bytes, part: str) -> minidom.Document:
+    """A DOM of ``part`` for editing."""
+    with _xml_errors(part):
+        return safe_minidom.parseString(data, forbid_dtd=True)
 
 
 def parse_tree(data: bytes, part: str) -> Element:
     """An ElementTree root of ``part`` for reading (faster than a DOM)."""
-    try:
+    with _xml_errors(part):
         return safe_et.fromstring(data, forbid_dtd=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise CorruptInput(
-            f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
-        ) from None
-    except (ParseError, ValueError) as exc:
-        raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
 
 
 def iter_tree(data: bytes, part: str) -> Iterator[tuple[str, Element]]:
     """Streaming ("start"/"end", element) events, for big parts such as worksheets."""
-    try:
+    with _xml_errors(part):
         yield from safe_et.iterparse(io.BytesIO(data), ("start", "end"), forbid_dtd=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise CorruptInput(
-            f"{part} declares a DTD or entities ({type(exc).__name__}); OOXML parts may not"
-        ) from None
-    except (ParseError, ValueError) as exc:
-        raise CorruptInput(f"{part} is not well-formed XML: {exc}") from None
 
 
 def serialize_xml(doc: minidom.Document) -> bytes:
