@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from app.state import State
 from detectors.files import verify_file
-from detectors.report import EXPLICIT, Report
+from detectors.report import C2PA, EXPLICIT, Report
 from labelers.pipeline import FileOptions
 from labelers.propagation import PropagateResult, propagate_file
 from labelers.record import new_produce_id
@@ -50,5 +50,6 @@ def check_and_propagate(
         c2pa_signer=st.signer,
         software_agent=st.settings.software_agent,
         limits=st.settings.limits,
+        has_manifest=any(e.kind == C2PA for e in report.evidence),
     )
     return report, result

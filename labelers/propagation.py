@@ -44,13 +44,16 @@ def propagate_file(
     c2pa_signer: C2paSigner | None = None,
     software_agent: str = "aigc-label",
     limits: Limits = DEFAULT_LIMITS,
+    has_manifest: bool | None = None,
 ) -> PropagateResult:
     """Write ContentPropagator / PropagateID (and ReservedCode2) into ``data``'s record.
 
     ``existing`` keeps every field it has except the three the platform owns;
     without it a record is created with ``label_if_new`` and only the
     platform's fields. ``add_explicit`` (options with explicit=True) draws a
-    visible label first.
+    visible label first. ``has_manifest`` says whether ``data`` carries a C2PA
+    manifest when the caller already knows (it has just verified the file);
+    otherwise the file is read for one.
     """
     check_size(data, limits)
     media_type = sniff(data)
@@ -81,7 +84,11 @@ def propagate_file(
     out = handler.write_record(staged.data, record, limits)
     c2pa_state = "not available for " + media_type
     if media_type in c2pa_media_types():
-        had_manifest = read_manifest(data, media_type, limits=limits) is not None
+        had_manifest = (
+            has_manifest
+            if has_manifest is not None
+            else read_manifest(data, media_type, limits=limits) is not None
+        )
         if c2pa_signer is None:
             c2pa_state = "no signer configured"
         else:
