@@ -34,7 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI"):
         missing = [
             t
-            for t in ("exiftool", "pdftotext", "pdftoppm", "qpdf", "soffice", "tesseract")
+            for t in (
+                "exiftool",
+                "pdftotext",
+                "pdftoppm",
+                "qpdf",
+                "soffice",
+                "tesseract",
+                "chromium",
+            )
             if not shutil.which(t)
         ]
         if missing:
