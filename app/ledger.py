@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from labelers.record import Record
+from labelers.watermark import watermark_key  # the one derivation, shared with the marks
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -116,14 +117,6 @@ class LedgerEntry:
             "watermark_key": self.watermark_key,
             "created_at": self.created_at.isoformat(),
         }
-
-
-def watermark_key(produce_id: str) -> int:
-    """The 64-bit key an image watermark carries for ``produce_id``.
-
-    Derived, not stored state: SHA-256 of the ProduceID, first 8 bytes.
-    """
-    return int.from_bytes(hashlib.sha256(produce_id.encode()).digest()[:8], "big")
 
 
 class Ledger:

@@ -1,58 +1,69 @@
-"""The invisible implicit label for plain text: a ProduceID written in zero-width characters.
+"""The invisible implicit label for text: a 64-bit ledger key in invisible characters.
 
-This module owns the text watermark in both directions: :func:`embed` writes it,
-:func:`decode` reads it back, :func:`visible_text` gives the verifier the wording a
-reader sees. Metadata (the Annex E record in front matter, XMP, ...) is lost the
-moment someone copies a paragraph out of a page; this mark travels with the
-characters, so a platform can still recover the ProduceID and look the full
-record up in the ledger.
+This module owns the text mark in both directions: :func:`embed` writes it,
+:func:`copies` / :func:`keys` / :func:`decode` read it back, :func:`visible_text`
+gives the verifier the wording a reader sees. Metadata (the Annex E record in
+front matter, XMP, ...) is lost the moment someone copies a paragraph out of a
+page; this mark travels with the characters, so a platform can still recover the
+key and look the full record up in the ledger.
 
-Alphabet: U+200B ZERO WIDTH SPACE, U+200C ZERO WIDTH NON-JOINER, U+200D ZERO
-WIDTH JOINER and U+2060 WORD JOINER, two bits per character. Why these:
+What a copy carries: the 64-bit ledger key every invisible mark of this project
+carries (:func:`labelers.watermark.watermark_key`, SHA-256 of the ProduceID)
+and a checksum, so a damaged copy, or someone else's invisible characters, is
+rejected instead of misread. The first copy in a text also carries the whole
+ProduceID, so a verifier without the ledger still names it; every copy alone
+is enough for the ledger.
 
-- They are ordinary text (general category Cf, default-ignorable, so they render
-  as nothing), so copy-paste carries them in the plain-text clipboard flavour,
-  unlike formatting. (Not checked on this machine: which chat apps strip them.)
-- None has a canonical or compatibility decomposition, so NFC, NFD, NFKC and NFKD
-  all leave them untouched (checked with :mod:`unicodedata`; only the separate
-  NFKC_Casefold mapping of UTS #15/#31 drops default-ignorables, and Python's
-  ``str.casefold`` does not apply it).
-- None is whitespace (``str.isspace()``, ``re`` ``\\s``, JavaScript ``\\s`` and
-  ``trim()`` all say no), so ``" ".join(text.split())`` and ``re.sub(r"\\s+", ...)``
-  keep them; U+FEFF was avoided because ``trim()`` and BOM sniffers eat it.
-- ZWNJ and ZWJ are needed by Persian, Indic scripts and emoji sequences, so
-  sanitisers rarely strip them; ZWSP and WJ are the other two classic members.
-- Variation selectors were rejected because after a base character they select
-  glyph variants (VS16 turns a digit or symbol into an emoji, VS17+ picks CJK
-  ideograph variants); tag characters (U+E00xx) render as boxes in older fonts.
+Two families, so a sanitiser that deletes one leaves the other:
 
-Known ways to lose the mark: filters that keep only ``str.isprintable()``
-characters (Cf is not printable), tools that delete zero-width characters on
-purpose, retyping, OCR.
+- **Variation selectors** (VS1-VS16 U+FE00-FE0F and VS17-VS256
+  U+E0100-E01EF): 256 symbols, one byte per character, in the byte order the
+  C2PA unstructured-text embedding uses. A compact copy is 12 characters: a
+  type byte, the key, a 24-bit keyed BLAKE2 checksum; the full copy 20 (a ULID
+  ProduceID) or 5 + length (any other). The type byte is >= 16, so a copy
+  always starts with a VS17+ character: those only ever select variants of
+  ideographs (Ideographic Variation Database), and a copy is never placed after
+  an ideograph, an emoji or a combining mark, so it cannot change a glyph; the
+  following VS1-VS16 follow a selector, where they mean nothing.
+- **Zero-width characters**: U+200C ZWNJ, U+2060 WORD JOINER and U+2061-2064
+  (the invisible mathematical operators): six symbols, the key and a 16-bit
+  checksum as 31 base-6 digits. U+200B is left out on purpose (it is the one
+  sanitisers strip first, and a line-break opportunity), and so is U+200D ZWJ
+  (join-causing: next to an Arabic letter it would change the letter's shape;
+  the others are non-joining or transparent to Arabic shaping).
 
-Frame: a 4-character start marker, then bytes at four characters per byte:
-a type byte (ULID or ASCII), the ProduceID (a ULID as its 128 bits; any other
-Annex E ProduceID as a length byte plus ASCII), and a CRC-32 seeded with a
-domain string so a damaged copy, or another tool's zero-width data, is rejected
-rather than misread. A ULID frame is 88 characters, a 26-character ASCII
-ProduceID 132.
+Both families are default-ignorable (they render as nothing), have no canonical
+or compatibility decomposition (NFC, NFD, NFKC and NFKD leave them alone), are
+not whitespace (``str.split``, ``re`` ``\\s``, JavaScript ``trim()`` keep them),
+encode in GB18030 and pass through HTML escaping. A copy is one run of its
+family's characters; the run's ends are its synchronisation, so a decoder
+needs nothing but the copy itself. Known ways to lose the mark: filters that
+drop every default-ignorable or ``Cf``/``Mn`` character (both families at once),
+retyping, OCR.
 
-Placement: one copy in every paragraph (blank-line separated) of at least
-:data:`MIN_PARAGRAPH_CHARS` characters, near its start so a selection that stops
-short of the paragraph's end still holds one, then again about every
-:data:`REPEAT_EVERY` characters. Preferred spots, best first: after a sentence
-end, after a clause mark, after a space. ASCII punctuation counts only with a
-space after it, and the copy goes after that space: the frame contains U+200B, a
-line-break opportunity, and a break inside it then looks like a break at the
-space. CJK punctuation takes the copy right after it unless a mark that may not
-start a line follows. Last resorts: between two CJK characters, or at the end of
-a word before its space. Never inside a word, fenced or indented code, inline
-code, math, HTML tags, link destinations, URLs, e-mail addresses, YAML/TOML
-front matter, ATX headings (their text makes anchor slugs) or rule and table
-delimiter lines, and never glued to either end of a URL or code span. A text
-with no long-enough paragraph gets one copy in its last paragraph (at its end if
-it has no boundary); a text with no safe place at all (only code, only blank)
-is returned unchanged.
+Cost: the variation-selector copy goes at least every ``every`` characters
+(default :data:`EVERY`, 300: any excerpt of that length holds a whole copy,
+and each paragraph gets one near its start); the zero-width copy, 31
+characters, beside the first copy and then about every ``zero_width_every``
+(default :data:`ZERO_WIDTH_EVERY`). The defaults come from the measurement in
+``benchmarks/text_mark.py`` (docs/benchmarks.md, "Text mark"): about 6% more
+characters on prose, where the previous format added 76%.
+
+Still read (never written): the previous format, a 4-character marker and the
+whole ProduceID in U+200B/200C/200D/2060 at two bits per character
+(:data:`LEGACY_FAMILY`).
+
+Placement: at sentence ends, then clause marks, then spaces, preferring the
+last such boundary before the spacing runs out. ASCII punctuation counts only
+with a space after it, and the copy goes after that space; CJK punctuation
+takes the copy right after it unless a mark that may not start a line follows.
+Never inside a word or between two CJK or CJK and Latin characters (that breaks
+search and line breaking), never inside a number, fenced or indented code,
+inline code, math, HTML tags, link destinations, URLs, e-mail addresses,
+YAML/TOML front matter, ATX headings (their text makes anchor slugs) or rule
+and table delimiter lines, never glued to either end of a URL or code span,
+never before a combining mark. A text with no safe place at all (only code,
+only blank) is returned unchanged.
 
 :func:`visible_text` exists for the verifier, which searches for visible label
 wording; it is not a "strip label" feature and must not be offered as one: the
@@ -62,87 +73,257 @@ Measures (Art. 10) forbid removing implicit labels or offering tools to do so.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 from labelers.errors import InvalidOption, InvalidRecord, LimitExceeded
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import charset_violation, decode_ulid, encode_ulid
+from labelers.watermark import watermark_key
 
-#: two bits per character, in this order (symbol 0..3)
-ALPHABET = "\u200b\u200c\u200d\u2060"
-#: start of every frame: WJ ZWJ ZWSP WJ (symbols 3 2 0 3)
-MARKER = "\u2060\u200d\u200b\u2060"
-#: paragraphs shorter than this (characters, trimmed) get no copy of their own
-MIN_PARAGRAPH_CHARS = 20
-#: in long paragraphs, another copy roughly this many characters after the last
-REPEAT_EVERY = 400
-#: how far past a target position a better boundary (sentence end) is looked for
-_WINDOW = 160
+VS_FAMILY = "variation-selectors"
+ZW_FAMILY = "zero-width"
+LEGACY_FAMILY = "zero-width-v1"
 
-_TYPE_ULID = 0x11  # version 1, ProduceID is a 128-bit ULID
-_TYPE_ASCII = 0x12  # version 1, ProduceID is 1..64 Annex E characters
+#: any excerpt of this many characters holds a whole copy (the default density)
+EVERY = 300
+#: roughly how many characters apart the zero-width copies are
+ZERO_WIDTH_EVERY = 2000
+#: paragraphs shorter than this (characters, trimmed) get a copy only when the
+#: spacing puts one there: a copy in every 100-character paragraph alone would
+#: cost 9% (see benchmarks/text_mark.py)
+MIN_PARAGRAPH_CHARS = 150
+
+# ------------------------------------------------------ variation selectors
+
+
+def _vs_char(byte: int) -> str:
+    return chr(0xFE00 + byte) if byte < 16 else chr(0xE0100 + byte - 16)
+
+
+VS_CHARS = tuple(_vs_char(b) for b in range(256))
+_VS_BYTE = {c: b for b, c in enumerate(VS_CHARS)}
+VS_RUN_RE = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]+")
+
+_TAG_ULID = 0xA8  # full copy: the ProduceID as a ULID's 128 bits
+_TAG_ASCII = 0xA9  # full copy: a length byte and the ProduceID's Annex E characters
 _MAX_ASCII_ID = 64
-_CRC_SEED = zlib.crc32(b"GB45438-2025 text watermark v1")
-
-_TO_DIGITS = str.maketrans(ALPHABET, "0123")
-_BYTE_CHARS = tuple(
-    "".join(ALPHABET[(b >> shift) & 3] for shift in (6, 4, 2, 0)) for b in range(256)
-)
-_MAX_FRAME_CHARS = len(MARKER) + 4 * (2 + _MAX_ASCII_ID + 4)
-_MIN_FRAME_CHARS = len(MARKER) + 4 * (1 + 1 + 1 + 4)  # shortest: one-char ASCII ID
-_RUN_RE = re.compile(f"[{ALPHABET}]{{{len(MARKER)},}}")
-
-# ---------------------------------------------------------------- frames
+_VS_CHECK = 2
+#: a compact copy: one check symbol from VS17-VS256 (so the copy starts with
+#: one, see the module docstring), then the key's 8 bytes
+VS_COPY_CHARS = 1 + 8
+_FULL_COPY_CHARS = 1 + 16 + _VS_CHECK  # 19, with a ULID ProduceID
+_VS_MAX_COPY = 2 + _MAX_ASCII_ID + _VS_CHECK
 
 
-def _frame(produce_id: str) -> str:
-    """The invisible characters carrying ``produce_id`` (validated here)."""
+def _check(data: bytes, person: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=2, person=person).digest(), "big")
+
+
+def _key_check_symbol(key_bytes: bytes) -> int:
+    """The first byte of a compact copy: 16..255, a checksum of the key."""
+    return 16 + _check(key_bytes, b"GB45438 text key") % 240
+
+
+def _key_copy(key: int) -> str:
+    raw = key.to_bytes(8, "big")
+    return "".join(VS_CHARS[b] for b in bytes([_key_check_symbol(raw)]) + raw)
+
+
+def _full_vs_copy(body: bytes) -> str:
+    check = _check(body, b"GB45438 text id").to_bytes(2, "big")
+    return "".join(VS_CHARS[b] for b in body + check)
+
+
+def _full_copy(produce_id: str) -> str:
+    """The variation-selector copy carrying the whole ``produce_id`` (validated here)."""
     if not isinstance(produce_id, str) or not produce_id:
         raise InvalidRecord("ProduceID must be a non-empty string")
     value = decode_ulid(produce_id)
     if value is not None and encode_ulid(value) == produce_id:
-        body = bytes([_TYPE_ULID]) + value.to_bytes(16, "big")
+        return _full_vs_copy(bytes([_TAG_ULID]) + value.to_bytes(16, "big"))
+    bad = charset_violation(produce_id)
+    if bad:
+        raise InvalidRecord(f"ProduceID {bad}")
+    if len(produce_id) > _MAX_ASCII_ID:
+        raise InvalidRecord(
+            f"ProduceID is {len(produce_id)} characters; the text mark carries "
+            f"at most {_MAX_ASCII_ID}"
+        )
+    raw = produce_id.encode("ascii")
+    return _full_vs_copy(bytes([_TAG_ASCII, len(raw)]) + raw)
+
+
+def _parse_full(data: bytes, at: int) -> tuple[int, int, str] | None:
+    tag = data[at]
+    if tag == _TAG_ULID:
+        size = 17
+    elif tag == _TAG_ASCII and at + 1 < len(data) and 1 <= data[at + 1] <= _MAX_ASCII_ID:
+        size = 2 + data[at + 1]
     else:
-        bad = charset_violation(produce_id)
-        if bad:
-            raise InvalidRecord(f"ProduceID {bad}")
-        if len(produce_id) > _MAX_ASCII_ID:
-            raise InvalidRecord(
-                f"ProduceID is {len(produce_id)} characters; the text watermark carries "
-                f"at most {_MAX_ASCII_ID}"
-            )
-        raw = produce_id.encode("ascii")
-        body = bytes([_TYPE_ASCII, len(raw)]) + raw
-    body += zlib.crc32(body, _CRC_SEED).to_bytes(4, "big")
-    return MARKER + "".join(_BYTE_CHARS[b] for b in body)
+        return None
+    end = at + size + _VS_CHECK
+    if end > len(data):
+        return None
+    body = data[at : at + size]
+    if _check(body, b"GB45438 text id") != int.from_bytes(data[at + size : end], "big"):
+        return None
+    if tag == _TAG_ULID:
+        produce_id = encode_ulid(int.from_bytes(body[1:], "big"))
+    else:
+        produce_id = body[2:].decode("ascii", errors="replace")
+        if charset_violation(produce_id):
+            return None
+    return end, watermark_key(produce_id), produce_id
 
 
-def _read_bytes(digits: str, start: int, count: int) -> bytes | None:
+def _parse_vs(data: bytes, at: int) -> tuple[int, int, str | None] | None:
+    """(end, key, ProduceID or None) of a verifying copy starting at ``data[at]``."""
+    full = _parse_full(data, at)
+    if full is not None:
+        return full
+    end = at + VS_COPY_CHARS
+    if end > len(data) or data[at] < 16:
+        return None
+    raw = data[at + 1 : end]
+    if _key_check_symbol(raw) != data[at]:
+        return None
+    return end, int.from_bytes(raw, "big"), None
+
+
+# runs longer than this are not ours (each copy is one run); only their ends are
+# tried, so a hostile run of millions of selectors costs two checks
+_SHORT_RUN = 4 * _VS_MAX_COPY
+
+
+def _vs_copies_in_run(run: str) -> tuple[tuple[int, int, int, str | None], ...]:
+    """(start, end, key, ProduceID or None) of each verifying copy in a selector run."""
+    data = bytes(_VS_BYTE[c] for c in run) if len(run) <= _SHORT_RUN else None
+    out: list[tuple[int, int, int, str | None]] = []
+    if data is not None:
+        i = 0
+        while i < len(data):
+            parsed = _parse_vs(data, i)
+            if parsed is None:
+                i += 1  # a natural selector glued to a copy (after an emoji, say)
+                continue
+            end, key, produce_id = parsed
+            out.append((i, end, key, produce_id))
+            i = end
+        return tuple(out)
+    for start in (0, len(run) - VS_COPY_CHARS):
+        data = bytes(_VS_BYTE[c] for c in run[start : start + _VS_MAX_COPY])
+        parsed = _parse_vs(data, 0)
+        if parsed is not None:
+            out.append((start, start + parsed[0], parsed[1], parsed[2]))
+    return tuple(out)
+
+
+# ------------------------------------------------------- zero-width family
+
+ZW_ALPHABET = "\u200c\u2060\u2061\u2062\u2063\u2064"
+ZW_RUN_RE = re.compile(f"[{ZW_ALPHABET}]+")
+ZW_COPY_CHARS = 28  # 6**28 > 2**72: the key and an 8-bit checksum
+_ZW_DIGIT = {c: d for d, c in enumerate(ZW_ALPHABET)}
+
+
+def _zw_check(key: int) -> int:
+    return _check(key.to_bytes(8, "big"), b"GB45438 text zw") & 0xFF
+
+
+def _zw_copy(key: int) -> str:
+    value = key << 8 | _zw_check(key)
+    digits = []
+    for _ in range(ZW_COPY_CHARS):
+        value, digit = divmod(value, 6)
+        digits.append(ZW_ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+def _parse_zw(chunk: str) -> int | None:
+    value = 0
+    for c in chunk:
+        value = value * 6 + _ZW_DIGIT[c]
+    if value >> 72:
+        return None
+    key, check = value >> 8, value & 0xFF
+    return key if _zw_check(key) == check else None
+
+
+def _zw_copies_in_run(run: str) -> tuple[tuple[int, int, int], ...]:
+    """(start, end, key) of each verifying copy in a run of the zero-width alphabet."""
+    n = len(run)
+    if n < ZW_COPY_CHARS:
+        return ()
+    if n > 4 * ZW_COPY_CHARS:
+        starts = [0, n - ZW_COPY_CHARS]  # not ours as a whole: try its ends only
+    else:  # aligned to either end (a natural ZWNJ or WJ may be glued to one side)
+        starts = sorted(
+            set(range(0, n - ZW_COPY_CHARS + 1, ZW_COPY_CHARS))
+            | set(range(n - ZW_COPY_CHARS, -1, -ZW_COPY_CHARS))
+        )
+    out = []
+    last_end = 0
+    for start in starts:
+        if start < last_end:
+            continue
+        key = _parse_zw(run[start : start + ZW_COPY_CHARS])
+        if key is not None:
+            out.append((start, start + ZW_COPY_CHARS, key))
+            last_end = start + ZW_COPY_CHARS
+    return tuple(out)
+
+
+_vs_cached = lru_cache(maxsize=512)(_vs_copies_in_run)
+_zw_cached = lru_cache(maxsize=512)(_zw_copies_in_run)
+
+# -------------------------------------------------- the previous format (read only)
+
+#: two bits per character, in this order (symbol 0..3)
+LEGACY_ALPHABET = "\u200b\u200c\u200d\u2060"
+#: start of every frame: WJ ZWJ ZWSP WJ (symbols 3 2 0 3)
+LEGACY_MARKER = "\u2060\u200d\u200b\u2060"
+_LEGACY_ULID = 0x11  # ProduceID is a 128-bit ULID
+_LEGACY_ASCII = 0x12  # ProduceID is 1..64 Annex E characters
+_LEGACY_CRC_SEED = zlib.crc32(b"GB45438-2025 text watermark v1")
+_LEGACY_DIGITS = str.maketrans(LEGACY_ALPHABET, "0123")
+_LEGACY_MAX = len(LEGACY_MARKER) + 4 * (2 + _MAX_ASCII_ID + 4)
+_LEGACY_MIN = len(LEGACY_MARKER) + 4 * (1 + 1 + 1 + 4)  # shortest: one-char ASCII ID
+_LEGACY_RUN_RE = re.compile(f"[{LEGACY_ALPHABET}]{{{len(LEGACY_MARKER)},}}")
+
+
+def _legacy_bytes(digits: str, start: int, count: int) -> bytes | None:
     end = start + 4 * count
     if end > len(digits):
         return None
     return int(digits[start:end], 4).to_bytes(count, "big")
 
 
-def _parse_frame(digits: str, start: int) -> tuple[str, int] | None:
+def _legacy_frame(digits: str, start: int) -> tuple[str, int] | None:
     """(ProduceID, end index) of a frame whose body starts at ``start``, if it verifies."""
-    head = _read_bytes(digits, start, 2)
+    head = _legacy_bytes(digits, start, 2)
     if head is None:
         return None
-    if head[0] == _TYPE_ULID:
+    if head[0] == _LEGACY_ULID:
         size = 1 + 16
-    elif head[0] == _TYPE_ASCII and 1 <= head[1] <= _MAX_ASCII_ID:
+    elif head[0] == _LEGACY_ASCII and 1 <= head[1] <= _MAX_ASCII_ID:
         size = 2 + head[1]
     else:
         return None
-    body = _read_bytes(digits, start, size)
-    crc = _read_bytes(digits, start + 4 * size, 4)
-    if body is None or crc is None or int.from_bytes(crc, "big") != zlib.crc32(body, _CRC_SEED):
+    body = _legacy_bytes(digits, start, size)
+    crc = _legacy_bytes(digits, start + 4 * size, 4)
+    if (
+        body is None
+        or crc is None
+        or int.from_bytes(crc, "big") != zlib.crc32(body, _LEGACY_CRC_SEED)
+    ):
         return None
-    if head[0] == _TYPE_ULID:
+    if head[0] == _LEGACY_ULID:
         produce_id = encode_ulid(int.from_bytes(body[1:], "big"))
     else:
         produce_id = body[2:].decode("ascii", errors="replace")
@@ -151,78 +332,120 @@ def _parse_frame(digits: str, start: int) -> tuple[str, int] | None:
     return produce_id, start + 4 * (size + 4)
 
 
-def _frames_in_run(run: str) -> tuple[tuple[int, int, str | None], ...]:
-    """Frames in a run of alphabet characters that starts with the marker.
+def _legacy_frames_in_run(run: str) -> tuple[tuple[int, int, str | None], ...]:
+    """Frames in a run of legacy characters that starts with the marker.
 
     (start, end, ProduceID or None if damaged), offsets into ``run``. A damaged
     frame spans from its marker to the next intact frame or the end of the run.
     """
-    digits = run.translate(_TO_DIGITS) if len(run) >= _MIN_FRAME_CHARS else ""
+    digits = run.translate(_LEGACY_DIGITS) if len(run) >= _LEGACY_MIN else ""
     out: list[tuple[int, int, str | None]] = []
     damaged = -1
     i = 0
     while i >= 0:
-        parsed = _parse_frame(digits, i + len(MARKER))
+        parsed = _legacy_frame(digits, i + len(LEGACY_MARKER))
         if parsed is None:
             # the marker's four characters can also occur inside a frame's body,
             # so look for a later, intact frame in the same run
             damaged = i if damaged < 0 else damaged
-            i = run.find(MARKER, i + 1)
+            i = run.find(LEGACY_MARKER, i + 1)
             continue
         produce_id, end = parsed
         if damaged >= 0:
             out.append((damaged, i, None))
             damaged = -1
         out.append((i, end, produce_id))
-        i = run.find(MARKER, end)
+        i = run.find(LEGACY_MARKER, end)
     if damaged >= 0:
         out.append((damaged, len(run), None))
     return tuple(out)
 
 
-_frames_cached = lru_cache(maxsize=256)(_frames_in_run)
+_legacy_cached = lru_cache(maxsize=256)(_legacy_frames_in_run)
 
 
-def _scan(text: str) -> Iterator[tuple[int, int, str | None]]:
-    """Each of our frames in ``text``, in order: (start, end, ProduceID or None if damaged).
-
-    Characters before a marker (a natural ZWJ, say) are not ours and stay.
-    """
-    at = text.find(MARKER)  # a literal search: fast on text without frames
+def _legacy_scan(text: str) -> Iterator[tuple[int, int, str | None]]:
+    """Each legacy frame in ``text``: (start, end, ProduceID or None if damaged)."""
+    at = text.find(LEGACY_MARKER)  # a literal search: fast on text without frames
     while at >= 0:
-        run_end = _RUN_RE.match(text, at).end()  # type: ignore[union-attr]
+        run_end = _LEGACY_RUN_RE.match(text, at).end()  # type: ignore[union-attr]
         run = text[at:run_end]
-        # a text repeats the same frame hundreds of times; only frame-sized runs
-        # are cached so a hostile text cannot pin megabytes in the cache
-        frames = _frames_cached(run) if len(run) <= 4 * _MAX_FRAME_CHARS else _frames_in_run(run)
+        # only frame-sized runs are cached so a hostile text cannot pin megabytes
+        small = len(run) <= 4 * _LEGACY_MAX
+        frames = _legacy_cached(run) if small else _legacy_frames_in_run(run)
         for start, end, produce_id in frames:
             yield at + start, at + end, produce_id
-        at = text.find(MARKER, run_end)
+        at = text.find(LEGACY_MARKER, run_end)
+
+
+# ------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One intact copy of the mark found in a text."""
+
+    family: str  # VS_FAMILY, ZW_FAMILY or LEGACY_FAMILY
+    key: int  # the 64-bit ledger key
+    produce_id: str | None  # when the copy carries the whole ProduceID
+    start: int  # character offsets into the text
+    end: int
+
+
+def _spans(text: str) -> Iterator[tuple[int, int, Copy | None]]:
+    """Every run of ours in ``text``: (start, end, the copy, or None if damaged)."""
+    if not isinstance(text, str):
+        return
+    for m in VS_RUN_RE.finditer(text):
+        run, base = m.group(), m.start()
+        found = _vs_cached(run) if len(run) <= _SHORT_RUN else _vs_copies_in_run(run)
+        for s, e, key, produce_id in found:
+            yield base + s, base + e, Copy(VS_FAMILY, key, produce_id, base + s, base + e)
+        if not found and VS_COPY_CHARS - 2 <= len(run) <= _VS_MAX_COPY:
+            yield base, m.end(), None  # no text has that many selectors in a row: damaged
+    for m in ZW_RUN_RE.finditer(text):
+        run, base = m.group(), m.start()
+        found = _zw_cached(run) if len(run) <= 4 * ZW_COPY_CHARS else _zw_copies_in_run(run)
+        for s, e, key in found:
+            yield base + s, base + e, Copy(ZW_FAMILY, key, None, base + s, base + e)
+        if not found and ZW_COPY_CHARS - 4 <= len(run) <= 2 * ZW_COPY_CHARS:
+            yield base, m.end(), None  # no text has that many of these in a row: damaged
+    if LEGACY_MARKER in text:
+        for start, end, produce_id in _legacy_scan(text):
+            copy = None
+            if produce_id is not None:
+                copy = Copy(LEGACY_FAMILY, watermark_key(produce_id), produce_id, start, end)
+            yield start, end, copy
+
+
+def copies(text: str) -> list[Copy]:
+    """Every intact copy of the mark in ``text``, in text order. Never raises."""
+    return sorted((c for _s, _e, c in _spans(text) if c is not None), key=lambda c: c.start)
+
+
+def keys(text: str) -> list[int]:
+    """The distinct ledger keys the intact copies carry, in order of first appearance."""
+    return list(dict.fromkeys(c.key for c in copies(text)))
 
 
 def decode(text: str) -> list[str]:
-    """The distinct ProduceIDs whose checksum verifies, in order of first appearance.
+    """The distinct whole ProduceIDs the text carries, in order of first appearance.
 
-    Never raises: anything that is not a verifying frame is ignored.
+    Only some copies carry the whole ProduceID (the first one of a text, and every
+    copy in the previous format); :func:`keys` reads every copy. Never raises.
     """
-    if not isinstance(text, str):
-        return []
-    found: dict[str, None] = {}
-    for _start, _end, produce_id in _scan(text):
-        if produce_id is not None:
-            found.setdefault(produce_id)
-    return list(found)
+    return list(dict.fromkeys(c.produce_id for c in copies(text) if c.produce_id))
 
 
 def visible_text(text: str) -> str:
-    """``text`` without our frames (intact or damaged), for searching visible wording.
+    """``text`` without our copies (intact or damaged), for searching visible wording.
 
     For the verifier only. Not a public "strip" feature: Art. 10 of the Measures
     forbids removing implicit labels or offering a tool that does.
     """
     if not isinstance(text, str):
         return ""
-    spans = [(s, e) for s, e, _ in _scan(text)]
+    spans = sorted((s, e) for s, e, _ in _spans(text))
     if not spans:
         return text
     out, pos = [], 0
@@ -278,6 +501,7 @@ _LINE_RES = (
 )
 _URL_TAIL_RE = re.compile(r"://\S+")
 _EMAIL_TAIL_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+\S*")
+_NUMBER_RE = re.compile(r"\d+(?:[.,:/\-，．：]\d+)+")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
@@ -297,6 +521,8 @@ def _inline_spans(text: str, headings: bool = True) -> list[tuple[int, int]]:
             while start > 0 and text[start - 1] in _SCHEME_CHARS:
                 start -= 1
             spans.append((start, m.end()))
+    # inside a number (1,000.5, 12:30, 2026-12-01, 3.14): digits around a separator
+    spans.extend((m.start() + 1, m.end() - 1) for m in _NUMBER_RE.finditer(text))
     if "@" in text:
         for m in _EMAIL_TAIL_RE.finditer(text):
             start = m.start()
@@ -364,10 +590,9 @@ class _Forbidden:
 # --------------------------------------------------------------- placement
 
 # Where a copy may go. ASCII punctuation counts only with whitespace after it,
-# and the copy goes *after* that whitespace: the frame contains U+200B, a line
-# break opportunity, and a break there must look like a break at the space (no
-# space left dangling at the start of a line). CJK punctuation takes the copy
-# right after it, unless a character that may not start a line follows.
+# and the copy goes *after* that whitespace (a line broken at the space then
+# shows nothing odd); CJK punctuation takes the copy right after it, unless a
+# character that may not start a line follows.
 _CLOSERS = "\"'”’)\\]"
 _NO_LINE_START = "。，、；：！？）】」』》…”’"
 _AFTER_ASCII = r"(?:[ \t]+(?=\S)|(?=\r?\n))"
@@ -377,13 +602,63 @@ _SENTENCE = (
 )
 _CLAUSE = rf"[,;:][{_CLOSERS}]*{_AFTER_ASCII}|[，、；：）】」』》]+(?![{_NO_LINE_START}])"
 _SPACE = r"(?<=\S)[ \t]+(?=\S)"
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_GAP = rf"(?<=[{_CJK}])(?=[{_CJK}])"
 #: boundary kinds, best first; each match's end is the insertion position
 _BOUNDARIES = tuple(re.compile(p) for p in (_SENTENCE, _CLAUSE, _SPACE))
 # last resort: at the end of a word, before its space (a URL may follow the space)
-_WORD_END = r"(?<=\S)(?=[ \t]+\S)"
-_FALLBACKS = (*_BOUNDARIES, re.compile(_CJK_GAP), re.compile(_WORD_END))
+_FALLBACKS = (*_BOUNDARIES, re.compile(r"(?<=\S)(?=[ \t]+\S)"))
+#: the first copy of a paragraph goes within this many characters of its start
+_FIRST_WINDOW = 120
+
+
+def _is_ideograph(c: str) -> bool:
+    o = ord(c)
+    return (
+        0x3400 <= o <= 0x4DBF
+        or 0x4E00 <= o <= 0x9FFF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x20000 <= o <= 0x3FFFF
+    )
+
+
+def _is_pictograph(c: str) -> bool:
+    """Emoji and symbols with emoji or text presentation variants."""
+    o = ord(c)
+    return (
+        0x1F000 <= o <= 0x1FAFF
+        or 0x2190 <= o <= 0x2BFF  # arrows, technical symbols, dingbats, ...
+        or o in (0x00A9, 0x00AE, 0x203C, 0x2049, 0x2122, 0x2139, 0x3030, 0x303D, 0x3297, 0x3299)
+        or unicodedata.category(c) == "So"
+    )
+
+
+# a selector or joiner: the previous character belongs to a sequence
+_SEQUENCE_PARTS = frozenset("\u200d\u20e3") | frozenset(VS_CHARS)
+
+
+def _room(text: str, at: int) -> tuple[bool, bool]:
+    """(a selector copy may go at ``at``, a zero-width copy may go there)."""
+    nxt = text[at] if at < len(text) else ""
+    if nxt and (unicodedata.category(nxt)[0] == "M" or nxt in _SEQUENCE_PARTS):
+        return False, False  # it would part a mark or a selector from its base
+    prev = text[at - 1] if at else ""
+    if not prev:
+        return True, True
+    if unicodedata.category(prev)[0] == "M" or prev in _SEQUENCE_PARTS or _is_pictograph(prev):
+        return False, False  # after a combining mark or inside an emoji sequence
+    return not _is_ideograph(prev), True
+
+
+def _allowed(text: str, at: int, bad: _Forbidden) -> bool:
+    return bad.blocked_until(at) is None and any(_room(text, at))
+
+
+def _last_allowed(rx: re.Pattern[str], text: str, lo: int, hi: int, bad: _Forbidden) -> int:
+    """The last allowed insertion position ``rx`` finds with ``lo <= end <= hi``, or -1."""
+    best = -1
+    for m in rx.finditer(text, max(0, lo - 8), min(len(text), hi + 2)):
+        if lo <= m.end() <= hi and _allowed(text, m.end(), bad):
+            best = m.end()
+    return best
 
 
 def _first_allowed(rx: re.Pattern[str], text: str, pos: int, end: int, bad: _Forbidden) -> int:
@@ -393,9 +668,9 @@ def _first_allowed(rx: re.Pattern[str], text: str, pos: int, end: int, bad: _For
         if m is None:
             return -1
         blocked = bad.blocked_until(m.end())
-        if blocked is None:
+        if blocked is None and any(_room(text, m.end())):
             return m.end()
-        pos = max(blocked, m.start() + 1)
+        pos = max(blocked if blocked is not None else 0, m.start() + 1)
     return -1
 
 
@@ -406,40 +681,20 @@ def _first_of_any(text: str, pos: int, end: int, bad: _Forbidden) -> int:
     kind matching at a place, which may be blocked while another is not), first
     nearby, so a kind that never occurs does not make each call scan to the end.
     """
-    for limit in (min(end, pos + 2 * _WINDOW), end):
+    for limit in (min(end, pos + 2 * _FIRST_WINDOW), end):
         found = [at for rx in _FALLBACKS if (at := _first_allowed(rx, text, pos, limit, bad)) >= 0]
         if found:
             return min(found)
     return -1
 
 
-def _paragraph_positions(
-    text: str, start: int, end: int, bad: _Forbidden, every: int
-) -> Iterator[int]:
-    """Insertion positions for the trimmed paragraph ``text[start:end]``.
-
-    The first copy goes near the start (so a selection that stops short of the
-    paragraph's end still holds one), at the best boundary in the first
-    ``_WINDOW`` characters; then one every ``every`` characters.
-    """
-    target = start
-    first = True
-    while first or target < end - every // 4:
-        window_end = min(end, target + _WINDOW + 1)
-        at = -1
-        for rx in _BOUNDARIES:
-            at = _first_allowed(rx, text, target, window_end, bad)
-            if at >= 0:
-                break
-        if at < 0:
-            at = _first_of_any(text, target, end, bad)
-        if at < 0 and first and bad.blocked_until(end) is None:
-            at = end  # no boundary at all: after the paragraph's last character
-        if at < 0:
-            return
-        yield at
-        first = False
-        target = at + every
+def _best_in(text: str, lo: int, hi: int, bad: _Forbidden) -> int:
+    """The last boundary of the best kind in ``[lo, hi]``, or -1."""
+    for rx in _BOUNDARIES:
+        at = _last_allowed(rx, text, lo, hi, bad)
+        if at >= 0:
+            return at
+    return -1
 
 
 def _prose_paragraphs(text: str, blocks: list[tuple[int, int, bool]]) -> Iterator[tuple[int, int]]:
@@ -468,35 +723,110 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         yield start, end
 
 
-def _positions(text: str, every: int) -> list[int]:
-    """Where copies go: every long-enough paragraph, else one copy in the last paragraph."""
+class _Plan:
+    """Where copies go and which families each spot gets.
+
+    ``every`` bounds the distance, in characters of the labelled text, from the
+    text's start to the first selector copy, between the starts of two
+    consecutive ones and from the last one to the end, so that any excerpt of
+    ``every`` characters holds a whole one. The zero-width copies ride along
+    at the first spot and then about every ``zero_width_every`` characters.
+    """
+
+    def __init__(self, text: str, bad: _Forbidden, every: int, zero_width_every: int) -> None:
+        self.text, self.bad = text, bad
+        self.every, self.zero_width_every = every, zero_width_every
+        self.spots: list[tuple[int, bool, bool]] = []  # (position, selector copy, zero-width)
+        self.anchor = 0  # where the spacing counts from: the last selector copy
+        self.has_vs = False
+        self.last_zw = -1
+        self.tail = 0  # invisible characters at the anchor
+
+    def gap(self) -> int:
+        """Visible characters allowed from the anchor to the next selector copy."""
+        return max(20, self.every - 1 - VS_COPY_CHARS - self.tail)
+
+    def add(self, at: int) -> None:
+        vs_ok, zw_ok = _room(self.text, at)
+        zw = zw_ok and (self.last_zw < 0 or at - self.last_zw >= self.zero_width_every or not vs_ok)
+        self.spots.append((at, vs_ok, zw))
+        if zw:
+            self.last_zw = at
+        if vs_ok:
+            copy = VS_COPY_CHARS if self.has_vs else _FULL_COPY_CHARS
+            self.anchor, self.has_vs = at, True
+            self.tail = copy + (ZW_COPY_CHARS if zw else 0)
+
+    def fill(self, until: int) -> None:
+        """Copies after the anchor while ``until`` is further than the spacing allows."""
+        text, bad = self.text, self.bad
+        while until - self.anchor > self.gap():
+            floor = self.anchor + 1 if self.has_vs else self.anchor
+            hi = self.anchor + self.gap()
+            at = _best_in(text, max(floor, self.anchor + self.gap() // 2), hi, bad)
+            if at < 0:  # no sentence, clause or space in the second half: anything before hi
+                at = max((_last_allowed(rx, text, floor, hi, bad) for rx in _FALLBACKS), default=-1)
+            if at < 0:  # a long URL or code block: the first place after it
+                at = _first_of_any(text, hi, until, bad)
+            if at < floor or at >= until:
+                return
+            self.add(at)
+
+    def paragraph(self, start: int, end: int) -> None:
+        """A copy in ``text[start:end]`` unless the spacing already put one there."""
+        if any(start <= at <= end and vs for at, vs, _ in self.spots):
+            return
+        at = _best_in(self.text, start, end, self.bad)  # the last good boundary
+        if at < 0:
+            at = _first_of_any(self.text, start, end, self.bad)
+        if at < 0 and _allowed(self.text, end, self.bad):
+            at = end  # no boundary at all: after the paragraph's last character
+        if at >= 0 and (not self.spots or at > self.spots[-1][0]):
+            self.add(at)
+
+
+def _plan(text: str, every: int, zero_width_every: int) -> list[tuple[int, bool, bool]]:
+    """(position, selector copy?, zero-width copy?) for each spot that gets a copy.
+
+    The spacing rule places copies through the prose; a paragraph of at least
+    :data:`MIN_PARAGRAPH_CHARS` that it left without one gets one of its own.
+    """
     blocks = _block_spans(text)
     block_intervals = [(s, e - 1 if end_ok else e) for s, e, end_ok in blocks]
     bad = _Forbidden(block_intervals + _inline_spans(text))
-    out: list[int] = []
     paragraphs = list(_prose_paragraphs(text, blocks))
+    plan = _Plan(text, bad, every, zero_width_every)
     for start, end in paragraphs:
+        plan.fill(end + 1)
         if end - start >= MIN_PARAGRAPH_CHARS:
-            out.extend(_paragraph_positions(text, start, end, bad, every))
-    if out:
-        return out
-    # Only short paragraphs (or long ones without room): one copy in the last one
-    # that has room. A text of nothing but headings may carry it in a heading.
-    for forbidden in (bad, _Forbidden(block_intervals + _inline_spans(text, headings=False))):
+            plan.paragraph(start, end)
+    if plan.spots:
+        return plan.spots
+    # only short paragraphs, or no room in the long ones: one copy in the last
+    # paragraph that has room; a text of nothing but headings may carry it in one
+    relaxed = _Forbidden(block_intervals + _inline_spans(text, headings=False))
+    for forbidden in (bad, relaxed):
         for start, end in reversed(paragraphs):
-            for at in _paragraph_positions(text, start, end, forbidden, every):
-                return [at]
+            plan = _Plan(text, forbidden, every, zero_width_every)
+            plan.paragraph(start, end)
+            if plan.spots:
+                return plan.spots[:1]
     return []
 
 
 def embed(
-    text: str, produce_id: str, *, every: int = REPEAT_EVERY, limits: Limits = DEFAULT_LIMITS
+    text: str,
+    produce_id: str,
+    *,
+    every: int = EVERY,
+    zero_width_every: int = ZERO_WIDTH_EVERY,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> str:
-    """``text`` carrying ``produce_id`` invisibly, once per paragraph and every ``every`` chars.
+    """``text`` carrying the mark of ``produce_id``: any ``every`` characters hold a copy.
 
-    Any frame already in the text is replaced (one ProduceID per text). Raises
+    Any mark already in the text is replaced (one ProduceID per text). Raises
     :class:`InvalidRecord` for a ProduceID outside the Annex E charset or longer
-    than 64 characters, :class:`InvalidOption` for a silly ``every``, and
+    than 64 characters, :class:`InvalidOption` for a silly density, and
     :class:`LimitExceeded` for text over ``limits.max_text_chars``.
     """
     if not isinstance(text, str):
@@ -507,15 +837,26 @@ def embed(
             "(AIGC_MAX_TEXT_CHARS)"
         )
     if not 100 <= every <= 100_000:
-        raise InvalidOption(f"watermark spacing must be 100..100000 characters, not {every}")
-    frame = _frame(produce_id)
+        raise InvalidOption(f"text mark spacing must be 100..100000 characters, not {every}")
+    if not every <= zero_width_every <= 1_000_000:
+        raise InvalidOption(
+            f"zero-width copy spacing must be {every}..1000000 characters, not {zero_width_every}"
+        )
+    full = _full_copy(produce_id)
+    key = watermark_key(produce_id)
+    compact, zero_width = _key_copy(key), _zw_copy(key)
     text = visible_text(text)
     if not text.strip():
         return text  # nothing a reader could copy, nothing to carry the mark
     out, prev = [], 0
-    for at in _positions(text, every):
+    first = True
+    for at, vs, zw in _plan(text, every, zero_width_every):
         out.append(text[prev:at])
-        out.append(frame)
+        if vs:
+            out.append(full if first else compact)
+            first = False
+        if zw:
+            out.append(zero_width)
         prev = at
     out.append(text[prev:])
     return "".join(out)
