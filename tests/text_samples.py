@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (paragraphs are one line each, as model output is)
 """Sample texts for the text-mark tests and benchmark: prose, Markdown and code-heavy.
 
 Written for this project (not copied from anywhere), with the shapes real model

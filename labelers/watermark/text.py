@@ -802,11 +802,12 @@ def _plan(text: str, every: int, zero_width_every: int) -> list[tuple[int, bool,
             plan.paragraph(start, end)
     if plan.spots:
         return plan.spots
-    # only short paragraphs, or no room in the long ones: one copy in the last
-    # paragraph that has room; a text of nothing but headings may carry it in one
+    # a short text: one copy in its longest paragraph that has room (the body, not
+    # a label line); a text of nothing but headings may carry it in one
     relaxed = _Forbidden(block_intervals + _inline_spans(text, headings=False))
+    longest_first = sorted(paragraphs, key=lambda p: p[0] - p[1])
     for forbidden in (bad, relaxed):
-        for start, end in reversed(paragraphs):
+        for start, end in longest_first:
             plan = _Plan(text, forbidden, every, zero_width_every)
             plan.paragraph(start, end)
             if plan.spots:
