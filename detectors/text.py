@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from detectors.classify import classify
 from detectors.lookup import LabelLookup
-from detectors.report import EXPLICIT, WATERMARK, CarriedRecord, Evidence, Finding, Report
+from detectors.report import C2PA, EXPLICIT, WATERMARK, CarriedRecord, Evidence, Finding, Report
+from labelers.errors import AigcError
+from labelers.record import Record
 from labelers.visible.wording import find_wording
+from labelers.watermark import c2pa_text
 from labelers.watermark import text as text_watermark
 
 CARRIER = "text:invisible-unicode"
+C2PA_CARRIER = "text:c2pa-wrapper"
 
 
-def verify_text(text: str, lookup: LabelLookup, declared_ai: bool = False) -> Report:
+def verify_text(
+    text: str, lookup: LabelLookup, declared_ai: bool = False, trust_anchors_pem: str | None = None
+) -> Report:
     report = Report(media_type="text/plain")
-    add_text_evidence(report, text, lookup)
+    add_text_evidence(report, text, lookup, trust_anchors_pem)
     return classify(report, declared_ai)
 
 
-def add_text_evidence(report: Report, text: str, lookup: LabelLookup) -> None:
-    """Add what the text itself shows: the mark's copies (and their ledger record), wording.
+def add_text_evidence(
+    report: Report, text: str, lookup: LabelLookup, trust_anchors_pem: str | None = None
+) -> None:
+    """Add what the text itself shows: the mark's copies (and their ledger record), a
+    C2PA text manifest, wording.
 
     One evidence item per distinct key, saying which copies carry it and in which
     family; copies that disagree (two keys in one text) are a finding.
@@ -74,6 +83,7 @@ def add_text_evidence(report: Report, text: str, lookup: LabelLookup) -> None:
                 "warning",
             )
         )
+    _c2pa_wrapper(report, text, trust_anchors_pem)
     phrases = find_wording(text_watermark.visible_text(text))
     if phrases:
         report.evidence.append(
@@ -84,3 +94,57 @@ def add_text_evidence(report: Report, text: str, lookup: LabelLookup) -> None:
                 {"phrases": list(dict.fromkeys(phrases))},
             )
         )
+
+
+def _c2pa_wrapper(report: Report, text: str, trust_anchors_pem: str | None) -> None:
+    """A C2PA manifest wrapped into the text (C2PA 2.x unstructured text), whoever wrote it."""
+    try:
+        found = c2pa_text.read(text, trust_anchors_pem)
+    except AigcError as exc:
+        report.findings.append(Finding("c2pa-unreadable", exc.detail, "warning"))
+        return
+    if found is None:
+        return
+    for problem in found.problems:
+        report.findings.append(Finding("c2pa-text-wrapper", problem, "warning"))
+    manifest = found.provenance
+    if manifest is None:
+        return
+    ai = any(
+        "TrainedAlgorithmic" in t or t.endswith("/trainedAlgorithmicMedia")
+        for t in manifest.digital_source_types
+    )
+    trust = "trusted signer" if manifest.signer_trusted else "signer not in the trust list"
+    binding = {
+        "match": "the text is what was signed",
+        "mismatch": "the text changed after signing",
+        "absent": "no hard binding to the text",
+        "unverifiable": "hard binding in an unknown algorithm",
+    }[found.binding]
+    report.evidence.append(
+        Evidence(
+            C2PA,
+            C2PA_CARRIER,
+            f"C2PA text manifest ({manifest.state}, {trust}), "
+            f"signed by {manifest.signer}; {binding}",
+            {**found.to_dict(), "ai": ai},
+        )
+    )
+    report.integrity["c2pa"] = {
+        "state": manifest.state,
+        "content_altered": found.binding == "mismatch",
+        "signer_trusted": manifest.signer_trusted,
+        "manifest_intact": manifest.manifest_intact,
+    }
+    if found.binding != "match":
+        report.findings.append(
+            Finding(
+                "c2pa-text-binding", f"the C2PA text manifest does not cover this text: {binding}"
+            )
+        )
+    if manifest.gb_record and found.binding == "match":  # a record signed for this text
+        try:
+            record = Record.from_mapping(manifest.gb_record)
+        except AigcError:
+            return
+        report.records.append(CarriedRecord(C2PA_CARRIER, record))
