@@ -117,6 +117,21 @@ def wrk(url: str, body: str, headers: dict[str, str], seconds: int, conns: int) 
     }
 
 
+def mark_cost() -> str:
+    """How many characters the invisible mark adds to the benchmark body (library call)."""
+    from labelers.pipeline import label_text
+    from labelers.record import Record
+
+    record = Record.first_write(KEYS["keys"][0]["producer"], "01JD8Z5K3M7Q2R4T6V8W0XYZAB")
+    bare = label_text(TEXT, record, watermark=False)
+    marked = label_text(TEXT, record)
+    return (
+        f"{len(marked)} characters for {len(TEXT)} in, of which the invisible mark "
+        f"{len(marked) - len(bare)} ({(len(marked) - len(bare)) / len(bare):.1%} of the "
+        "explicitly labelled text)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=6, help="per wrk run")
@@ -182,6 +197,8 @@ def main() -> None:
     lines += [
         "",
         f"**Ratio label/echo req/s: {ratio:.2f}** (target >= 0.7).",
+        "",
+        f"The labelled body: {mark_cost()}.",
         "",
         f"Command: `.venv/bin/python benchmarks/text.py --rounds {args.rounds} "
         f"--seconds {args.seconds} --update-docs`",

@@ -18,19 +18,24 @@ Two families, so a sanitiser that deletes one leaves the other:
 
 - **Variation selectors** (VS1-VS16 U+FE00-FE0F and VS17-VS256
   U+E0100-E01EF): 256 symbols, one byte per character, in the byte order the
-  C2PA unstructured-text embedding uses. A compact copy is 12 characters: a
-  type byte, the key, a 24-bit keyed BLAKE2 checksum; the full copy 20 (a ULID
-  ProduceID) or 5 + length (any other). The type byte is >= 16, so a copy
-  always starts with a VS17+ character: those only ever select variants of
-  ideographs (Ideographic Variation Database), and a copy is never placed after
-  an ideograph, an emoji or a combining mark, so it cannot change a glyph; the
-  following VS1-VS16 follow a selector, where they mean nothing.
+  C2PA unstructured-text embedding uses. A compact copy is 9 characters: a
+  check symbol (16..255, from a BLAKE2 hash of the key) and the key's 8
+  bytes; the full copy 19 (a type byte, a ULID ProduceID, a 16-bit check) or
+  4 + length (any other ProduceID). Every copy starts with a VS17+ character:
+  those only ever select variants of ideographs (Ideographic Variation
+  Database), and a copy is never placed after an ideograph, an emoji or a
+  combining mark, so it cannot change a glyph; the VS1-VS16 inside a copy
+  follow a selector, where they mean nothing.
 - **Zero-width characters**: U+200C ZWNJ, U+2060 WORD JOINER and U+2061-2064
-  (the invisible mathematical operators): six symbols, the key and a 16-bit
-  checksum as 31 base-6 digits. U+200B is left out on purpose (it is the one
+  (the invisible mathematical operators): six symbols, the key and an 8-bit
+  check as 28 base-6 digits. U+200B is left out on purpose (it is the one
   sanitisers strip first, and a line-break opportunity), and so is U+200D ZWJ
   (join-causing: next to an Arabic letter it would change the letter's shape;
   the others are non-joining or transparent to Arabic shaping).
+
+The checks are short on purpose: a damaged copy passes one with odds of about
+1 in 240 (selectors) or 256 (zero-width), and then still has to hit one of the
+ledger's keys out of 2**64 before it names a record.
 
 Both families are default-ignorable (they render as nothing), have no canonical
 or compatibility decomposition (NFC, NFD, NFKC and NFKD leave them alone), are
@@ -41,13 +46,15 @@ needs nothing but the copy itself. Known ways to lose the mark: filters that
 drop every default-ignorable or ``Cf``/``Mn`` character (both families at once),
 retyping, OCR.
 
-Cost: the variation-selector copy goes at least every ``every`` characters
-(default :data:`EVERY`, 300: any excerpt of that length holds a whole copy,
-and each paragraph gets one near its start); the zero-width copy, 31
-characters, beside the first copy and then about every ``zero_width_every``
-(default :data:`ZERO_WIDTH_EVERY`). The defaults come from the measurement in
+Cost: the variation-selector copies go at least every ``every`` characters
+(default :data:`EVERY`, 300: any excerpt of that length holds a whole copy),
+plus one in each paragraph of at least ``paragraph_chars`` (default
+:data:`MIN_PARAGRAPH_CHARS`) the spacing left without one; the zero-width
+copy, 28 characters, beside the first copy and then about every
+``zero_width_every`` (default :data:`ZERO_WIDTH_EVERY`). The defaults come from
 ``benchmarks/text_mark.py`` (docs/benchmarks.md, "Text mark"): about 6% more
-characters on prose, where the previous format added 76%.
+characters on prose, where the previous format added 24-66% (76% measured on
+one article).
 
 Still read (never written): the previous format, a 4-character marker and the
 whole ProduceID in U+200B/200C/200D/2060 at two bits per character
@@ -94,9 +101,9 @@ LEGACY_FAMILY = "zero-width-v1"
 EVERY = 300
 #: roughly how many characters apart the zero-width copies are
 ZERO_WIDTH_EVERY = 2000
-#: paragraphs shorter than this (characters, trimmed) get a copy only when the
-#: spacing puts one there: a copy in every 100-character paragraph alone would
-#: cost 9% (see benchmarks/text_mark.py)
+#: paragraphs shorter than this (characters, trimmed) get a copy only where the
+#: spacing puts one: a copy in every 100-character paragraph alone costs 9%
+#: (see benchmarks/text_mark.py); pass ``paragraph_chars=20`` for one in each
 MIN_PARAGRAPH_CHARS = 150
 
 # ------------------------------------------------------ variation selectors
@@ -418,6 +425,9 @@ def _spans(text: str) -> Iterator[tuple[int, int, Copy | None]]:
             yield start, end, copy
 
 
+_ANY_OURS = re.compile(f"[{LEGACY_ALPHABET}{ZW_ALPHABET}\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
 def copies(text: str) -> list[Copy]:
     """Every intact copy of the mark in ``text``, in text order. Never raises."""
     return sorted((c for _s, _e, c in _spans(text) if c is not None), key=lambda c: c.start)
@@ -445,6 +455,8 @@ def visible_text(text: str) -> str:
     """
     if not isinstance(text, str):
         return ""
+    if not _ANY_OURS.search(text):
+        return text  # the common case: text that was never labelled
     spans = sorted((s, e) for s, e, _ in _spans(text))
     if not spans:
         return text
@@ -637,6 +649,8 @@ _SEQUENCE_PARTS = frozenset("\u200d\u20e3") | frozenset(VS_CHARS)
 
 def _room(text: str, at: int) -> tuple[bool, bool]:
     """(a selector copy may go at ``at``, a zero-width copy may go there)."""
+    if 0 < at < len(text) and text[at - 1] < "\xa0" and text[at] < "\xa0":
+        return True, True  # ASCII on both sides: no marks, pictographs or ideographs
     nxt = text[at] if at < len(text) else ""
     if nxt and (unicodedata.category(nxt)[0] == "M" or nxt in _SEQUENCE_PARTS):
         return False, False  # it would part a mark or a selector from its base
@@ -654,11 +668,11 @@ def _allowed(text: str, at: int, bad: _Forbidden) -> bool:
 
 def _last_allowed(rx: re.Pattern[str], text: str, lo: int, hi: int, bad: _Forbidden) -> int:
     """The last allowed insertion position ``rx`` finds with ``lo <= end <= hi``, or -1."""
-    best = -1
-    for m in rx.finditer(text, max(0, lo - 8), min(len(text), hi + 2)):
-        if lo <= m.end() <= hi and _allowed(text, m.end(), bad):
-            best = m.end()
-    return best
+    ends = [m.end() for m in rx.finditer(text, max(0, lo - 8), min(len(text), hi + 2))]
+    for end in reversed(ends):  # the last first: most candidates are never checked
+        if lo <= end <= hi and _allowed(text, end, bad):
+            return end
+    return -1
 
 
 def _first_allowed(rx: re.Pattern[str], text: str, pos: int, end: int, bad: _Forbidden) -> int:
@@ -785,11 +799,13 @@ class _Plan:
             self.add(at)
 
 
-def _plan(text: str, every: int, zero_width_every: int) -> list[tuple[int, bool, bool]]:
+def _plan(
+    text: str, every: int, zero_width_every: int, paragraph_chars: int
+) -> list[tuple[int, bool, bool]]:
     """(position, selector copy?, zero-width copy?) for each spot that gets a copy.
 
     The spacing rule places copies through the prose; a paragraph of at least
-    :data:`MIN_PARAGRAPH_CHARS` that it left without one gets one of its own.
+    ``paragraph_chars`` that it left without one gets one of its own.
     """
     blocks = _block_spans(text)
     block_intervals = [(s, e - 1 if end_ok else e) for s, e, end_ok in blocks]
@@ -798,7 +814,7 @@ def _plan(text: str, every: int, zero_width_every: int) -> list[tuple[int, bool,
     plan = _Plan(text, bad, every, zero_width_every)
     for start, end in paragraphs:
         plan.fill(end + 1)
-        if end - start >= MIN_PARAGRAPH_CHARS:
+        if end - start >= paragraph_chars:
             plan.paragraph(start, end)
     if plan.spots:
         return plan.spots
@@ -821,11 +837,17 @@ def embed(
     *,
     every: int = EVERY,
     zero_width_every: int = ZERO_WIDTH_EVERY,
+    paragraph_chars: int = MIN_PARAGRAPH_CHARS,
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """``text`` carrying the mark of ``produce_id``: any ``every`` characters hold a copy.
 
-    Any mark already in the text is replaced (one ProduceID per text). Raises
+    The density: ``every`` (the excerpt length that always holds a selector
+    copy), ``zero_width_every`` (spacing of the zero-width copies, the ones
+    that survive deleting every variation selector) and ``paragraph_chars``
+    (a paragraph at least this long gets a copy of its own even where the
+    spacing would not put one). Any mark already in the text is replaced (one
+    ProduceID per text). Raises
     :class:`InvalidRecord` for a ProduceID outside the Annex E charset or longer
     than 64 characters, :class:`InvalidOption` for a silly density, and
     :class:`LimitExceeded` for text over ``limits.max_text_chars``.
@@ -839,6 +861,8 @@ def embed(
         )
     if not 100 <= every <= 100_000:
         raise InvalidOption(f"text mark spacing must be 100..100000 characters, not {every}")
+    if not 1 <= paragraph_chars <= 100_000:
+        raise InvalidOption(f"paragraph length must be 1..100000 characters, not {paragraph_chars}")
     if not every <= zero_width_every <= 1_000_000:
         raise InvalidOption(
             f"zero-width copy spacing must be {every}..1000000 characters, not {zero_width_every}"
@@ -851,7 +875,7 @@ def embed(
         return text  # nothing a reader could copy, nothing to carry the mark
     out, prev = [], 0
     first = True
-    for at, vs, zw in _plan(text, every, zero_width_every):
+    for at, vs, zw in _plan(text, every, zero_width_every, paragraph_chars):
         out.append(text[prev:at])
         if vs:
             out.append(full if first else compact)

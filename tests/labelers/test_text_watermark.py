@@ -106,6 +106,14 @@ def test_each_paragraph_of_prose_carries_a_copy(sample: str, marked: dict[str, s
             assert keys(paragraph) == [KEY], shown[:40]
 
 
+def test_every_paragraph_gets_a_copy_when_asked() -> None:
+    text = SAMPLES["chinese-prose"]
+    marked = embed(text, PID, paragraph_chars=20)
+    paragraphs = marked.split("\n\n")
+    assert len(paragraphs) > 8 and all(keys(p) == [KEY] for p in paragraphs if p.strip())
+    assert len(marked) > len(embed(text, PID))  # the price: more copies
+
+
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_each_family_alone_carries_the_mark(sample: str, marked: dict[str, str]) -> None:
     found = copies(marked[sample])
@@ -418,6 +426,8 @@ def test_options_and_limits_are_checked() -> None:
         embed("Some text.", PID, every=5)
     with pytest.raises(InvalidOption):
         embed("Some text.", PID, every=300, zero_width_every=100)
+    with pytest.raises(InvalidOption):
+        embed("Some text.", PID, paragraph_chars=0)
 
 
 def test_relabelling_replaces_the_old_mark_and_is_idempotent() -> None:
