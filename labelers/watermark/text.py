@@ -49,7 +49,9 @@ retyping, OCR.
 Cost: the variation-selector copies go at least every ``every`` characters
 (default :data:`EVERY`, 300: any excerpt of that length holds a whole copy),
 plus one in each paragraph of at least ``paragraph_chars`` (default
-:data:`MIN_PARAGRAPH_CHARS`) the spacing left without one; the zero-width
+:data:`MIN_PARAGRAPH_CHARS`) the spacing left without one, and in shorter ones
+while the copies stay within ``budget`` of the text (default :data:`BUDGET`;
+the first paragraph always gets one); the zero-width
 copy, 28 characters, beside the first copy and then about every
 ``zero_width_every`` (default :data:`ZERO_WIDTH_EVERY`). The defaults come from
 ``benchmarks/text_mark.py`` (docs/benchmarks.md, "Text mark"): about 6% more
@@ -101,10 +103,14 @@ LEGACY_FAMILY = "zero-width-v1"
 EVERY = 300
 #: roughly how many characters apart the zero-width copies are
 ZERO_WIDTH_EVERY = 2000
-#: paragraphs shorter than this (characters, trimmed) get a copy only where the
-#: spacing puts one: a copy in every 100-character paragraph alone costs 9%
-#: (see benchmarks/text_mark.py); pass ``paragraph_chars=20`` for one in each
+#: a paragraph at least this long (characters, trimmed) always carries a copy
 MIN_PARAGRAPH_CHARS = 150
+#: a shorter one carries its own while the copies stay within :data:`BUDGET`: a
+#: copy in every 100-character paragraph alone would cost 9%
+#: (benchmarks/text_mark.py); below this length, only where the spacing puts one
+SHORT_PARAGRAPH_CHARS = 20
+#: the share of a text's length the copies may take for short paragraphs
+BUDGET = 0.08
 
 # ------------------------------------------------------ variation selectors
 
@@ -124,7 +130,6 @@ _VS_CHECK = 2
 #: a compact copy: one check symbol from VS17-VS256 (so the copy starts with
 #: one, see the module docstring), then the key's 8 bytes
 VS_COPY_CHARS = 1 + 8
-_FULL_COPY_CHARS = 1 + 16 + _VS_CHECK  # 19, with a ULID ProduceID
 _VS_MAX_COPY = 2 + _MAX_ASCII_ID + _VS_CHECK
 
 
@@ -762,9 +767,13 @@ class _Plan:
     at the first spot and then about every ``zero_width_every`` characters.
     """
 
-    def __init__(self, text: str, bad: _Forbidden, every: int, zero_width_every: int) -> None:
+    def __init__(
+        self, text: str, bad: _Forbidden, every: int, zero_width_every: int, full_chars: int
+    ) -> None:
         self.text, self.bad = text, bad
         self.every, self.zero_width_every = every, zero_width_every
+        self.full_chars = full_chars  # the first selector copy carries the whole ProduceID
+        self.used = 0  # invisible characters planned so far
         self.spots: list[tuple[int, bool, bool]] = []  # (position, selector copy, zero-width)
         self.anchor = 0  # where the spacing counts from: the last selector copy
         self.has_vs = False
@@ -782,9 +791,10 @@ class _Plan:
         if zw:
             self.last_zw = at
         if vs_ok:
-            copy = VS_COPY_CHARS if self.has_vs else _FULL_COPY_CHARS
+            copy = VS_COPY_CHARS if self.has_vs else self.full_chars
             self.anchor, self.has_vs = at, True
             self.tail = copy + (ZW_COPY_CHARS if zw else 0)
+        self.used += (self.tail if vs_ok else 0) + (ZW_COPY_CHARS if zw and not vs_ok else 0)
 
     def fill(self, until: int) -> None:
         """Copies after the anchor while ``until`` is further than the spacing allows."""
@@ -815,21 +825,33 @@ class _Plan:
 
 
 def _plan(
-    text: str, every: int, zero_width_every: int, paragraph_chars: int
+    text: str,
+    every: int,
+    zero_width_every: int,
+    paragraph_chars: int,
+    budget: float,
+    full_chars: int,
 ) -> list[tuple[int, bool, bool]]:
     """(position, selector copy?, zero-width copy?) for each spot that gets a copy.
 
-    The spacing rule places copies through the prose; a paragraph of at least
-    ``paragraph_chars`` that it left without one gets one of its own.
+    The spacing rule places copies through the prose. A paragraph it left without
+    one gets one of its own when it is at least ``paragraph_chars`` long, or at
+    least :data:`SHORT_PARAGRAPH_CHARS` long and the copies so far stay within
+    ``budget`` (a share of the text) with it; the first paragraph that long
+    always does.
     """
     blocks = _block_spans(text)
     block_intervals = [(s, e - 1 if end_ok else e) for s, e, end_ok in blocks]
     bad = _Forbidden(block_intervals + _inline_spans(text))
     paragraphs = list(_prose_paragraphs(text, blocks))
-    plan = _Plan(text, bad, every, zero_width_every)
+    plan = _Plan(text, bad, every, zero_width_every, full_chars)
     for start, end in paragraphs:
         plan.fill(end + 1)
-        if end - start >= paragraph_chars:
+        size = end - start
+        if size >= paragraph_chars or (
+            size >= SHORT_PARAGRAPH_CHARS
+            and (not plan.spots or plan.used + VS_COPY_CHARS <= budget * (end + plan.used))
+        ):
             plan.paragraph(start, end)
     if plan.spots:
         return plan.spots
@@ -839,7 +861,7 @@ def _plan(
     longest_first = sorted(paragraphs, key=lambda p: p[0] - p[1])
     for forbidden in (bad, relaxed):
         for start, end in longest_first:
-            plan = _Plan(text, forbidden, every, zero_width_every)
+            plan = _Plan(text, forbidden, every, zero_width_every, full_chars)
             plan.paragraph(start, end)
             if plan.spots:
                 return plan.spots[:1]
@@ -853,6 +875,7 @@ def embed(
     every: int = EVERY,
     zero_width_every: int = ZERO_WIDTH_EVERY,
     paragraph_chars: int = MIN_PARAGRAPH_CHARS,
+    budget: float = BUDGET,
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """``text`` carrying the mark of ``produce_id``: any ``every`` characters hold a copy.
@@ -861,7 +884,8 @@ def embed(
     copy), ``zero_width_every`` (spacing of the zero-width copies, the ones
     that survive deleting every variation selector) and ``paragraph_chars``
     (a paragraph at least this long gets a copy of its own even where the
-    spacing would not put one). Any mark already in the text is replaced (one
+    spacing would not put one) with ``budget`` (shorter paragraphs get one while
+    the copies stay within this share of the text). Any mark already in the text is replaced (one
     ProduceID per text). Raises
     :class:`InvalidRecord` for a ProduceID outside the Annex E charset or longer
     than 64 characters, :class:`InvalidOption` for a silly density, and
@@ -878,6 +902,8 @@ def embed(
         raise InvalidOption(f"text mark spacing must be 100..100000 characters, not {every}")
     if not 1 <= paragraph_chars <= 100_000:
         raise InvalidOption(f"paragraph length must be 1..100000 characters, not {paragraph_chars}")
+    if not 0 <= budget <= 1:
+        raise InvalidOption(f"the text mark budget is a share of the text, 0..1, not {budget}")
     if not every <= zero_width_every <= 1_000_000:
         raise InvalidOption(
             f"zero-width copy spacing must be {every}..1000000 characters, not {zero_width_every}"
@@ -890,7 +916,8 @@ def embed(
         return text  # nothing a reader could copy, nothing to carry the mark
     out, prev = [], 0
     first = True
-    for at, vs, zw in _plan(text, every, zero_width_every, paragraph_chars):
+    plan = _plan(text, every, zero_width_every, paragraph_chars, budget, len(full))
+    for at, vs, zw in plan:
         out.append(text[prev:at])
         if vs:
             out.append(full if first else compact)

@@ -106,6 +106,17 @@ def test_each_paragraph_of_prose_carries_a_copy(sample: str, marked: dict[str, s
             assert keys(paragraph) == [KEY], shown[:40]
 
 
+def test_short_paragraphs_get_copies_within_the_budget() -> None:
+    text = SAMPLES["chinese-prose"]  # paragraphs of about 110 characters
+    counts = {}
+    for budget in (0.0, 0.08, 1.0):
+        marked = embed(text, PID, budget=budget)
+        counts[budget] = sum(bool(keys(p)) for p in marked.split("\n\n"))
+        if budget < 1:
+            assert len(marked) - len(text) <= 0.08 * len(text)
+    assert counts[0.0] < counts[0.08] < counts[1.0] == len(text.split("\n\n"))
+
+
 def test_every_paragraph_gets_a_copy_when_asked() -> None:
     text = SAMPLES["chinese-prose"]
     marked = embed(text, PID, paragraph_chars=20)
@@ -428,6 +439,8 @@ def test_options_and_limits_are_checked() -> None:
         embed("Some text.", PID, every=300, zero_width_every=100)
     with pytest.raises(InvalidOption):
         embed("Some text.", PID, paragraph_chars=0)
+    with pytest.raises(InvalidOption):
+        embed("Some text.", PID, budget=2)
 
 
 def test_relabelling_replaces_the_old_mark_and_is_idempotent() -> None:
