@@ -13,6 +13,11 @@ from labelers.watermark import text as text_watermark
 
 CARRIER = "text:invisible-unicode"
 C2PA_CARRIER = "text:c2pa-wrapper"
+#: distinct keys looked up in the ledger per text; a text with more is pasted
+#: together from many, or made to make the verifier query the ledger all day
+MAX_KEYS = 16
+#: copies listed per key in the report (all are counted)
+MAX_LISTED_COPIES = 50
 
 
 def verify_text(
@@ -36,7 +41,16 @@ def add_text_evidence(
     by_key: dict[int, list[text_watermark.Copy]] = {}
     for copy in copies:
         by_key.setdefault(copy.key, []).append(copy)
-    for key, group in by_key.items():
+    if len(by_key) > MAX_KEYS:
+        report.findings.append(
+            Finding(
+                "too-many-marks",
+                f"the text carries {len(by_key)} different invisible keys; "
+                f"only the first {MAX_KEYS} were looked up",
+                "warning",
+            )
+        )
+    for key, group in list(by_key.items())[:MAX_KEYS]:
         produce_id = next((c.produce_id for c in group if c.produce_id), None)
         record = lookup.by_produce_id(produce_id) if produce_id else None
         if record is None:
@@ -59,6 +73,7 @@ def add_text_evidence(
                     "in_ledger": record is not None,
                     "families": families,
                     "agree": len(by_key) == 1,
+                    "copy_count": len(group),
                     "copies": [
                         {
                             "family": c.family,
@@ -66,7 +81,7 @@ def add_text_evidence(
                             "end": c.end,
                             "whole_id": bool(c.produce_id),
                         }
-                        for c in group
+                        for c in group[:MAX_LISTED_COPIES]
                     ],
                 },
             )
@@ -74,7 +89,7 @@ def add_text_evidence(
         if record is not None:
             report.records.append(CarriedRecord(CARRIER, record, source="ledger"))
     if len(by_key) > 1:
-        names = ", ".join(f"{k:016x}" for k in by_key)
+        names = ", ".join(f"{k:016x}" for k in list(by_key)[:MAX_KEYS])
         report.findings.append(
             Finding(
                 "several-records",

@@ -66,3 +66,18 @@ def test_two_labelled_texts_pasted_together_are_reported_as_disagreeing(
     assert [m["data"]["produce_id"] for m in marks] == [t["produce_id"] for t in texts]
     assert all(m["data"]["agree"] is False for m in marks)
     assert any(f["code"] == "several-records" for f in report["findings"])
+
+
+def test_a_text_with_hundreds_of_keys_is_looked_up_a_bounded_number_of_times(
+    client: TestClient,
+) -> None:
+    from labelers.watermark import text as tw
+
+    pasted = "\n\n".join(
+        tw.embed(f"Paragraph number {i} of a pasted collage, long enough.", f"ID-{i}")
+        for i in range(200)
+    )
+    report = client.post("/v1/verify", json={"text": pasted}, headers=auth()).json()
+    marks = [e for e in report["evidence"] if e["kind"] == "watermark"]
+    assert len(marks) == 16
+    assert any(f["code"] == "too-many-marks" for f in report["findings"])
