@@ -236,7 +236,9 @@ def _routes(app: FastAPI) -> None:
         ctype = request.headers.get("content-type", "").lower()
         if ctype.startswith("application/json"):
             body = _parse_json(TextVerifyRequest, await request.body())
-            report = await run_in_threadpool(verify_text, body.text, st.lookup, body.declared_ai)
+            report = await run_in_threadpool(
+                verify_text, body.text, st.lookup, body.declared_ai, st.trust_anchors_pem
+            )
             return report.to_dict()
         if not ctype.startswith("multipart/form-data"):
             raise Problem(
