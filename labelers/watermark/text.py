@@ -50,8 +50,8 @@ Cost: the variation-selector copies go at least every ``every`` characters
 (default :data:`EVERY`, 300: any excerpt of that length holds a whole copy),
 plus one in each paragraph of at least ``paragraph_chars`` (default
 :data:`MIN_PARAGRAPH_CHARS`) the spacing left without one, and in shorter ones
-while the copies stay within ``budget`` of the text (default :data:`BUDGET`;
-the first paragraph always gets one); the zero-width
+while the copies after the first stay within ``budget`` of the text (default
+:data:`BUDGET`; the first paragraph always gets one); the zero-width
 copy, 28 characters, beside the first copy and then about every
 ``zero_width_every`` (default :data:`ZERO_WIDTH_EVERY`). The defaults come from
 ``benchmarks/text_mark.py`` (docs/benchmarks.md, "Text mark"): about 6% more
@@ -106,11 +106,12 @@ ZERO_WIDTH_EVERY = 2000
 #: a paragraph at least this long (characters, trimmed) always carries a copy
 MIN_PARAGRAPH_CHARS = 150
 #: a shorter one carries its own while the copies stay within :data:`BUDGET`: a
-#: copy in every 100-character paragraph alone would cost 9%
+#: copy in every 110-character paragraph would cost 9% in all
 #: (benchmarks/text_mark.py); below this length, only where the spacing puts one
 SHORT_PARAGRAPH_CHARS = 20
-#: the share of a text's length the copies may take for short paragraphs
-BUDGET = 0.08
+#: the share of a text's length that the copies after the first spot (the price
+#: of any mark at all) may reach through short paragraphs' own copies
+BUDGET = 0.04
 
 # ------------------------------------------------------ variation selectors
 
@@ -774,6 +775,7 @@ class _Plan:
         self.every, self.zero_width_every = every, zero_width_every
         self.full_chars = full_chars  # the first selector copy carries the whole ProduceID
         self.used = 0  # invisible characters planned so far
+        self.fixed = 0  # of which the first spot's
         self.spots: list[tuple[int, bool, bool]] = []  # (position, selector copy, zero-width)
         self.anchor = 0  # where the spacing counts from: the last selector copy
         self.has_vs = False
@@ -795,6 +797,8 @@ class _Plan:
             self.anchor, self.has_vs = at, True
             self.tail = copy + (ZW_COPY_CHARS if zw else 0)
         self.used += (self.tail if vs_ok else 0) + (ZW_COPY_CHARS if zw and not vs_ok else 0)
+        if len(self.spots) == 1:  # the first spot's copies are the price of any mark at all
+            self.fixed = self.used
 
     def fill(self, until: int) -> None:
         """Copies after the anchor while ``until`` is further than the spacing allows."""
@@ -836,9 +840,9 @@ def _plan(
 
     The spacing rule places copies through the prose. A paragraph it left without
     one gets one of its own when it is at least ``paragraph_chars`` long, or at
-    least :data:`SHORT_PARAGRAPH_CHARS` long and the copies so far stay within
-    ``budget`` (a share of the text) with it; the first paragraph that long
-    always does.
+    least :data:`SHORT_PARAGRAPH_CHARS` long and the copies after the first spot
+    stay within ``budget`` (a share of the text) with it; the first paragraph
+    that long always does.
     """
     blocks = _block_spans(text)
     block_intervals = [(s, e - 1 if end_ok else e) for s, e, end_ok in blocks]
@@ -850,7 +854,10 @@ def _plan(
         size = end - start
         if size >= paragraph_chars or (
             size >= SHORT_PARAGRAPH_CHARS
-            and (not plan.spots or plan.used + VS_COPY_CHARS <= budget * (end + plan.used))
+            and (
+                not plan.spots
+                or plan.used - plan.fixed + VS_COPY_CHARS <= budget * (end + plan.used)
+            )
         ):
             plan.paragraph(start, end)
     if plan.spots:

@@ -16,6 +16,7 @@ from labelers.limits import Limits
 from labelers.record import new_produce_id
 from labelers.watermark import watermark_key
 from labelers.watermark.text import (
+    BUDGET,
     EVERY,
     LEGACY_FAMILY,
     MIN_PARAGRAPH_CHARS,
@@ -109,12 +110,12 @@ def test_each_paragraph_of_prose_carries_a_copy(sample: str, marked: dict[str, s
 def test_short_paragraphs_get_copies_within_the_budget() -> None:
     text = SAMPLES["chinese-prose"]  # paragraphs of about 110 characters
     counts = {}
-    for budget in (0.0, 0.08, 1.0):
+    for budget in (0.0, BUDGET, 1.0):
         marked = embed(text, PID, budget=budget)
         counts[budget] = sum(bool(keys(p)) for p in marked.split("\n\n"))
-        if budget < 1:
+        if budget <= BUDGET:
             assert len(marked) - len(text) <= 0.08 * len(text)
-    assert counts[0.0] < counts[0.08] < counts[1.0] == len(text.split("\n\n"))
+    assert counts[0.0] < counts[BUDGET] < counts[1.0] == len(text.split("\n\n"))
 
 
 def test_every_paragraph_gets_a_copy_when_asked() -> None:
