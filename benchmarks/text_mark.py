@@ -13,7 +13,7 @@ text (tests/text_samples.py: Chinese and English prose, Markdown, code-heavy):
 
 The previous format (the whole ProduceID in U+200B/200C/200D/2060, every
 paragraph and every 400 characters) is measured too when git can show it.
-Character counts only: nothing here is a timing.
+Then the CPU time of one embed against the previous format, as a ratio.
 
     .venv/bin/python benchmarks/text_mark.py [--update-docs]
 """
@@ -23,15 +23,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import table, update_section  # noqa: E402
+from benchmarks.common import machine, table, update_section  # noqa: E402
 from labelers.watermark import text as mark  # noqa: E402
 from tests.text_samples import PROSE, SAMPLES  # noqa: E402
 
@@ -80,6 +82,34 @@ def previous_format() -> object | None:
     return module
 
 
+def embed_cpu(old: object) -> str:
+    """CPU time of one embed, this format against the previous, interleaved, medians.
+
+    Process CPU time, not wall time: on a machine other jobs load it moves far
+    less (it still inflates with cache and core contention, alike for both).
+    """
+    from labelers.pipeline import label_text
+    from labelers.record import Record
+
+    bench = label_text(  # the body benchmarks/text.py posts, with its explicit label
+        "人工智能正在改变内容生产的方式。" * 20 + "\n\n" + "第二段文本，用于测试。" * 10,
+        Record.first_write("0011911100007109120X0010001", PID),
+        watermark=False,
+    )
+    cells = []
+    for name, text in {"benchmarks/text.py body": bench, **SAMPLES}.items():
+        times: dict[str, list[float]] = {"new": [], "old": []}
+        for _ in range(9):
+            for which, embed in (("new", mark.embed), ("old", old.embed)):  # type: ignore[attr-defined]
+                start = time.process_time()
+                for _ in range(20):
+                    embed(text, PID)
+                times[which].append((time.process_time() - start) / 20)
+        new, prev = statistics.median(times["new"]), statistics.median(times["old"])
+        cells.append([name, f"{new * 1e6:.0f}", f"{prev * 1e6:.0f}", f"{new / prev:.2f}"])
+    return table(["text", "embed CPU µs (this)", "previous format", "ratio"], cells)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--update-docs", action="store_true", help="rewrite docs/benchmarks.md")
@@ -108,7 +138,9 @@ def main() -> None:
             ]
         )
     old = previous_format()
+    timing = ""
     if old is not None:
+        timing = embed_cpu(old)
         rows.append(
             [
                 f"previous format ({PREVIOUS})",
@@ -147,8 +179,13 @@ def main() -> None:
             "(`paragraph_chars=20`) "
             "costs the Chinese sample, whose paragraphs are about 110 characters, 9.4%.",
             "",
-            "Command: `.venv/bin/python benchmarks/text_mark.py --update-docs` (character counts "
-            "only, no timings: the machine's load does not matter).",
+            "CPU time of one `embed` (process CPU time, medians of 9 interleaved rounds of 20; "
+            "the ratio is what matters, the machine is shared):",
+            "",
+            timing,
+            "",
+            "Command: `.venv/bin/python benchmarks/text_mark.py --update-docs`. "
+            f"Machine: {machine()}",
         ]
     )
     print(report)

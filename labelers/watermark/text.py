@@ -526,6 +526,7 @@ _EMAIL_TAIL_RE = re.compile(r"@[\w-]+(?:\.[\w-]+)+\S*")
 # the digit before a separator and the digits after it (ASCII and full-width
 # digits; a \\d class is ten times slower on CJK text)
 _NUMBER_RE = re.compile(r"[0-9０-９](?:[.,:/\-，．：][0-9０-９]+)+")
+_DIGITS = "0123456789０１２３４５６７８９"
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
@@ -546,7 +547,8 @@ def _inline_spans(text: str, headings: bool = True) -> list[tuple[int, int]]:
                 start -= 1
             spans.append((start, m.end()))
     # inside a number (1,000.5, 12:30, 2026-12-01, 3.14): digits around a separator
-    spans.extend((m.start() + 1, m.end() - 1) for m in _NUMBER_RE.finditer(text))
+    if any(digit in text for digit in _DIGITS):
+        spans.extend((m.start() + 1, m.end() - 1) for m in _NUMBER_RE.finditer(text))
     if "@" in text:
         for m in _EMAIL_TAIL_RE.finditer(text):
             start = m.start()
@@ -570,7 +572,9 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
     pos = front_matter_end(text)
     if pos:
         spans.append((0, pos, text[pos - 1] == "\n"))
-    while True:
+    # literal checks first: most texts have none of these, and `in` is far
+    # cheaper than a regex scan
+    while "```" in text or "~~~" in text:
         m = _FENCE_OPEN_RE.search(text, pos)
         if m is None:
             break
@@ -584,8 +588,12 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
             break
         spans.append((m.start(), c.end(), c.group().endswith("\n")))
         pos = c.end()
-    for rx in (_INDENTED_RE, _HTML_BLOCK_RE, _MATH_BLOCK_RE):
-        for m in rx.finditer(text):
+    for rx, present in (
+        (_INDENTED_RE, "    " in text or "\t" in text),
+        (_HTML_BLOCK_RE, "<" in text),
+        (_MATH_BLOCK_RE, "$$" in text),
+    ):
+        for m in rx.finditer(text) if present else ():
             spans.append((m.start(), m.end(), m.group().endswith("\n")))
     return spans
 
@@ -639,6 +647,10 @@ _BOUNDARIES = tuple(
 )
 # last resort: at the end of a word, before its space (a URL may follow the space)
 _FALLBACKS = (*_BOUNDARIES, re.compile(r"(?<=\S)(?=[ \t]+\S)"))
+#: the characters a match of each kind starts at
+_FIRST_CHARS = dict(
+    zip(_FALLBACKS, (".!?…。！？", ",;:，、；：）】」』》", " \t", " \t"), strict=True)
+)
 #: the first copy of a paragraph goes within this many characters of its start
 _FIRST_WINDOW = 120
 
@@ -670,8 +682,10 @@ _SEQUENCE_PARTS = frozenset("\u200d\u20e3") | frozenset(VS_CHARS)
 
 def _room(text: str, at: int) -> tuple[bool, bool]:
     """(a selector copy may go at ``at``, a zero-width copy may go there)."""
-    if 0 < at < len(text) and text[at - 1] < "\xa0" and text[at] < "\xa0":
-        return True, True  # ASCII on both sides: no marks, pictographs or ideographs
+    if 0 < at < len(text) and (text[at] < "\xa0" or "\u4e00" <= text[at] <= "\u9fff"):
+        prev = text[at - 1]
+        if prev < "\xa0" or prev in _CJK_PUNCTUATION:
+            return True, True  # the common cases, without a Unicode database lookup
     nxt = text[at] if at < len(text) else ""
     if nxt and (unicodedata.category(nxt)[0] == "M" or nxt in _SEQUENCE_PARTS):
         return False, False  # it would part a mark or a selector from its base
@@ -683,16 +697,32 @@ def _room(text: str, at: int) -> tuple[bool, bool]:
     return not _is_ideograph(prev), True
 
 
+#: punctuation a copy follows in CJK text: no variation sequences, no marks
+_CJK_PUNCTUATION = frozenset("。，、；：！？）】」』》…”’")
+
+
 def _allowed(text: str, at: int, bad: _Forbidden) -> bool:
     return bad.blocked_until(at) is None and any(_room(text, at))
 
 
 def _last_allowed(rx: re.Pattern[str], text: str, lo: int, hi: int, bad: _Forbidden) -> int:
-    """The last allowed insertion position ``rx`` finds with ``lo <= end <= hi``, or -1."""
-    ends = [m.end() for m in rx.finditer(text, max(0, lo - 8), min(len(text), hi + 2))]
-    for end in reversed(ends):  # the last first: most candidates are never checked
-        if lo <= end <= hi and _allowed(text, end, bad):
-            return end
+    """The last allowed insertion position ``rx`` finds with ``lo <= end <= hi``, or -1.
+
+    Scans backwards from ``hi`` for the characters a match of ``rx`` starts with
+    (``str.rfind`` runs in C), and tries ``rx`` only there: a forward regex scan
+    of the window cost most of the time of labelling a short text.
+    """
+    firsts = _FIRST_CHARS[rx]
+    floor = max(0, lo - 8)  # a match may start a little before lo and end after it
+    pos = min(len(text), hi + 1)
+    while pos > floor:
+        start = max(text.rfind(c, floor, pos) for c in firsts)
+        if start < 0:
+            return -1
+        m = rx.match(text, start)
+        if m is not None and lo <= m.end() <= hi and _allowed(text, m.end(), bad):
+            return m.end()
+        pos = start
     return -1
 
 
