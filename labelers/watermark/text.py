@@ -611,6 +611,13 @@ class _Forbidden:
         self.starts = [s for s, _ in merged]
         self.ends = [e for _, e in merged]
 
+    def blocked_since(self, pos: int) -> int | None:
+        """The first blocked position of the interval holding ``pos``, or None if free."""
+        i = bisect.bisect_right(self.starts, pos) - 1
+        if i >= 0 and pos <= self.ends[i]:
+            return self.starts[i]
+        return None
+
     def blocked_until(self, pos: int) -> int | None:
         """The last blocked position of the interval holding ``pos``, or None if free."""
         i = bisect.bisect_right(self.starts, pos) - 1
@@ -719,6 +726,10 @@ def _last_allowed(rx: re.Pattern[str], text: str, lo: int, hi: int, bad: _Forbid
         start = max(text.rfind(c, floor, pos) for c in firsts)
         if start < 0:
             return -1
+        since = bad.blocked_since(start)
+        if since is not None and bad.blocked_until(start + 1) is not None:
+            pos = since  # inside code or a URL: skip the whole region at once
+            continue
         m = rx.match(text, start)
         if m is not None and lo <= m.end() <= hi and _allowed(text, m.end(), bad):
             return m.end()
