@@ -234,7 +234,7 @@ def _c2pa(
     for summary in manifest.manifests:
         for action in summary["actions"]:
             if is_ai_source_type(action["digital_source_type"]):
-                report.evidence.append(_c2pa_ai_evidence(summary, action))
+                report.evidence.append(_c2pa_ai_evidence(summary, action, manifest.validation))
                 ai_found = True
                 break  # one item per manifest: its first AI action says it
     if not ai_found:
@@ -276,8 +276,14 @@ def _validation_phrase(word: str) -> str:
     return _VALIDATION_PHRASES.get(word, word)
 
 
-def _c2pa_ai_evidence(summary: dict[str, Any], action: dict[str, Any]) -> Evidence:
-    """One manifest's AI claim: who said it, with what action, and whether to believe it."""
+def _c2pa_ai_evidence(
+    summary: dict[str, Any], action: dict[str, Any], active_validation: str
+) -> Evidence:
+    """One manifest's AI claim: who said it, with what action, and whether to believe it.
+
+    An ingredient's claim reaches this file only through the active manifest:
+    when that one no longer matches the file, the claim is history, not proof.
+    """
     signer = summary["signer"]
     by_signer = generator_signing_as(signer["common_name"], signer["issuer"])
     by_name = generator_named_in(action["software_agent"]) or generator_named_in(
@@ -288,7 +294,8 @@ def _c2pa_ai_evidence(summary: dict[str, Any], action: dict[str, Any]) -> Eviden
     # untrusted, expired or self-made certificates still name it with intact
     # content (what real exports read as without a trust list); after the
     # bytes changed or the claim broke, the name is a loose hint
-    sound = summary["validation"] not in ("content-altered", "invalid")
+    broken = ("content-altered", "invalid")
+    sound = summary["validation"] not in broken and active_validation not in broken
     if by_signer and summary["validation"] == "trusted":
         confidence = "high"
     elif gen and sound:
