@@ -29,6 +29,7 @@ from detectors.report import (
 )
 from detectors.text import add_text_evidence
 from detectors.traces import (
+    XMP_TRACE_PROPERTIES,
     generator_named_in,
     generator_signing_as,
     generator_traces,
@@ -38,7 +39,7 @@ from detectors.traces import (
 )
 from labelers.errors import AigcError
 from labelers.formats import Metadata, get_handler, sniff
-from labelers.formats.xmp import digital_source_type
+from labelers.formats.xmp import digital_source_type, simple_properties
 from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
 from labelers.integrity import INVALID, PLATFORM, PRODUCER, UNVERIFIABLE, VALID, Check, Keyring
 from labelers.integrity import verify as check_signature
@@ -78,9 +79,11 @@ def verify_file(
     handler = get_handler(media_type)
     meta = handler.read(data, limits)
     _records(report, meta)
+    properties = meta.properties
     if meta.xmp:
         report.evidence.extend(iptc_evidence(digital_source_type(meta.xmp)))
-    report.evidence.extend(generator_traces(meta.properties))
+        properties = {**simple_properties(meta.xmp, XMP_TRACE_PROPERTIES), **properties}
+    report.evidence.extend(generator_traces(properties))
     _c2pa(report, data, media_type, trust_anchors_pem, limits)
     if media_type.startswith("image/"):
         _image_pixels(report, data, media_type, lookup, limits, check_visible)

@@ -35,6 +35,13 @@ _SOFTWARE_KEYS = (
 )
 
 
+#: XMP properties the traces look at, as property keys -> (namespace, name)
+XMP_TRACE_PROPERTIES = {
+    "xmp:CreatorTool": ("http://ns.adobe.com/xap/1.0/", "CreatorTool"),
+    "xmp:dc:description": ("http://purl.org/dc/elements/1.1/", "description"),
+}
+
+
 @dataclass(frozen=True)
 class Generator:
     name: str  # display name, e.g. "OpenAI ChatGPT / DALL-E"

@@ -191,3 +191,15 @@ def test_producer_codes_and_bare_names_resolve(value, company, product) -> None:
 )
 def test_partial_names_and_unknown_codes_resolve_to_nobody(value) -> None:
     assert producer_for(value) is None
+
+
+@needs_exiftool
+def test_an_ai_tool_in_xmp_creator_tool_written_by_exiftool_is_a_trace(tmp_path) -> None:
+    path = tmp_path / "tool.png"
+    path.write_bytes(_png())
+    tags = ["-XMP-xmp:CreatorTool=Microsoft Designer", "-XMP-dc:Description=a poster"]
+    subprocess.run(["exiftool", "-q", "-overwrite_original", *tags, path], check=True)
+    report = verify_file(path.read_bytes(), NoLookup()).to_dict()
+    [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
+    assert trace["carrier"] == "xmp:CreatorTool"
+    assert report["origin"]["company"] == "Microsoft"
