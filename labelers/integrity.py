@@ -583,7 +583,10 @@ _PLATFORM_FIELDS = KEYS[:6]
 _PLATFORM_ONLY_FIELDS = KEYS[4:6]
 #: a SecurityData value larger than this is not parsed (bounded work per record)
 MAX_SECURITY_DATA_CHARS = 64 * 1024
-_MAX_SIGNATURES = 8
+# at most this many signatures and candidate keys per value: pure-Python SM2
+# costs ~11 ms a verification, so a hostile value must not multiply them
+_MAX_SIGNATURES = 4
+_MAX_CANDIDATE_KEYS = 4
 
 
 def tbs_message(fields: tuple[str, ...], record: Record) -> bytes:
@@ -756,6 +759,7 @@ def _verify_security_data(
         candidates = embedded.get(kid) or [k for ks in embedded.values() for k in ks]
         if not candidates:
             candidates = [k.public_key for k in keyring.sm2_keys()]  # type: ignore[misc]
+        candidates = candidates[:_MAX_CANDIDATE_KEYS]
         if tbs in _LABEL_TBS:
             fields = (
                 [_PRODUCER_FIELDS]

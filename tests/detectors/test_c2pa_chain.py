@@ -52,7 +52,14 @@ def _png(seed: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def _sign(native, data: bytes, actions: list[dict], agent: str, parent: bytes | None = None):
+def _sign(
+    native,
+    data: bytes,
+    actions: list[dict],
+    agent: str,
+    parent: bytes | None = None,
+    relationship: str = "parentOf",
+):
     signer, context = native
     manifest = {
         "claim_generator_info": [{"name": agent, "version": "1.0"}],
@@ -61,7 +68,7 @@ def _sign(native, data: bytes, actions: list[dict], agent: str, parent: bytes | 
     builder = c2pa.Builder(manifest, context=context)
     if parent is not None:
         builder.add_ingredient(
-            {"relationship": "parentOf", "label": "parent", "title": "original.png"},
+            {"relationship": relationship, "label": "parent", "title": "original.png"},
             "image/png",
             io.BytesIO(parent),
         )
@@ -113,6 +120,27 @@ def test_ai_origin_two_levels_down_still_counts(native, anchors) -> None:
     assert depths == [0, 1, 2]
     [evidence] = [e for e in report["evidence"] if e["kind"] == "c2pa"]
     assert evidence["data"]["depth"] == 2 and evidence["data"]["action"] == "c2pa.created"
+
+
+def test_an_ai_component_of_a_created_composite_counts(native, anchors) -> None:
+    placed = {"action": "c2pa.placed", "parameters": {"ingredientIds": ["parent"]}}
+    created = {
+        "action": "c2pa.created",
+        "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCreation",
+    }
+    component = _created(native)
+    poster = _sign(native, _png(3), [created, placed], "Layout Tool", component, "componentOf")
+    report = verify_file(poster, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    assert report["classification"] == "suspected"
+    assert report["c2pa"]["manifests"][1]["relationship"] == "componentOf"
+    [evidence] = [e for e in report["evidence"] if e["kind"] == "c2pa"]
+    assert evidence["data"]["depth"] == 1
+
+
+def test_a_store_with_more_manifests_than_the_limit_is_cut(native, anchors, monkeypatch) -> None:
+    monkeypatch.setattr(provenance, "MAX_CHAIN_MANIFESTS", 1)
+    report = verify_file(_opened(native, _created(native)), NoLookup(), trust_anchors_pem=anchors)
+    assert len(report.c2pa["manifests"]) == 1 and report.c2pa["truncated"]
 
 
 def test_a_chain_without_ai_source_type_is_not_evidence_of_ai(native, anchors) -> None:
