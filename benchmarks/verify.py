@@ -128,9 +128,9 @@ def main() -> None:
                 f"{name} ({size}, {len(data) // 1024} KB)",
                 ms(base),
                 f"**{ratio(t['verify'], base)}** ({ms(t['verify'])} ms)",
-                ratio(t["metadata"], base),
-                ratio(t["chain"], base),
-                ratio(t["visible"], base),
+                f"{t['metadata'] / base:.3f}",
+                f"{t['chain'] / base:.3f}",
+                f"{t['visible'] / base:.2f}",
             ]
         )
         print(rows[-1], flush=True)
@@ -158,6 +158,12 @@ in the same rounds: metadata (format read, records, trace table), C2PA chain
 on the decoded image).
 
 {summary}
+
+Where the time goes: the visible finder (tesseract on the edge and corner regions)
+is nearly all of it; reading the metadata and the trace table costs under 1% of a
+decode, walking and validating the whole C2PA chain a fraction of one (most for the
+JPEG, whose decode is cheap). A stripped file decodes several times faster than its
+PNG original while the finder's cost stays, so its ratio is the largest.
 
 {table(HEADERS, rows)}
 
