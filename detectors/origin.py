@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from detectors.report import RECORD, Report
-from detectors.traces import generator
+from detectors.traces import generator, generator_named_in
 from labelers.integrity import Keyring, Sm2PublicKey
 
 _RANK = {"high": 3, "medium": 2, "low": 1}
@@ -106,6 +106,19 @@ def pinned_keyring() -> Keyring:
     return ring
 
 
+def _canonical(name: str | None) -> str | None:
+    """One display name per generator, whichever finder named it and how.
+
+    A finder may spell a generator its own way ("ByteDance Jimeng", "Google
+    Gemini"); the generator table's name for it wins, so evidence from the
+    record, the C2PA chain and the pixels adds up under one origin.
+    """
+    if not name:
+        return None
+    known = generator(name) or generator_named_in(name)
+    return known.name if known else name
+
+
 def resolve(report: Report) -> dict[str, Any] | None:
     """The report's ``origin``: the best-supported generator, or None without AI evidence.
 
@@ -118,7 +131,7 @@ def resolve(report: Report) -> dict[str, Any] | None:
     for i, item in enumerate(report.evidence):
         if not item.data.get("ai", True):
             continue  # e.g. a C2PA manifest of a camera photo: no claim of AI
-        name = item.data.get("generator")
+        name = _canonical(item.data.get("generator"))
         if not name:
             anonymous.append(i)
             continue

@@ -203,3 +203,19 @@ def test_an_ai_tool_in_xmp_creator_tool_written_by_exiftool_is_a_trace(tmp_path)
     [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
     assert trace["carrier"] == "xmp:CreatorTool"
     assert report["origin"]["company"] == "Microsoft"
+
+
+def test_one_generator_named_differently_by_two_finders_is_one_origin() -> None:
+    from detectors.classify import classify
+    from detectors.report import EXPLICIT, RECORD, Evidence, Report
+
+    report = Report(media_type="image/png")
+    report.evidence += [
+        Evidence(EXPLICIT, "image:visible", "即梦AI mark", {"generator": "ByteDance Jimeng"}),
+        Evidence(RECORD, "xmp:TC260:AIGC", "record", {"generator": "ByteDance Jimeng / Dreamina"}),
+        Evidence(EXPLICIT, "image:visible", "sparkle", {"generator": "Google Gemini"}),
+    ]
+    origin = classify(report).origin
+    assert origin["generator"] == "ByteDance Jimeng / Dreamina"
+    assert origin["company"] == "ByteDance" and origin["confidence"] == "high"
+    assert origin["evidence"] == [0, 1]
