@@ -20,6 +20,10 @@ This module owns everything C2PA in the labeller:
   whether the *signer* is trusted, and whether the manifest itself is intact.
   A real AI image whose credential is merely untrusted or expired is not an
   altered image, and the report keeps those apart.
+  It also walks the whole manifest store (ingredients of any relationship,
+  by their ``active_manifest`` links, with depth and count limits) and sums
+  each manifest up with its validation in one word (:func:`validation_word`):
+  real exports often state their AI origin only below the active manifest.
 
 Sign last. The manifest's hard binding hashes every byte of the file outside
 the manifest itself, so any rewrite after signing (a metadata splice, a
