@@ -55,9 +55,9 @@ ACTIONS = {
     "the platform's fields.",
     "explicit-label-missing": "Show the platform's own prominent AI label (Measures Art. 6).",
     "explicit-label-partial": "Show the platform's own prominent AI label on every page.",
-    "explicit-label-small": "Show the platform's own prominent AI label; the producer's "
+    "explicit-label-too-small": "Show the platform's own prominent AI label; the producer's "
     "visible label is smaller than GB 45438 asks.",
-    "explicit-label-wording": "Show the platform's own AI label with generation wording "
+    "visible-mark-lacks-generation-wording": "Show the platform's own AI label with generation wording "
     "(人工智能生成); the mark alone does not say generated.",
     "c2pa-invalid": "Do not rely on the C2PA claims for the content as it is now; "
     "the AI origin it states is still a reason to label it suspected.",
