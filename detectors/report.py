@@ -57,8 +57,8 @@ ACTIONS = {
     "explicit-label-partial": "Show the platform's own prominent AI label on every page.",
     "explicit-label-too-small": "Show the platform's own prominent AI label; the producer's "
     "visible label is smaller than GB 45438 asks.",
-    "visible-mark-lacks-generation-wording": "Show the platform's own AI label with generation wording "
-    "(人工智能生成); the mark alone does not say generated.",
+    "visible-mark-lacks-generation-wording": "Show the platform's own AI label with generation "
+    "wording (人工智能生成); the mark alone does not say generated.",
     "c2pa-invalid": "Do not rely on the C2PA claims for the content as it is now; "
     "the AI origin it states is still a reason to label it suspected.",
     "c2pa-content-altered": "The file changed after signing: treat the C2PA claims as history, "
