@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     record_scheme: Literal["ed25519", "sm2"] = Field(
         "ed25519", description="ReservedCode1/2 signature scheme: ed25519 or sm2 (SM2 with SM3)"
     )
+    record_format: Literal["compact", "tc260"] = Field(
+        "compact",
+        description="what ReservedCode1/2 hold: compact (<scheme>.<kid>.<digest>.<signature>) "
+        "or tc260 (TC260-PG-202511A SecurityData JSON; needs record_scheme sm2)",
+    )
     record_key: Path | None = Field(
         None,
         description="Ed25519 or SM2 PKCS#8 PEM key signing ReservedCode1/2 (must match "

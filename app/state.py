@@ -76,7 +76,7 @@ def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyr
     """
     scheme = settings.record_scheme
     if settings.record_key:
-        signer = RecordSigner.from_pem(settings.record_key.read_bytes())
+        signer = RecordSigner.from_pem(settings.record_key.read_bytes(), settings.record_format)
         if signer.scheme != scheme:
             raise SigningError(
                 f"AIGC_RECORD_KEY holds an {signer.scheme} key but AIGC_RECORD_SCHEME is {scheme}"
@@ -87,7 +87,7 @@ def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyr
             "record-signing-key.pem" if scheme == "ed25519" else f"record-signing-key-{scheme}.pem"
         )
         path = settings.data_dir / name
-        signer, created = RecordSigner.load_or_create(path, scheme)
+        signer, created = RecordSigner.load_or_create(path, scheme, settings.record_format)
         if created:
             log.warning("generated a development record-signing key in %s", path)
     keyring = (

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from detectors import origin
 from detectors.report import C2PA, EXPLICIT, IPTC, TRACE, WATERMARK, Report
 
 _BY_LABEL = {"1": "confirmed", "2": "possible", "3": "suspected"}
@@ -18,6 +19,13 @@ _SUSPECT_KINDS = (EXPLICIT, WATERMARK, C2PA, IPTC, TRACE)
 
 
 def classify(report: Report, declared_ai: bool = False) -> Report:
+    """Set the class and rule (Art. 6), then the origin the evidence supports."""
+    _apply_rules(report, declared_ai)
+    report.origin = origin.resolve(report)
+    return report
+
+
+def _apply_rules(report: Report, declared_ai: bool) -> Report:
     record = report.record
     if record is not None:
         source = next(r for r in report.records if r.record is record)

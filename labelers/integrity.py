@@ -53,7 +53,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -61,21 +61,34 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from gmssl import sm2 as _gm_sm2
 
 from labelers.errors import SigningError
-from labelers.record import Record
+from labelers.formats import DIGEST_SCHEME
+from labelers.record import KEYS, Record
 
 Scheme = Literal["ed25519", "sm2"]
 SCHEMES: tuple[Scheme, ...] = ("ed25519", "sm2")
 PREFIX: dict[Scheme, str] = {"ed25519": "ED25519", "sm2": "SM2"}
 PRODUCER, PLATFORM = "producer", "platform"
 
-# verification outcomes
-VALID, INVALID, UNKNOWN_KEY, ABSENT, MALFORMED = (
+# verification outcomes: the signature holds; the content changed since it was
+# signed; a signed field changed (or the signer may not sign for this code); the
+# signer's key is not known; the field holds the party's own data that no
+# public rule lets a verifier check (a vendor hash, a token, an RSA chain);
+# empty; or it claims a form it does not follow
+VALID, INVALID_CONTENT, INVALID_FIELD, UNKNOWN_KEY, UNVERIFIABLE, ABSENT, MALFORMED = (
     "valid",
-    "invalid",
+    "invalid-content",
+    "invalid-field",
     "unknown-key",
+    "unverifiable",
     "absent",
     "malformed",
 )
+#: the outcomes that mean "do not trust this record's fields or content"
+INVALID = frozenset({INVALID_CONTENT, INVALID_FIELD})
+
+#: record formats a signer writes: ours (compact) or TC260-PG-202511A SecurityData
+RecordFormat = Literal["compact", "tc260"]
+RECORD_FORMATS: tuple[RecordFormat, ...] = ("compact", "tc260")
 
 
 def _b64(raw: bytes) -> str:
@@ -152,6 +165,19 @@ class Sm2PublicKey:
         except ValueError:
             raise SigningError("SM2 public key is neither PEM nor hex") from None
         return cls(b"\x04" + raw if len(raw) == 64 else raw)
+
+    @classmethod
+    def from_x(cls, x: int, odd: bool) -> Sm2PublicKey | None:
+        """The point with this x coordinate and y parity; None if there is none."""
+        if not 0 <= x < _P:
+            return None
+        rhs = (x * x * x + _A * x + _B) % _P
+        y = pow(rhs, (_P + 1) // 4, _P)  # p = 3 (mod 4): the square root, if any
+        if y * y % _P != rhs:
+            return None
+        if y % 2 != odd:
+            y = _P - y
+        return cls(b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big"))
 
     def pem(self) -> str:
         return _pem("PUBLIC KEY", _SPKI_PREFIX + self.point)
@@ -266,21 +292,38 @@ def _load_private(pem: bytes) -> PrivateKey:
 
 
 class RecordSigner:
-    """Signs records with one key (the service's, for its identities): Ed25519 or SM2."""
+    """Signs records with one key (the service's, for its identities): Ed25519 or SM2.
 
-    def __init__(self, private_key: PrivateKey) -> None:
+    ``record_format`` says what the reserved field holds: ``compact`` (our
+    ``<scheme>.<kid>.<digest>.<signature>``) or ``tc260`` (TC260-PG-202511A
+    ``SecurityData`` JSON, SM2 only, see :func:`security_data`).
+    """
+
+    def __init__(self, private_key: PrivateKey, record_format: str = "compact") -> None:
         self._key = private_key
         self.scheme: Scheme = _scheme_of(private_key)
         self.public_key: PublicKey = private_key.public_key()
         self.kid = key_id(self.public_key)
+        if record_format not in RECORD_FORMATS:
+            raise SigningError(
+                f"record format must be one of {RECORD_FORMATS}, not {record_format!r}"
+            )
+        if record_format == "tc260" and self.scheme != "sm2":
+            raise SigningError(
+                "the tc260 record format (SecurityData, SM3withSM2) needs an SM2 key: "
+                "set AIGC_RECORD_SCHEME=sm2"
+            )
+        self.record_format = record_format
 
     @classmethod
-    def from_pem(cls, pem: bytes) -> RecordSigner:
+    def from_pem(cls, pem: bytes, record_format: str = "compact") -> RecordSigner:
         """An Ed25519 or SM2 PKCS#8 PEM private key (unencrypted); the scheme follows the key."""
-        return cls(_load_private(pem))
+        return cls(_load_private(pem), record_format)
 
     @classmethod
-    def load_or_create(cls, path: Path, scheme: str = "ed25519") -> tuple[RecordSigner, bool]:
+    def load_or_create(
+        cls, path: Path, scheme: str = "ed25519", record_format: str = "compact"
+    ) -> tuple[RecordSigner, bool]:
         """The key at ``path``; created (0600, atomically) when missing.
 
         An existing key of another scheme than ``scheme`` is an error, not a
@@ -289,7 +332,7 @@ class RecordSigner:
         if scheme not in SCHEMES:
             raise SigningError(f"record signing scheme must be one of {SCHEMES}, not {scheme!r}")
         if path.exists():
-            return cls._expect(cls.from_pem(path.read_bytes()), scheme, path), False
+            return cls._expect(cls.from_pem(path.read_bytes(), record_format), scheme, path), False
         path.parent.mkdir(parents=True, exist_ok=True)
         if scheme == "sm2":
             pem = Sm2PrivateKey.generate().pkcs8_pem()
@@ -310,7 +353,7 @@ class RecordSigner:
             created = False
         finally:
             tmp.unlink()
-        return cls._expect(cls.from_pem(path.read_bytes()), scheme, path), created
+        return cls._expect(cls.from_pem(path.read_bytes(), record_format), scheme, path), created
 
     @staticmethod
     def _expect(signer: RecordSigner, scheme: str, path: Path) -> RecordSigner:
@@ -326,6 +369,9 @@ class RecordSigner:
         ).decode()
 
     def sign(self, role: str, record: Record, digest: bytes) -> str:
+        if self.record_format == "tc260":
+            assert isinstance(self._key, Sm2PrivateKey)  # checked in __init__
+            return security_data(self._key, self.kid, role, record, digest)
         signature = self._key.sign(message(role, record, digest))
         return f"{PREFIX[self.scheme]}.{self.kid}.{_b64(digest)}.{_b64(signature)}"
 
@@ -340,6 +386,9 @@ class RecordSigner:
 class KnownKey:
     public_key: PublicKey
     codes: frozenset[str]  # provider codes this key may sign for ("*" = any)
+    #: who the key belongs to, for a key pinned by name (the producer directory)
+    #: rather than configured for provider codes; such a key signs for any code
+    name: str | None = None
 
     @property
     def scheme(self) -> Scheme:
@@ -352,11 +401,24 @@ class Keyring:
     def __init__(self) -> None:
         self._keys: dict[str, KnownKey] = {}
 
-    def add(self, public_key: PublicKey, codes: set[str] | frozenset[str]) -> None:
+    def add(
+        self, public_key: PublicKey, codes: set[str] | frozenset[str], name: str | None = None
+    ) -> None:
         kid = key_id(public_key)
         known = self._keys.get(kid)
         merged = frozenset(codes) | (known.codes if known else frozenset())
-        self._keys[kid] = KnownKey(public_key, merged)
+        self._keys[kid] = KnownKey(public_key, merged, name or (known.name if known else None))
+
+    def merged(self, other: Keyring) -> Keyring:
+        """A new keyring with this one's keys and ``other``'s."""
+        ring = Keyring()
+        for source in (self, other):
+            for known in source._keys.values():
+                ring.add(known.public_key, known.codes, known.name)
+        return ring
+
+    def sm2_keys(self) -> list[KnownKey]:
+        return [k for k in self._keys.values() if isinstance(k.public_key, Sm2PublicKey)]
 
     def add_pem(self, pem: str, codes: set[str]) -> None:
         """An Ed25519 or SM2 SubjectPublicKeyInfo PEM, or the hex of an SM2 point."""
@@ -395,12 +457,23 @@ class Keyring:
 
 @dataclass(frozen=True)
 class Check:
-    status: str  # valid | invalid | unknown-key | absent | malformed
+    #: valid | invalid-content | invalid-field | unknown-key | unverifiable | absent | malformed
+    status: str
     detail: str
     kid: str | None = None
+    #: the form the field holds: "compact" (ours), "tc260" (SecurityData), "opaque", None
+    form: str | None = None
+    #: who the verifying key belongs to, when known by name (a pinned key)
+    signer: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"status": self.status, "detail": self.detail, "key": self.kid}
+        return {
+            "status": self.status,
+            "detail": self.detail,
+            "key": self.kid,
+            "form": self.form,
+            "signer": self.signer,
+        }
 
 
 def _signature_ok(key: PublicKey, signature: bytes, data: bytes) -> bool:
@@ -417,7 +490,9 @@ def verify(role: str, record: Record, digest: bytes | None, keyring: Keyring) ->
     """Check ReservedCode1 (producer) or ReservedCode2 (platform) of ``record``.
 
     ``digest`` is the content digest recomputed from the file, or None when
-    the content is not at hand (record recovered from the ledger).
+    the content is not at hand (record recovered from the ledger). The field
+    may hold our compact form, TC260 ``SecurityData``, or a party's own opaque
+    data (``unverifiable``: nothing is wrong with it, nobody else can check it).
     """
     field, code = (
         ("ReservedCode1", record.content_producer)
@@ -427,28 +502,321 @@ def verify(role: str, record: Record, digest: bytes | None, keyring: Keyring) ->
     value = record.reserved_code1 if role == PRODUCER else record.reserved_code2
     if not value:
         return Check(ABSENT, f"{field} is empty")
+    tc260 = _verify_security_data(role, field, code, value, record, digest, keyring)
+    if tc260 is not None:
+        return tc260
     parts = value.split(".")
     prefixes = {p: s for s, p in PREFIX.items()}
-    if len(parts) != 4 or parts[0] not in prefixes:
+    if parts[0] not in prefixes:
         return Check(
-            MALFORMED, f"{field} is not an ED25519. or SM2.<kid>.<digest>.<signature> value"
+            UNVERIFIABLE,
+            f"{field} holds the party's own data ({len(value)} characters), neither our "
+            "signature form nor TC260 SecurityData: only its writer can check it",
+            form="opaque",
+        )
+    if len(parts) != 4:
+        return Check(
+            MALFORMED,
+            f"{field} starts with {parts[0]}. but is not a {parts[0]}.<kid>.<digest>.<signature> "
+            "value",
+            form="compact",
         )
     prefix, kid, digest_b64, sig_b64 = parts
     try:
         stated, signature = _unb64(digest_b64), _unb64(sig_b64)
     except (binascii.Error, ValueError):
-        return Check(MALFORMED, f"{field} has invalid base64url", kid)
+        return Check(MALFORMED, f"{field} has invalid base64url", kid, "compact")
     known = keyring.get(kid)
     if known is None:
-        return Check(UNKNOWN_KEY, f"{field} is signed by key {kid}, which is not configured", kid)
+        return Check(
+            UNKNOWN_KEY, f"{field} is signed by key {kid}, which is not configured", kid, "compact"
+        )
     if known.scheme != prefixes[prefix]:
-        return Check(INVALID, f"{field} says {prefix} but key {kid} is {known.scheme}", kid)
-    if "*" not in known.codes and code not in known.codes:
-        return Check(INVALID, f"key {kid} is not registered for {code!r}", kid)
+        return Check(
+            INVALID_FIELD, f"{field} says {prefix} but key {kid} is {known.scheme}", kid, "compact"
+        )
+    if known.name is None and "*" not in known.codes and code not in known.codes:
+        return Check(INVALID_FIELD, f"key {kid} is not registered for {code!r}", kid, "compact")
     if not _signature_ok(known.public_key, signature, message(role, record, stated)):
-        return Check(INVALID, f"{field} does not match the record's fields", kid)
+        return Check(INVALID_FIELD, f"{field} does not match the record's fields", kid, "compact")
     if digest is None:
-        return Check(VALID, f"{field} signature valid (content not checked)", kid)
+        return Check(VALID, f"{field} signature valid (content not checked)", kid, "compact")
     if stated != digest:
-        return Check(INVALID, f"content changed since {field} was signed", kid)
-    return Check(VALID, f"{field} signature valid for these fields and this content", kid)
+        return Check(INVALID_CONTENT, f"content changed since {field} was signed", kid, "compact")
+    return Check(
+        VALID, f"{field} signature valid for these fields and this content", kid, "compact"
+    )
+
+
+# --- TC260-PG-202511A SecurityData --------------------------------------------
+#
+# The structured integrity data of the TC260 guide, as independent verifiers
+# read it and producers (MiniMax, Honor) write it, inside the reserved field as
+# a JSON string:
+#
+#   {"SecurityData":{"Type":"TC260PG","Version":1,"PubSD":[
+#     {"Type":"PubKey","KeyID":K,"AlgID":"1.2.156.10197.1.501","KeyValue":"<hex>"},
+#     {"Type":"DS","KeyID":K,"AlgID":"1.2.156.10197.1.501","TBSData":{"Type":"Md"},
+#      "Signature":"<hex>"}, ...],
+#    "Bindings":[...]}}
+#
+# Read leniently, as met in the wild: ``PubSD`` or ``PubSd``; TBS type ``Md``
+# or ``LabelMataData``; ``KeyValue`` as the 65-byte point, 64-byte x||y, a
+# compressed point, a bare 32-byte x (MiniMax pads it to 33 with 00; either y
+# may be meant), or a DER SubjectPublicKeyInfo; ``Signature`` as raw r||s or
+# DER. The ``Md`` message (guide appendix A.1) is the signer's fields in Annex
+# E order as JSON members joined by commas: for the producer
+# ``"Label":"1","ContentProducer":"…","ProduceID":"…"``; for a platform we sign
+# (and accept) every field before ReservedCode2, and also accept the two
+# platform fields alone. A ``Bnd`` signature covers the compact JSON of its
+# ``Bindings`` entry; an entry whose ``CntSel`` is our content digest scheme
+# and whose ``AlgID`` is SHA-256 binds the record to the content, which is then
+# checked. Anything else (RSA, other selections) is reported unverifiable.
+
+SM3_WITH_SM2 = "1.2.156.10197.1.501"
+SHA256_OID = "2.16.840.1.101.3.4.2.1"
+_LABEL_TBS = frozenset({"Md", "LabelMataData"})
+_BINDING_TBS = frozenset({"Bnd", "Binding"})
+_CONTENT_SELECTION = DIGEST_SCHEME.decode()
+_PRODUCER_FIELDS = KEYS[:3]
+_PLATFORM_FIELDS = KEYS[:6]
+_PLATFORM_ONLY_FIELDS = KEYS[4:6]
+#: a SecurityData value larger than this is not parsed (bounded work per record)
+MAX_SECURITY_DATA_CHARS = 64 * 1024
+# at most this many signatures and candidate keys per value: pure-Python SM2
+# costs ~11 ms a verification, so a hostile value must not multiply them
+_MAX_SIGNATURES = 4
+_MAX_CANDIDATE_KEYS = 4
+
+
+def tbs_message(fields: tuple[str, ...], record: Record) -> bytes:
+    """The ``Md`` to-be-signed message: ``"Key":"value"`` members joined by commas."""
+    values = record.as_dict()
+    return ",".join(
+        f"{json.dumps(k)}:{json.dumps(values[k], ensure_ascii=False)}" for k in fields
+    ).encode()
+
+
+def _compact(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def security_data(key: Sm2PrivateKey, kid: str, role: str, record: Record, digest: bytes) -> str:
+    """A reserved-field value in the TC260 ``SecurityData`` form, signed with SM2.
+
+    Two SM3withSM2 signatures: over the record fields (``Md``) and over a
+    binding to the content digest (``Bnd``), so that other TC260 verifiers can
+    check the fields and we can also tell a content change apart.
+    """
+    binding = {
+        "Type": "Bnd",
+        "ID": "1",
+        "AlgID": SHA256_OID,
+        "CntSel": _CONTENT_SELECTION,
+        "Hash": digest.hex(),
+    }
+    fields = _PRODUCER_FIELDS if role == PRODUCER else _PLATFORM_FIELDS
+    point = key.public_key().point
+    doc = {
+        "SecurityData": {
+            "Type": "TC260PG",
+            "Version": 1,
+            "PubSD": [
+                {"Type": "PubKey", "KeyID": kid, "AlgID": SM3_WITH_SM2, "KeyValue": point.hex()},
+                {
+                    "Type": "DS",
+                    "KeyID": kid,
+                    "AlgID": SM3_WITH_SM2,
+                    "TBSData": {"Type": "Md"},
+                    "Signature": key.sign(tbs_message(fields, record)).hex(),
+                },
+                {
+                    "Type": "DS",
+                    "KeyID": kid,
+                    "AlgID": SM3_WITH_SM2,
+                    "TBSData": {"Type": "Bnd", "ID": "1"},
+                    "Signature": key.sign(_compact(binding)).hex(),
+                },
+            ],
+            "Bindings": [binding],
+        }
+    }
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+
+
+def _sm2_points(key_value: Any) -> list[Sm2PublicKey]:
+    """The public keys a ``KeyValue`` can denote (a bare x: both points)."""
+    try:
+        raw = bytes.fromhex(str(key_value))
+    except ValueError:
+        return []
+    if len(raw) == len(_SPKI_PREFIX) + 65 and raw.startswith(_SPKI_PREFIX):
+        raw = raw[len(_SPKI_PREFIX) :]
+    try:
+        if len(raw) == 65 and raw[0] == 4:
+            return [Sm2PublicKey(raw)]
+        if len(raw) == 64:
+            return [Sm2PublicKey(b"\x04" + raw)]
+    except SigningError:
+        return []
+    parities: tuple[bool, ...] = (False, True)
+    if len(raw) == 33 and raw[0] in (2, 3):
+        parities, raw = (raw[0] == 3,), raw[1:]
+    elif len(raw) == 33 and raw[0] == 0:
+        raw = raw[1:]
+    if len(raw) != 32:
+        return []
+    x = int.from_bytes(raw, "big")
+    return [p for p in (Sm2PublicKey.from_x(x, odd) for odd in parities) if p is not None]
+
+
+def _der_integer(der: bytes, at: int) -> tuple[int, int] | None:
+    if at + 2 > len(der) or der[at] != 0x02:
+        return None
+    length = der[at + 1]
+    end = at + 2 + length
+    if length == 0 or length > 33 or end > len(der):
+        return None
+    return int.from_bytes(der[at + 2 : end], "big"), end
+
+
+def _signature_bytes(text: Any) -> bytes | None:
+    """64-byte ``r||s`` from hex of the raw form or of DER ``SEQUENCE{r, s}``; None if neither."""
+    try:
+        raw = bytes.fromhex(str(text))
+    except ValueError:
+        return None
+    if len(raw) == 64:
+        return raw
+    if len(raw) < 8 or raw[0] != 0x30 or raw[1] != len(raw) - 2:
+        return None
+    r = _der_integer(raw, 2)
+    s = _der_integer(raw, r[1]) if r else None
+    if r is None or s is None or s[1] != len(raw) or max(r[0], s[0]) >= 1 << 256:
+        return None
+    return r[0].to_bytes(32, "big") + s[0].to_bytes(32, "big")
+
+
+def _member(obj: dict[str, Any], name: str) -> Any:
+    """``obj[name]`` whatever its key's case (``PubSD``/``PubSd``)."""
+    return next((v for k, v in obj.items() if str(k).casefold() == name.casefold()), None)
+
+
+def _verify_security_data(
+    role: str,
+    field: str,
+    code: str,
+    value: str,
+    record: Record,
+    digest: bytes | None,
+    keyring: Keyring,
+) -> Check | None:
+    """Check a ``SecurityData`` value; None when ``value`` is not one."""
+    if not value.lstrip().startswith("{") or len(value) > MAX_SECURITY_DATA_CHARS:
+        return None
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        return None
+    data = _member(doc, "SecurityData") if isinstance(doc, dict) else None
+    if data is None:
+        return None
+
+    def bad(why: str) -> Check:
+        return Check(MALFORMED, f"{field}: TC260 SecurityData {why}", form="tc260")
+
+    if not isinstance(data, dict):
+        return bad("is not a JSON object")
+    entries = _member(data, "PubSD")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return bad("has no PubSD list of objects")
+    embedded: dict[str, list[Sm2PublicKey]] = {}
+    for entry in entries:
+        if entry.get("Type") == "PubKey":
+            embedded.setdefault(str(entry.get("KeyID", "")), []).extend(
+                _sm2_points(entry.get("KeyValue"))
+            )
+    bindings = _member(data, "Bindings")
+    bindings = [b for b in bindings if isinstance(b, dict)] if isinstance(bindings, list) else []
+    signatures = [e for e in entries if e.get("Type") == "DS"][:_MAX_SIGNATURES]
+    if not signatures:
+        return Check(UNVERIFIABLE, f"{field}: SecurityData holds no signature", form="tc260")
+    unsupported: list[str] = []
+    label_key: Sm2PublicKey | None = None
+    label_checked = False
+    content_checked = False
+    for entry in signatures:
+        alg, tbs = entry.get("AlgID"), _member(entry.get("TBSData") or {}, "Type")
+        if alg != SM3_WITH_SM2:
+            unsupported.append(f"algorithm {alg}")
+            continue
+        signature = _signature_bytes(entry.get("Signature"))
+        if signature is None:
+            return bad("has a signature that is neither hex r||s nor DER")
+        kid = str(entry.get("KeyID", ""))
+        # the key named by KeyID, else every key the record carries, then the
+        # SM2 keys verify knows (configured or pinned) for a record without one
+        candidates = embedded.get(kid) or [k for ks in embedded.values() for k in ks]
+        if not candidates:
+            candidates = [k.public_key for k in keyring.sm2_keys()]  # type: ignore[misc]
+        candidates = candidates[:_MAX_CANDIDATE_KEYS]
+        if tbs in _LABEL_TBS:
+            fields = (
+                [_PRODUCER_FIELDS]
+                if role == PRODUCER
+                else [_PLATFORM_FIELDS, _PLATFORM_ONLY_FIELDS]
+            )
+            messages = [tbs_message(f, record) for f in fields]
+            label_checked = True
+            key = next((k for k in candidates for m in messages if k.verify(signature, m)), None)  # type: ignore[union-attr]
+            if key is None:
+                return Check(
+                    INVALID_FIELD,
+                    f"{field}: the SM3withSM2 signature over the record fields does not "
+                    "verify (a field changed, or the key is not the signer's)",
+                    form="tc260",
+                )
+            label_key = label_key or key
+        elif tbs in _BINDING_TBS:
+            wanted = _member(entry.get("TBSData") or {}, "ID")
+            binding = next(
+                (b for b in bindings if wanted is None or str(b.get("ID")) == str(wanted)), None
+            )
+            if binding is None:
+                return bad("signs a binding it does not carry")
+            if not any(k.verify(signature, _compact(binding)) for k in candidates):
+                return Check(
+                    INVALID_FIELD,
+                    f"{field}: the SM3withSM2 signature over the content binding does not verify",
+                    form="tc260",
+                )
+            if binding.get("CntSel") == _CONTENT_SELECTION and binding.get("AlgID") == SHA256_OID:
+                if digest is not None and str(binding.get("Hash", "")).lower() != digest.hex():
+                    return Check(
+                        INVALID_CONTENT, f"content changed since {field} was signed", form="tc260"
+                    )
+                content_checked = digest is not None
+        else:
+            unsupported.append(f"signed-data type {tbs}")
+    if not label_checked:
+        return Check(
+            UNVERIFIABLE,
+            f"{field}: TC260 SecurityData signed with {', '.join(dict.fromkeys(unsupported))}, "
+            "which this verifier cannot check",
+            form="tc260",
+        )
+    assert label_key is not None
+    kid = key_id(label_key)
+    known = keyring.get(kid)
+    if known and known.name is None and "*" not in known.codes and code not in known.codes:
+        return Check(INVALID_FIELD, f"key {kid} is not registered for {code!r}", kid, "tc260")
+    whose = (
+        f"the pinned key of {known.name}"
+        if known and known.name
+        else "a configured key"
+        if known
+        else "the key inside the record only (integrity, not identity)"
+    )
+    detail = f"{field}: TC260 SM3withSM2 signature valid, by {whose}"
+    detail += "; content binding checked" if content_checked else "; content not checked"
+    return Check(VALID, detail, kid, "tc260", known.name if known else None)

@@ -20,6 +20,10 @@ This module owns everything C2PA in the labeller:
   whether the *signer* is trusted, and whether the manifest itself is intact.
   A real AI image whose credential is merely untrusted or expired is not an
   altered image, and the report keeps those apart.
+  It also walks the whole manifest store (ingredients of any relationship,
+  by their ``active_manifest`` links, with depth and count limits) and sums
+  each manifest up with its validation in one word (:func:`validation_word`):
+  real exports often state their AI origin only below the active manifest.
 
 Sign last. The manifest's hard binding hashes every byte of the file outside
 the manifest itself, so any rewrite after signing (a metadata splice, a
@@ -826,9 +830,26 @@ class ProvenanceReport:
     #: without a manifest), "content_altered" (its bytes no longer matched its
     #: manifest when it was taken in), "validation_errors" (codes)
     ingredients: list[dict[str, Any]] = field(default_factory=list)
+    #: the active manifest's validation in one word (see :func:`validation_word`)
+    validation: str = "invalid"
+    #: every manifest reachable from the active one through ingredients'
+    #: ``active_manifest`` links, breadth first (see :func:`_chain`)
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    #: the chain was longer or deeper than the limits and was cut there
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The report's ``c2pa`` object: the active label, its validation, the walked chain."""
+        active = next((m["label"] for m in self.manifests if m["active"]), None)
+        return {
+            "active": active,
+            "validation": self.validation,
+            "truncated": self.truncated,
+            "manifests": self.manifests,
+        }
 
 
 def read_manifest(
@@ -912,6 +933,7 @@ def _has_manifest_marker(data: bytes) -> bool:
 
 def _unreadable_report(why: str) -> ProvenanceReport:
     return ProvenanceReport(
+        validation="invalid",
         state="Invalid",
         content_altered=False,
         signer_trusted=False,
@@ -952,7 +974,12 @@ def _report_from_store(store: dict[str, Any]) -> ProvenanceReport:
 
     actions, source_types, agents, gb_record = _summarise_assertions(active)
     sig = active.get("signature_info") or {}
+    active_label = str(store.get("active_manifest") or "")
+    manifests, truncated = _chain(store, active_label, failure_codes, signer_trusted)
     return ProvenanceReport(
+        validation=validation_word(failure_codes, signer_trusted) if active else "invalid",
+        manifests=manifests,
+        truncated=truncated,
         state=str(state),
         content_altered=content_altered,
         signer_trusted=signer_trusted,
@@ -969,8 +996,167 @@ def _report_from_store(store: dict[str, Any]) -> ProvenanceReport:
             {"code": str(f.get("code", "")), "explanation": str(f.get("explanation", ""))}
             for f in failures
         ],
-        ingredients=_ingredients(store, str(store.get("active_manifest") or ""), active),
+        ingredients=_ingredients(store, active_label, active),
     )
+
+
+#: how far down the ingredient chain :func:`_chain` reads, and how many
+#: manifests in all: real exports nest two or three deep; a store built to
+#: make a verifier walk forever stops here
+MAX_CHAIN_DEPTH = 8
+MAX_CHAIN_MANIFESTS = 64
+
+# failure codes that say the certificate, not the content, is the problem
+_CERTIFICATE_EXPIRED = ("signingCredential.expired", "claimSignature.outsideValidity")
+# informational failures that say nothing about content, claim or certificate
+_NOT_DECISIVE = ("timeStamp.untrusted", "timeStamp.outsideValidity", "timeStamp.malformed")
+
+
+def validation_word(failure_codes: list[str], trusted: bool) -> str:
+    """One manifest's validation in the report's vocabulary.
+
+    ``content-altered``: the hard binding no longer matches (bytes changed
+    after signing); ``invalid``: the claim, its signature or its assertions
+    are damaged; ``certificate-expired`` / ``certificate-invalid``: the
+    content and claim hold but the signer's certificate is outside its
+    validity or unusable; ``trusted``: all holds and the signer chains to a
+    trust anchor; ``valid-untrusted``: all holds, the signer is simply not in
+    the trust list (what most real exports read as without one).
+    """
+    codes = [
+        c
+        for c in failure_codes
+        if c not in ("signingCredential.untrusted", "signingCredential.trusted")
+        and not c.startswith(_NOT_DECISIVE)
+    ]
+    if any(c in _CONTENT_HASH_MISMATCH for c in codes):
+        return "content-altered"
+    certificate = [
+        c for c in codes if c.startswith("signingCredential.") or c in _CERTIFICATE_EXPIRED
+    ]
+    if [c for c in codes if c not in certificate]:
+        return "invalid"
+    if any(c.startswith(_CERTIFICATE_EXPIRED) for c in certificate):
+        return "certificate-expired"
+    if certificate:
+        return "certificate-invalid"
+    return "trusted" if trusted else "valid-untrusted"
+
+
+def _chain(
+    store: dict[str, Any], active_label: str, active_failures: list[str], active_trusted: bool
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every manifest reachable from the active one, breadth first, with limits.
+
+    Real exports often carry the AI origin only below the active manifest
+    (ChatGPT: ``c2pa.opened`` over a ``parentOf`` ingredient that was
+    ``c2pa.created``; Gemini: two levels down), so a verifier must read the
+    whole chain. Each manifest is read once (a store may link one twice, or in
+    a loop); each summary says its depth and how it was validated: the active
+    one by this reader, an ingredient's by what its taker recorded plus what
+    this reader re-checked (:func:`_ingredient_validation`).
+    """
+    manifests = store.get("manifests") or {}
+    deltas: dict[str, dict[str, Any]] = {}
+    for delta in (store.get("validation_results") or {}).get("ingredientDeltas") or []:
+        if isinstance(delta, dict) and isinstance(delta.get("validationDeltas"), dict):
+            deltas[str(delta.get("ingredientAssertionURI"))] = delta["validationDeltas"]
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    # (label, depth, validation word, codes, held by, relationship)
+    queue: list[tuple[str, int, str, list[str], str | None, str | None]] = [
+        (
+            active_label,
+            0,
+            validation_word(active_failures, active_trusted),
+            list(dict.fromkeys(active_failures)),
+            None,
+            None,
+        )
+    ]
+    truncated = False
+    while queue:
+        label, depth, word, codes, parent, relationship = queue.pop(0)
+        manifest = manifests.get(label)
+        if label in seen or not isinstance(manifest, dict):
+            continue
+        if len(out) >= MAX_CHAIN_MANIFESTS:
+            truncated = True
+            break
+        seen.add(label)
+        summary = _manifest_summary(label, manifest, depth, word, codes)
+        summary["ingredient_of"] = parent
+        summary["relationship"] = relationship
+        out.append(summary)
+        for ingredient in manifest.get("ingredients") or []:
+            if not isinstance(ingredient, dict) or not ingredient.get("active_manifest"):
+                continue
+            child = str(ingredient["active_manifest"])
+            if child in seen:
+                continue
+            if depth + 1 > MAX_CHAIN_DEPTH:
+                truncated = True
+                continue
+            uri = f"self#jumbf=/c2pa/{label}/c2pa.assertions/{ingredient.get('label')}"
+            state, _, child_codes = _ingredient_validation(
+                ingredient.get("validation_results"), deltas.get(uri), True
+            )
+            child_word = validation_word(child_codes, state == "Trusted")
+            queue.append(
+                (child, depth + 1, child_word, child_codes, label, ingredient.get("relationship"))
+            )
+    return out, truncated
+
+
+def _manifest_summary(
+    label: str, manifest: dict[str, Any], depth: int, word: str, codes: list[str]
+) -> dict[str, Any]:
+    sig = manifest.get("signature_info") or {}
+    actions: list[dict[str, Any]] = []
+    for assertion in manifest.get("assertions") or []:
+        if not isinstance(assertion, dict):
+            continue
+        base = str(assertion.get("label", "")).split("__", 1)[0]
+        body = assertion.get("data")
+        if base not in ("c2pa.actions", "c2pa.actions.v2") or not isinstance(body, dict):
+            continue
+        for action in body.get("actions") or []:
+            if isinstance(action, dict) and action.get("action"):
+                actions.append(
+                    {
+                        "action": str(action["action"]),
+                        "digital_source_type": (
+                            str(action["digitalSourceType"])
+                            if action.get("digitalSourceType")
+                            else None
+                        ),
+                        "software_agent": _agent_name(action.get("softwareAgent")),
+                    }
+                )
+    ingredients = [
+        {
+            "title": ingredient.get("title"),
+            "relationship": ingredient.get("relationship"),
+            "manifest": ingredient.get("active_manifest") or None,
+        }
+        for ingredient in manifest.get("ingredients") or []
+        if isinstance(ingredient, dict)
+    ]
+    return {
+        "label": label,
+        "active": depth == 0,
+        "depth": depth,
+        "title": manifest.get("title"),
+        "claim_generator": _claim_generator(manifest),
+        "signer": {
+            "issuer": sig.get("issuer"),
+            "common_name": sig.get("common_name"),
+        },
+        "actions": actions,
+        "ingredients": ingredients,
+        "validation": word,
+        "validation_codes": codes,
+    }
 
 
 def _summarise_assertions(

@@ -220,6 +220,33 @@ def digital_source_type(xmp: str | bytes) -> str | None:
     return None
 
 
+def simple_properties(xmp: str | bytes, wanted: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Values of simple properties, ``{key: (namespace URI, local name)}`` -> ``{key: value}``.
+
+    Attribute or element form, the first non-empty ``rdf:li`` of an Alt/Bag/Seq.
+    One parse for all of them; a packet that does not parse yields nothing (the
+    record scanner above is the only fallback worth having).
+    """
+    text = decode_packet(xmp)
+    if not text or not wanted:
+        return {}
+    try:
+        doc = _parse(text)
+    except CorruptInput:
+        return {}
+    found: dict[str, str] = {}
+    for el in doc.getElementsByTagName("*"):
+        for key, (namespace, name) in wanted.items():
+            if key in found:
+                continue
+            value = el.getAttributeNS(namespace, name) if el.attributes else ""
+            if not value and el.namespaceURI == namespace and el.localName == name:
+                value = _element_value(el)
+            if value.strip():
+                found[key] = value.strip()
+    return found
+
+
 # -------------------------------------------------------------------- write
 def set_record(xmp: str | bytes | None, record: Record, *, padding: int = PACKET_PADDING) -> str:
     """A full XMP packet holding ``record`` as ``TC260:AIGC`` (and the IPTC source type).

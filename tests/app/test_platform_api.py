@@ -82,7 +82,8 @@ def test_changing_a_field_makes_integrity_invalid(client: TestClient) -> None:
         forged = handler.write_record(propagated, record.with_fields(**change))
         report = _verify(client, forged)
         statuses = {role: report["integrity"][role]["status"] for role in ("producer", "platform")}
-        assert {r for r, s in statuses.items() if s == "invalid"} == broken, (change, statuses)
+        invalid = {r for r, s in statuses.items() if s == "invalid-field"}
+        assert invalid == broken, (change, statuses)
 
 
 def test_changing_content_makes_integrity_invalid(client: TestClient) -> None:
@@ -96,7 +97,7 @@ def test_changing_content_makes_integrity_invalid(client: TestClient) -> None:
     moved = handler.write_record(buf.getvalue(), record)
     report = _verify(client, moved)
     for role in ("producer", "platform"):
-        assert report["integrity"][role]["status"] == "invalid"
+        assert report["integrity"][role]["status"] == "invalid-content"
         assert "content changed" in report["integrity"][role]["detail"]
 
 

@@ -60,7 +60,7 @@ def test_platform_fields_do_not_break_producer_signature(signer, ring) -> None:
     record = _signed(signer).with_fields(propagate_id="P-2")
     assert integrity.verify(integrity.PRODUCER, record, DIGEST, ring).status == "valid"
     check = integrity.verify(integrity.PLATFORM, record, DIGEST, ring)
-    assert check.status == "invalid" and "fields" in check.detail
+    assert check.status == "invalid-field" and "fields" in check.detail
 
 
 @pytest.mark.parametrize("field", ["label", "content_producer", "produce_id"])
@@ -69,13 +69,13 @@ def test_any_producer_field_change_is_invalid(signer, ring, field) -> None:
     changed = record.with_fields(
         **{field: "3" if field == "label" else "X" + getattr(record, field)}
     )
-    assert integrity.verify(integrity.PRODUCER, changed, DIGEST, ring).status == "invalid"
-    assert integrity.verify(integrity.PLATFORM, changed, DIGEST, ring).status == "invalid"
+    assert integrity.verify(integrity.PRODUCER, changed, DIGEST, ring).status == "invalid-field"
+    assert integrity.verify(integrity.PLATFORM, changed, DIGEST, ring).status == "invalid-field"
 
 
 def test_content_change_is_invalid_and_says_content(signer, ring) -> None:
     check = integrity.verify(integrity.PRODUCER, _signed(signer), b"\0" * 32, ring)
-    assert check.status == "invalid" and "content changed" in check.detail
+    assert check.status == "invalid-content" and "content changed" in check.detail
 
 
 def test_unknown_key_and_absent_and_malformed(signer, tmp_path, scheme) -> None:
@@ -86,15 +86,18 @@ def test_unknown_key_and_absent_and_malformed(signer, tmp_path, scheme) -> None:
     assert integrity.verify(integrity.PRODUCER, record, DIGEST, ring).status == "unknown-key"
     bare = Record.first_write(PRODUCER, "X")
     assert integrity.verify(integrity.PRODUCER, bare, DIGEST, ring).status == "absent"
+    # a vendor's own token is not ours to judge: unverifiable, never malformed
     odd = bare.with_fields(reserved_code1="hello")
-    assert integrity.verify(integrity.PRODUCER, odd, DIGEST, ring).status == "malformed"
+    assert integrity.verify(integrity.PRODUCER, odd, DIGEST, ring).status == "unverifiable"
+    broken = bare.with_fields(reserved_code1="SM2.abc.def")
+    assert integrity.verify(integrity.PRODUCER, broken, DIGEST, ring).status == "malformed"
 
 
 def test_key_registered_for_another_code_is_invalid(signer) -> None:
     ring = Keyring()
     ring.add(signer.public_key, {"0011911100007109120X0010999"})
     check = integrity.verify(integrity.PRODUCER, _signed(signer), DIGEST, ring)
-    assert check.status == "invalid" and "not registered" in check.detail
+    assert check.status == "invalid-field" and "not registered" in check.detail
 
 
 def test_keyring_from_json_and_bad_material(signer) -> None:
@@ -125,7 +128,7 @@ def test_a_key_of_one_scheme_does_not_verify_a_field_claiming_the_other(tmp_path
     relabelled = record.with_fields(reserved_code1="SM2." + record.reserved_code1.split(".", 1)[1])
     ring = Keyring()
     ring.add(ed.public_key, {PRODUCER})
-    assert integrity.verify(integrity.PRODUCER, relabelled, DIGEST, ring).status == "invalid"
+    assert integrity.verify(integrity.PRODUCER, relabelled, DIGEST, ring).status == "invalid-field"
 
 
 # --- SM3 / SM2 against the standards and an independent implementation -------
