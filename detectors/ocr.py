@@ -39,6 +39,7 @@ import re
 import shutil
 import subprocess
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -48,7 +49,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from labelers.visible.wording import find_wording
+from detectors.visible_phrases import BRAND_WORDMARKS, CONFUSABLES, LABEL_PHRASES, Phrase
 
 #: The tesseract program: a name looked up on PATH, or a path. Deployments
 #: with tesseract elsewhere (and tests simulating its absence) set this.
@@ -57,19 +58,25 @@ TESSERACT = "tesseract"
 # chi_sim+eng did here, and loads in 130 instead of 210 ms
 _LANGUAGES = ("chi_sim",)
 
-# The reduced copy candidates are searched on: its shortest side, in px. A
-# conforming label's text is then at least 27 px tall.
-_ANALYSIS_SIDE = 540
+# The reduced copy candidates are searched on: its shortest side, in px. The
+# smallest text searched (1.2%) is then about 9 px tall, a conforming label
+# (5%) 36 px.
+_ANALYSIS_SIDE = 720
 # text heights searched, as fractions of the shortest side: the standard's
-# minimum is 5%; somewhat smaller text is still worth reading (a label that
-# is too small is still a label), much larger is a title, not a caption
-_MIN_TEXT = 0.025
+# minimum is 5%, but generators draw their marks smaller (Doubao about 3%,
+# phone editors 2%) and a label that is too small is still a label; much
+# larger is a title, not a caption
+_MIN_TEXT = 0.012
 _MAX_TEXT = 0.16
-# a glyph must stand out from its neighbourhood by this much (0-255 grey)
-_CONTRAST = 40
+# a glyph must stand out from the ground under it by this much (0-255 grey):
+# white blended at 40% over a mid-grey ground stands out by about 30
+_CONTRAST = 24
 # a line counts as "at an edge" when it is this close to one (fraction of
-# the image's side along that axis)
+# the image's side along that axis); glyphs farther in are not looked at
 _EDGE_GAP = 0.12
+# lines at the middle of the left or right edge are searched this far in
+# (fraction of the width)
+_SIDE_ZONE = 0.4
 # at most this many candidate blocks go to OCR (ranked by text-likeness)
 _MAX_CANDIDATES = 8
 # text height the crops are scaled to before OCR: tesseract reads CJK best
@@ -77,6 +84,9 @@ _MAX_CANDIDATES = 8
 _OCR_TEXT_PX = 44
 _SLOT_GAP = 28
 _MIN_SIDE = 48  # images smaller than this carry no legible label to find
+# OCR text longer than this (per block) is not matched against the phrases:
+# a caption is short, and the approximate match costs len(phrase) * len(text)
+_MAX_MATCH_CHARS = 400
 
 _CJK = r"\u2e80-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
@@ -90,6 +100,46 @@ _MISREAD_AI = re.compile(
 
 
 @dataclass(frozen=True)
+class VisibleMark:
+    """One visible mark read at an edge of the image.
+
+    ``kind`` is ``"label"`` (an AI-generation wording, :data:`LABEL_PHRASES`)
+    or ``"brand"`` (a generator's wordmark without generation wording).
+    ``box`` is (left, top, width, height) in pixels of the image as passed
+    (as the viewer sees it); ``height_px`` is the measured height of its text
+    line, ``shortest_side`` the image's shortest side, both in those pixels.
+    """
+
+    kind: str
+    phrases: list[str]
+    region: str
+    text: str
+    box: tuple[int, int, int, int]
+    height_px: int
+    shortest_side: int
+    brand: str | None = None
+    generator: str | None = None
+
+    @property
+    def height_ratio(self) -> float:
+        return self.height_px / self.shortest_side
+
+    def to_data(self) -> dict:
+        """The evidence ``data`` the report carries (and the UI draws the box from)."""
+        return {
+            "phrases": self.phrases,
+            "region": self.region,
+            "text": self.text,
+            "box": list(self.box),
+            "height_px": self.height_px,
+            "shortest_side": self.shortest_side,
+            "height_ratio": round(self.height_ratio, 4),
+            "brand": self.brand,
+            "generator": self.generator,
+        }
+
+
+@dataclass(frozen=True)
 class VisibleLabelResult:
     """What the search saw.
 
@@ -99,9 +149,10 @@ class VisibleLabelResult:
     top-left, top, top-right, left, right, bottom-left, bottom, bottom-right;
     "center" for text away from the edges; "" when nothing was found);
     ``text`` is the OCR text of the lines holding the phrases, or of every
-    line read when none matched (trimmed). ``candidates`` is how many text
-    lines went to OCR; ``timed_out`` says the OCR was cut short, so absence
-    of a label is not established.
+    line read when none matched (trimmed). ``marks`` holds every label and
+    brand wordmark read, with its box and measured size. ``candidates`` is
+    how many text lines went to OCR; ``timed_out`` says the OCR was cut
+    short, so absence of a label is not established.
     """
 
     found: bool
@@ -110,6 +161,7 @@ class VisibleLabelResult:
     text: str = ""
     candidates: int = 0
     timed_out: bool = False
+    marks: list[VisibleMark] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- availability
@@ -182,7 +234,8 @@ class _Block:
 
 
 def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (top, bottom, left, right) of glyph-like components of ``mask``."""
+    """Bounding boxes (top, bottom, left, right) of glyph-like components of ``mask``
+    in the edge and corner zones (see :func:`_in_edge_zone`)."""
     labels, count = ndimage.label(mask)
     if not count:
         return []
@@ -195,6 +248,8 @@ def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int,
             continue
         top, bottom = sl[0].start, sl[0].stop
         left, right = sl[1].start, sl[1].stop
+        if not _in_edge_zone(top, bottom, left, right, rows, cols, hmax):
+            continue
         h, w = bottom - top, right - left
         # parts of a CJK character may be a fifth of the line's height; a
         # glyph is never much wider than a line is tall
@@ -209,6 +264,22 @@ def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int,
             continue  # a plate's outline or a texture's blob, not a glyph
         out.append((top, bottom, left, right))
     return out
+
+
+def _in_edge_zone(
+    top: int, bottom: int, left: int, right: int, rows: int, cols: int, hmax: int
+) -> bool:
+    """Whether a glyph box can belong to a line at an edge or corner.
+
+    Bands along the top and bottom edges span the width (a caption may run
+    along them); along the left and right edges a line is read up to
+    ``_SIDE_ZONE`` of the width in. The middle of the image is never looked at.
+    """
+    band = _EDGE_GAP * rows + hmax
+    if top < band or rows - bottom < band:
+        return True
+    side = max(_EDGE_GAP * cols + hmax, _SIDE_ZONE * cols)
+    return left < side or cols - right < side
 
 
 def _entangled(labels: np.ndarray, slices: list, index: int) -> bool:
@@ -319,18 +390,36 @@ def _region(block: _Block, rows: int, cols: int) -> str:
     return row or col or "center"
 
 
-def _candidates(small: np.ndarray) -> list[_Block]:
+def _ink_masks(small: np.ndarray, hmax: int) -> dict[bool, np.ndarray]:
+    """Pixels standing out from the ground under them: light (True) and dark (False) ink.
+
+    The ground is the image with every stroke thinner than a bold glyph of
+    the largest searched size removed (a morphological opening for light
+    ink, a closing for dark). Unlike a local mean it is not pulled towards
+    bold text, so faint semi-transparent marks stand out by their whole
+    contrast.
+    """
+    values = small.astype(np.float32)
+    size = max(5, hmax // 3)
+    return {
+        True: values - ndimage.grey_opening(values, size=(size, size)) > _CONTRAST,
+        False: ndimage.grey_closing(values, size=(size, size)) - values > _CONTRAST,
+    }
+
+
+def _text_heights(shortest: int) -> tuple[int, int]:
+    """The line heights searched on an analysis image with this shortest side, in px."""
+    hmin = max(6, round(_MIN_TEXT * shortest))
+    return hmin, max(hmin + 2, round(_MAX_TEXT * shortest))
+
+
+def _candidates(small: np.ndarray, masks: dict[bool, np.ndarray]) -> list[_Block]:
     """Text blocks near an edge of the analysis image, most text-like first."""
     rows, cols = small.shape
-    shortest = min(rows, cols)
-    hmin = max(6, round(_MIN_TEXT * shortest))
-    hmax = max(hmin + 2, round(_MAX_TEXT * shortest))
-    window = max(9, 2 * hmin + 1)
+    hmin, hmax = _text_heights(min(rows, cols))
     values = small.astype(np.float32)
-    local = ndimage.uniform_filter(values, size=window, mode="nearest")
     blocks: list[_Block] = []
-    for bright in (True, False):
-        mask = values > local + _CONTRAST if bright else values < local - _CONTRAST
+    for bright, mask in masks.items():
         for top, bottom, left, right, glyphs in _lines(_glyph_boxes(mask, hmin, hmax), hmin, hmax):
             gap_x = min(left, cols - right) / cols
             gap_y = min(top, rows - bottom) / rows
@@ -508,14 +597,135 @@ def _tidy(text: str) -> str:
     return _MISREAD_AI.sub("AI", text)
 
 
+# --------------------------------------------------------------------------- phrases
+
+
+def _fold(text: str) -> str:
+    """``text`` reduced to what OCR reads reliably: NFKC, case-folded, letters and
+    digits only (spaces, hyphens and apostrophes come and go), confusable
+    characters folded together."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(CONFUSABLES.get(ch, ch) for ch in text if ch.isalnum())
+
+
+def _allowed_errors(folded: str) -> int:
+    """Edits tolerated when matching a folded phrase: none for short or CJK
+    phrases (one wrong character turns 生成 into 生活), one per eight Latin
+    letters beyond four for long ones (OCR drops accents and apostrophes)."""
+    if not folded.isascii():
+        return 0
+    return max(0, (len(folded) - 4) // 8)
+
+
+def _contains(text: str, pattern: str, errors: int) -> bool:
+    """Whether ``pattern`` occurs in ``text`` with at most ``errors`` edits
+    (Sellers' approximate substring match; O(len(pattern) * len(text)))."""
+    if errors == 0:
+        return pattern in text
+    previous = list(range(len(pattern) + 1))
+    for ch in text:
+        current = [0]
+        for i, want in enumerate(pattern, start=1):
+            current.append(min(previous[i] + 1, current[i - 1] + 1, previous[i - 1] + (want != ch)))
+        if current[-1] <= errors:
+            return True
+        previous = current
+    return False
+
+
+@lru_cache(maxsize=1)
+def _folded_table() -> tuple[tuple[str, Phrase, str], ...]:
+    rows = [("label", p, _fold(p.text)) for p in LABEL_PHRASES]
+    rows += [("brand", p, _fold(p.text)) for p in BRAND_WORDMARKS]
+    return tuple(rows)
+
+
+def match_phrases(text: str) -> tuple[list[Phrase], list[Phrase]]:
+    """The label phrases and brand wordmarks in OCR ``text``: (labels, brands).
+
+    A phrase inside a longer one matched too is left out (豆包AI生成 holds
+    AI生成); phrases the folding makes equal are reported once.
+    """
+    folded = _fold(text[:_MAX_MATCH_CHARS])
+    found: dict[str, list[tuple[str, Phrase]]] = {"label": [], "brand": []}
+    for kind, phrase, pattern in _folded_table():
+        if pattern and _contains(folded, pattern, _allowed_errors(pattern)):
+            found[kind].append((pattern, phrase))
+    out = []
+    for kind in ("label", "brand"):
+        hits = found[kind]
+        kept: dict[str, Phrase] = {}
+        for pattern, phrase in hits:
+            if pattern in kept or any(pattern in other for other, _ in hits if other != pattern):
+                continue
+            kept[pattern] = phrase
+        out.append(list(kept.values()))
+    return out[0], out[1]
+
+
 # --------------------------------------------------------------------------- entry point
 
 
-def find_visible_label(image: Image.Image, *, timeout: float = 5.0) -> VisibleLabelResult | None:
+@dataclass(frozen=True)
+class EdgeAnalysis:
+    """The cheap, OCR-free look at an image's edges that every visible-mark finder
+    shares: the reduced grey copy, its ink masks and the candidate text blocks.
+
+    ``scale`` maps analysis pixels to pixels of the image as passed.
+    """
+
+    size: tuple[int, int]
+    grey: Image.Image
+    small: np.ndarray
+    scale: float
+    masks: dict[bool, np.ndarray]
+    blocks: list[_Block]
+
+    @property
+    def text_heights(self) -> tuple[int, int]:
+        return _text_heights(min(self.small.shape))
+
+    def box(self, top: int, bottom: int, left: int, right: int) -> tuple[int, int, int, int]:
+        """An analysis-pixel box as (left, top, width, height) in image pixels."""
+        width, height = self.size
+        x0, y0 = max(0, round(left * self.scale)), max(0, round(top * self.scale))
+        x1 = min(width, round(right * self.scale))
+        y1 = min(height, round(bottom * self.scale))
+        return x0, y0, x1 - x0, y1 - y0
+
+    def region(self, top: int, bottom: int, left: int, right: int) -> str:
+        return _region(_Block(top, bottom, left, right, bottom - top, True, 0.0), *self.small.shape)
+
+
+def analyse(image: Image.Image) -> EdgeAnalysis | None:
+    """The edge analysis of ``image`` (as the viewer sees it), or None when it is
+    too small to carry a legible mark. Never raises for image content."""
+    width, height = image.size
+    if min(width, height) < _MIN_SIDE:
+        return None
+    grey = _grey(image)
+    scale = max(1.0, min(width, height) / _ANALYSIS_SIDE)
+    if scale > 1:
+        small_size = (max(1, round(width / scale)), max(1, round(height / scale)))
+        small = grey.resize(small_size, Image.Resampling.BOX, reducing_gap=2.0)
+        # the exact factor, so crops land where the lines are
+        scale = width / small.width
+    else:
+        small = grey
+    values = np.asarray(small)
+    _, hmax = _text_heights(min(values.shape))
+    masks = _ink_masks(values, hmax)
+    return EdgeAnalysis(image.size, grey, values, scale, masks, _candidates(values, masks))
+
+
+def find_visible_label(
+    image: Image.Image, *, timeout: float = 5.0, analysis: EdgeAnalysis | None = None
+) -> VisibleLabelResult | None:
     """Search the edges and corners of ``image`` for a visible AI label.
 
     ``image`` is one frame as the viewer sees it (orientation applied), any
-    Pillow mode. Returns None when OCR is unavailable (no tesseract, or no
+    Pillow mode; ``analysis`` is its :func:`analyse` when the caller already
+    has it. Returns None when OCR is unavailable (no tesseract, or no
     chi_sim data); otherwise a :class:`VisibleLabelResult`. ``timeout``
     (seconds) bounds the whole search; when OCR is cut short the result says
     ``timed_out`` and ``found`` is false. Never raises for image content.
@@ -524,42 +734,60 @@ def find_visible_label(image: Image.Image, *, timeout: float = 5.0) -> VisibleLa
     if path is None:
         return None
     started = time.monotonic()
-    width, height = image.size
-    if min(width, height) < _MIN_SIDE:
+    if analysis is None:
+        analysis = analyse(image)
+    if analysis is None:
         return VisibleLabelResult(found=False)
-    grey = _grey(image)
-    scale = max(1.0, min(width, height) / _ANALYSIS_SIDE)
-    if scale > 1:
-        small_size = (max(1, round(width / scale)), max(1, round(height / scale)))
-        small = grey.resize(small_size, Image.Resampling.BOX, reducing_gap=2.0)
-        # the exact factors per axis, so crops land where the lines are
-        scale = width / small.width
-    else:
-        small = grey
-    blocks = _candidates(np.asarray(small))[:_MAX_CANDIDATES]
+    blocks = analysis.blocks[:_MAX_CANDIDATES]
     if not blocks:
         return VisibleLabelResult(found=False)
     remaining = timeout - (time.monotonic() - started)
     if remaining <= 0:
         return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
     try:
-        texts = _read_blocks(path, grey, blocks, scale, remaining)
+        texts = _read_blocks(path, analysis.grey, blocks, analysis.scale, remaining)
     except subprocess.TimeoutExpired:
         return VisibleLabelResult(found=False, candidates=len(blocks), timed_out=True)
     except OSError:  # removed or broken since the availability check
         _tesseract.cache_clear()
         return None
-    hits = [(block, text) for block, text in zip(blocks, texts, strict=True) if find_wording(text)]
-    if not hits:
+    marks = []
+    shortest = min(analysis.size)
+    # blocks are ranked most text-like first: the first label names the region
+    for block, text in zip(blocks, texts, strict=True):
+        labels, brands = match_phrases(text)
+        for kind, phrases in (("label", labels), ("brand", brands)):
+            if not phrases:
+                continue
+            named = next((p for p in phrases if p.brand), None)
+            # the measured height of the text: one line's height (a wrapped
+            # label's lines are of one size)
+            marks.append(
+                VisibleMark(
+                    kind=kind,
+                    phrases=[p.text for p in phrases],
+                    region=_region(block, *analysis.small.shape),
+                    text=text,
+                    box=analysis.box(block.top, block.bottom, block.left, block.right),
+                    height_px=round(block.line_height * analysis.scale),
+                    shortest_side=shortest,
+                    brand=named.brand if named else None,
+                    generator=named.generator if named else None,
+                )
+            )
+    found = [m for m in marks if m.kind == "label"]
+    if not found:
         return VisibleLabelResult(
-            found=False, text="\n".join(t for t in texts if t), candidates=len(blocks)
+            found=False,
+            text="\n".join(t for t in texts if t),
+            candidates=len(blocks),
+            marks=marks,
         )
-    # blocks are ranked most text-like first: the first hit names the region
-    first = hits[0][0]
     return VisibleLabelResult(
         found=True,
-        phrases=[phrase for _, text in hits for phrase in find_wording(text)],
-        region=_region(first, *np.shape(small)),
-        text="\n".join(text for _, text in hits),
+        phrases=[phrase for mark in found for phrase in mark.phrases],
+        region=found[0].region,
+        text="\n".join(mark.text for mark in found),
         candidates=len(blocks),
+        marks=marks,
     )
