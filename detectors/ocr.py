@@ -71,6 +71,8 @@ _MAX_TEXT = 0.16
 # a glyph must stand out from the ground under it by this much (0-255 grey):
 # white blended at 40% over a mid-grey ground stands out by about 30
 _CONTRAST = 24
+# ... and against the mean of its neighbourhood (which bold text pulls up)
+_STRONG_CONTRAST = 40
 # a line counts as "at an edge" when it is this close to one (fraction of
 # the image's side along that axis); glyphs farther in are not looked at
 _EDGE_GAP = 0.12
@@ -233,9 +235,12 @@ class _Block:
     lines: int = 1
 
 
-def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes (top, bottom, left, right) of glyph-like components of ``mask``
-    in the edge and corner zones (see :func:`_in_edge_zone`)."""
+def _glyph_boxes(
+    mask: np.ndarray, hmin: int, hmax: int, zoned: bool = True
+) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (top, bottom, left, right) of glyph-like components of
+    ``mask``; when ``zoned``, only those in the edge and corner zones (see
+    :func:`_in_edge_zone`)."""
     labels, count = ndimage.label(mask)
     if not count:
         return []
@@ -248,7 +253,7 @@ def _glyph_boxes(mask: np.ndarray, hmin: int, hmax: int) -> list[tuple[int, int,
             continue
         top, bottom = sl[0].start, sl[0].stop
         left, right = sl[1].start, sl[1].stop
-        if not _in_edge_zone(top, bottom, left, right, rows, cols, hmax):
+        if zoned and not _in_edge_zone(top, bottom, left, right, rows, cols, hmax):
             continue
         h, w = bottom - top, right - left
         # parts of a CJK character may be a fifth of the line's height; a
@@ -273,13 +278,39 @@ def _in_edge_zone(
 
     Bands along the top and bottom edges span the width (a caption may run
     along them); along the left and right edges a line is read up to
-    ``_SIDE_ZONE`` of the width in. The middle of the image is never looked at.
+    ``_SIDE_ZONE`` of the width in (and followed further along its own rows
+    by :func:`_run_on`). The middle of the image is never looked at.
     """
     band = _EDGE_GAP * rows + hmax
     if top < band or rows - bottom < band:
         return True
-    side = max(_EDGE_GAP * cols + hmax, _SIDE_ZONE * cols)
+    side = _side_zone(cols, hmax)
     return left < side or cols - right < side
+
+
+def _side_zone(cols: int, hmax: int) -> float:
+    return max(_EDGE_GAP * cols + hmax, _SIDE_ZONE * cols)
+
+
+def _run_on(
+    mask: np.ndarray, line: tuple[int, int, int, int, list], hmin: int, hmax: int
+) -> tuple[int, int, int, int, list]:
+    """A line cut short by the side zone, followed along its own rows to its end."""
+    rows, cols = mask.shape
+    top, bottom, left, right, _ = line
+    side = _side_zone(cols, hmax)
+    if not (right > side - hmax or left < cols - side + hmax):
+        return line
+    pad = max(2, (bottom - top) // 2)
+    y0, y1 = max(0, top - pad), min(rows, bottom + pad)
+    longest = line
+    for found in _lines(_glyph_boxes(mask[y0:y1], hmin, hmax, zoned=False), hmin, hmax):
+        t, b, lf, rt, glyphs = found
+        shifted = (t + y0, b + y0, lf, rt, [(g[0] + y0, g[1] + y0, g[2], g[3]) for g in glyphs])
+        overlaps = min(rt, right) > max(lf, left)
+        if overlaps and rt - lf > longest[3] - longest[2]:
+            longest = shifted
+    return longest
 
 
 def _entangled(labels: np.ndarray, slices: list, index: int) -> bool:
@@ -390,21 +421,27 @@ def _region(block: _Block, rows: int, cols: int) -> str:
     return row or col or "center"
 
 
-def _ink_masks(small: np.ndarray, hmax: int) -> dict[bool, np.ndarray]:
-    """Pixels standing out from the ground under them: light (True) and dark (False) ink.
+def _ink_masks(small: np.ndarray, hmin: int, hmax: int) -> list[tuple[bool, np.ndarray]]:
+    """Pixels standing out from their surroundings, as (light ink?, mask) pairs.
 
-    The ground is the image with every stroke thinner than a bold glyph of
-    the largest searched size removed (a morphological opening for light
-    ink, a closing for dark). Unlike a local mean it is not pulled towards
-    bold text, so faint semi-transparent marks stand out by their whole
-    contrast.
+    Two views of the ground, each for light and for dark ink:
+
+    - the local mean: strong contrast (``_STRONG_CONTRAST``) against the
+      neighbourhood; separates text on a plate from a busy texture around it;
+    - the image with every stroke thinner than a bold glyph of the largest
+      searched size removed (a morphological opening for light ink, a closing
+      for dark): not pulled towards bold text as a mean is, so a faint
+      semi-transparent mark stands out by its whole contrast (``_CONTRAST``).
     """
     values = small.astype(np.float32)
+    local = ndimage.uniform_filter(values, size=max(9, 2 * hmin + 1), mode="nearest")
     size = max(5, hmax // 3)
-    return {
-        True: values - ndimage.grey_opening(values, size=(size, size)) > _CONTRAST,
-        False: ndimage.grey_closing(values, size=(size, size)) - values > _CONTRAST,
-    }
+    return [
+        (True, values > local + _STRONG_CONTRAST),
+        (False, values < local - _STRONG_CONTRAST),
+        (True, values - ndimage.grey_opening(values, size=(size, size)) > _CONTRAST),
+        (False, ndimage.grey_closing(values, size=(size, size)) - values > _CONTRAST),
+    ]
 
 
 def _text_heights(shortest: int) -> tuple[int, int]:
@@ -413,14 +450,17 @@ def _text_heights(shortest: int) -> tuple[int, int]:
     return hmin, max(hmin + 2, round(_MAX_TEXT * shortest))
 
 
-def _candidates(small: np.ndarray, masks: dict[bool, np.ndarray]) -> list[_Block]:
+def _candidates(small: np.ndarray, masks: list[tuple[bool, np.ndarray]]) -> list[_Block]:
     """Text blocks near an edge of the analysis image, most text-like first."""
     rows, cols = small.shape
     hmin, hmax = _text_heights(min(rows, cols))
     values = small.astype(np.float32)
     blocks: list[_Block] = []
-    for bright, mask in masks.items():
-        for top, bottom, left, right, glyphs in _lines(_glyph_boxes(mask, hmin, hmax), hmin, hmax):
+    for bright, mask in masks:
+        for line in _lines(_glyph_boxes(mask, hmin, hmax), hmin, hmax):
+            top, bottom, left, right, glyphs = line
+            if rows - bottom >= _EDGE_GAP * rows + hmax and top >= _EDGE_GAP * rows + hmax:
+                top, bottom, left, right, glyphs = _run_on(mask, line, hmin, hmax)
             gap_x = min(left, cols - right) / cols
             gap_y = min(top, rows - bottom) / rows
             if min(gap_x, gap_y) > _EDGE_GAP:
@@ -433,7 +473,27 @@ def _candidates(small: np.ndarray, masks: dict[bool, np.ndarray]) -> list[_Block
             noise = float(np.subtract(*np.percentile(ground, [75, 25]))) if ground.size else 0.0
             score = len(glyphs) / (1.0 + noise / 10) / (1.0 + 10 * min(gap_x, gap_y))
             blocks.append(_Block(top, bottom, left, right, bottom - top, bright, score))
-    return _stack(blocks)
+    return _distinct(_stack(blocks))
+
+
+def _distinct(blocks: list[_Block]) -> list[_Block]:
+    """``blocks`` (best first) with the ones two masks found for the same text
+    merged: one mask may miss a glyph the other sees, so the union is kept."""
+    kept: list[_Block] = []
+    for block in blocks:
+        area = (block.bottom - block.top) * (block.right - block.left)
+        for other in kept:
+            w = min(block.right, other.right) - max(block.left, other.left)
+            h = min(block.bottom, other.bottom) - max(block.top, other.top)
+            smaller = min(area, (other.bottom - other.top) * (other.right - other.left))
+            if other.bright == block.bright and w > 0 and h > 0 and w * h >= 0.6 * smaller:
+                other.top, other.bottom = min(other.top, block.top), max(other.bottom, block.bottom)
+                other.left, other.right = min(other.left, block.left), max(other.right, block.right)
+                other.line_height = max(other.line_height, block.line_height)
+                break
+        else:
+            kept.append(block)
+    return kept
 
 
 def _stack(blocks: list[_Block]) -> list[_Block]:
@@ -678,7 +738,7 @@ class EdgeAnalysis:
     grey: Image.Image
     small: np.ndarray
     scale: float
-    masks: dict[bool, np.ndarray]
+    masks: list[tuple[bool, np.ndarray]]
     blocks: list[_Block]
 
     @property
@@ -692,6 +752,13 @@ class EdgeAnalysis:
         x1 = min(width, round(right * self.scale))
         y1 = min(height, round(bottom * self.scale))
         return x0, y0, x1 - x0, y1 - y0
+
+    def near_edge(self, top: int, bottom: int, left: int, right: int) -> bool:
+        """Whether an analysis-pixel box is at an edge or corner (as a label must be)."""
+        rows, cols = self.small.shape
+        gap_x = min(left, cols - right) / cols
+        gap_y = min(top, rows - bottom) / rows
+        return min(gap_x, gap_y) <= _EDGE_GAP
 
     def region(self, top: int, bottom: int, left: int, right: int) -> str:
         return _region(_Block(top, bottom, left, right, bottom - top, True, 0.0), *self.small.shape)
@@ -713,8 +780,8 @@ def analyse(image: Image.Image) -> EdgeAnalysis | None:
     else:
         small = grey
     values = np.asarray(small)
-    _, hmax = _text_heights(min(values.shape))
-    masks = _ink_masks(values, hmax)
+    hmin, hmax = _text_heights(min(values.shape))
+    masks = _ink_masks(values, hmin, hmax)
     return EdgeAnalysis(image.size, grey, values, scale, masks, _candidates(values, masks))
 
 
