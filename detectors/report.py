@@ -43,9 +43,13 @@ class Finding:
     code: str
     detail: str
     severity: str = "error"  # error | warning | info
+    action: str | None = None  # what a moderator should do about it
 
     def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "detail": self.detail}
+        out = {"code": self.code, "severity": self.severity, "detail": self.detail}
+        if self.action:
+            out["action"] = self.action
+        return out
 
 
 @dataclass
