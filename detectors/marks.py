@@ -34,6 +34,9 @@ from detectors.ocr import EdgeAnalysis, VisibleMark
 
 _GRID = 32  # templates and components are compared on a grid this size
 _DRAW = 256  # templates are drawn at this size, then reduced to the grid
+# shapes this close to a template's threshold on the reduced copy are
+# compared again at full resolution
+_REFINE_MARGIN = 0.12
 
 
 @dataclass(frozen=True)
@@ -141,21 +144,79 @@ def find_brand_marks(analysis: EdgeAnalysis | None) -> list[BrandMark]:
                 continue  # cut by the frame
             if not analysis.near_edge(top, bottom, left, right):
                 continue
-            shape = ndimage.binary_fill_holes(labels[sl] == index)
-            grid = _to_grid(shape)
+            grid = _to_grid(ndimage.binary_fill_holes(labels[sl] == index))
             for template in TEMPLATES:
                 if not 0.8 <= (w / h) / template.aspect <= 1.25:
                     continue
                 score = _overlap(grid, _template_grid(template.name))
+                if score < template.min_overlap - _REFINE_MARGIN:
+                    continue
                 if score < template.min_overlap:
-                    continue
+                    # a small mark is coarse on the reduced copy: look again
+                    # at full resolution before giving up on it
+                    score = max(score, _full_resolution_overlap(analysis, template, bright, sl))
+                    if score < template.min_overlap:
+                        continue
                 box = _in_context(template, analysis, bright, (top, bottom, left, right))
-                if box is None:
-                    continue
-                found.append(
-                    BrandMark(template.name, round(score, 3), _mark(analysis, template, box, h))
-                )
-    return found
+                if box is not None:
+                    mark = _mark(analysis, template, box, h)
+                    found.append(BrandMark(template.name, round(score, 3), mark))
+    return _best_per_place(found)
+
+
+def _full_resolution_overlap(
+    analysis: EdgeAnalysis, template: MarkTemplate, bright: bool, sl: tuple[slice, slice]
+) -> float:
+    """The template's overlap with the shape cut from the full-resolution image
+    (Otsu's threshold in the shape's box and a margin around it)."""
+    left, top, width, height = analysis.box(sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+    margin = max(2, height // 4)
+    crop = np.asarray(
+        analysis.grey.crop(
+            (left - margin, top - margin, left + width + margin, top + height + margin)
+        )
+    )
+    ink = crop > _otsu(crop) if bright else crop <= _otsu(crop)
+    labels, count = ndimage.label(ink)
+    if not count:
+        return 0.0
+    # the shape is the largest component inside the margin
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    for frame in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        areas[np.unique(frame)] = 0
+    areas[0] = 0
+    index = int(np.argmax(areas))
+    if not areas[index]:
+        return 0.0
+    shape_sl = ndimage.find_objects((labels == index).astype(np.int32))[0]
+    shape = ndimage.binary_fill_holes(labels[shape_sl] == index)
+    h, w = shape.shape
+    if not 0.8 <= (w / h) / template.aspect <= 1.25:
+        return 0.0
+    return _overlap(_to_grid(shape), _template_grid(template.name))
+
+
+def _otsu(values: np.ndarray) -> int:
+    counts = np.bincount(values.ravel(), minlength=256).astype(np.float64)
+    total = counts.sum()
+    weight = np.cumsum(counts)
+    mass = np.cumsum(counts * np.arange(256))
+    between = (mass[-1] * weight / total - mass) ** 2 / np.maximum(weight * (total - weight), 1e-9)
+    return int(np.argmax(between))
+
+
+def _best_per_place(found: list[BrandMark]) -> list[BrandMark]:
+    """One mark per place: the light and dark views, or both masks, may find the same."""
+    kept: list[BrandMark] = []
+    for candidate in sorted(found, key=lambda m: -m.overlap):
+        l1, t1, w1, h1 = candidate.mark.box
+        if not any(
+            min(l1 + w1, k.mark.box[0] + k.mark.box[2]) > max(l1, k.mark.box[0])
+            and min(t1 + h1, k.mark.box[1] + k.mark.box[3]) > max(t1, k.mark.box[1])
+            for k in kept
+        ):
+            kept.append(candidate)
+    return kept
 
 
 def _in_context(
@@ -177,7 +238,7 @@ def _in_context(
         for block in analysis.blocks:
             if (
                 beside(block)
-                and 0.3 * h <= block.line_height <= 1.3 * h
+                and 0.3 * h <= block.line_height <= 1.6 * h
                 and block.right > right + w
                 and block.left < right + 1.5 * w
             ):
