@@ -37,6 +37,8 @@ _DRAW = 256  # templates are drawn at this size, then reduced to the grid
 # shapes this close to a template's threshold on the reduced copy are
 # compared again at full resolution
 _REFINE_MARGIN = 0.12
+# shapes of a mark's size compared per mask at most (bounds the work on noise)
+_MAX_SHAPES = 2000
 
 
 @dataclass(frozen=True)
@@ -132,22 +134,26 @@ def find_brand_marks(analysis: EdgeAnalysis | None) -> list[BrandMark]:
     hmin, hmax = analysis.text_heights
     found: list[BrandMark] = []
     for bright, mask in analysis.masks:
-        labels, _ = ndimage.label(mask)
-        for index, sl in enumerate(ndimage.find_objects(labels), start=1):
-            if sl is None:
-                continue
-            top, bottom, left, right = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        labels, count = ndimage.label(mask)
+        if not count:
+            continue
+        slices = ndimage.find_objects(labels)
+        # size and place in bulk: noise makes tens of thousands of specks
+        boxes = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices])
+        tops, bottoms, lefts, rights = boxes.T
+        heights = bottoms - tops
+        keep = (heights >= max(8, hmin)) & (heights <= 2 * hmax)
+        # (a shape cut by the frame is background)
+        keep &= (tops > 0) & (lefts > 0) & (bottoms < rows) & (rights < cols)
+        for index in (np.flatnonzero(keep)[:_MAX_SHAPES] + 1).tolist():
+            sl = slices[index - 1]
+            top, bottom, left, right = boxes[index - 1].tolist()
             h, w = bottom - top, right - left
-            if h < max(8, hmin) or h > 2 * hmax or top == 0 or left == 0:
-                continue
-            if bottom == rows or right == cols:
-                continue  # cut by the frame
-            if not analysis.near_edge(top, bottom, left, right):
+            fitting = [t for t in TEMPLATES if 0.8 <= (w / h) / t.aspect <= 1.25]
+            if not fitting or not analysis.near_edge(top, bottom, left, right):
                 continue
             grid = _to_grid(ndimage.binary_fill_holes(labels[sl] == index))
-            for template in TEMPLATES:
-                if not 0.8 <= (w / h) / template.aspect <= 1.25:
-                    continue
+            for template in fitting:
                 score = _overlap(grid, _template_grid(template.name))
                 if score < template.min_overlap - _REFINE_MARGIN:
                     continue

@@ -244,6 +244,7 @@ DRAWN = [
     ("Made with AI", 0.02, 0.7, "white", "bottom-left", 0, (30, 30, 30)),
     ("Contenuti generati dall'AI", 0.02, 0.7, "grey", "bottom-left", 0, (200, 200, 200)),
     ("Contenido generado por IA", 0.02, 0.6, "photo", "bottom-left", 0, (255, 255, 255)),
+    ("Contenu généré par l'IA", 0.02, 0.65, "grey", "top-right", 1, (255, 255, 255)),
 ]
 GROUNDS = {
     "photo": lambda: photo(1600, 1200, 3),
@@ -426,3 +427,25 @@ def _label_metadata_only(data: bytes) -> bytes:
     """The record only: no visible label, no watermark (an omit-permission producer)."""
     options = FileOptions(explicit=False, watermark=False, c2pa=False)
     return label_file(data, Record.first_write(PRODUCER, new_produce_id()), options).data
+
+
+def test_odd_images_are_searched_without_error() -> None:
+    # every Pillow mode, an extreme aspect ratio, a flat frame, a frame of pure noise
+    rng = np.random.default_rng(1)
+    noise = Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    images = [
+        noise,
+        flat(4000, 60, 128),
+        flat(60, 3000, 30),
+        Image.new("1", (500, 400), 1),
+        Image.new("I;16", (500, 400), 40000),
+        Image.new("F", (300, 300), 3.5),
+        noise.convert("LA"),
+        noise.convert("P"),
+        Image.new("RGB", (47, 47)),
+    ]
+    for image in images:
+        analysis = analyse(image)
+        assert find_brand_marks(analysis) == [], image.mode
+        result = find_visible_label(image, analysis=analysis)
+        assert result is None or not result.found, (image.mode, image.size, result)
