@@ -9,6 +9,7 @@ container); C2PA through ``labelers.provenance``; watermarks through
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from PIL import Image
 
@@ -213,17 +214,18 @@ def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
     labels = [m for m in result.marks if m.kind == "label"] if result else []
     for mark in labels:
         _add_label(report, mark)
-    brands = [b.mark for b in find_brand_marks(analysis)]
-    # a wordmark OCR read where a template matched is the same mark
-    brands += [
-        m
-        for m in (result.marks if result else [])
-        if m.kind == "brand" and not any(_touching(m.box, b.box) for b in brands)
-    ]
-    for mark in brands:
+    wordmarks = [m for m in result.marks if m.kind == "brand"] if result else []
+    brands: list[tuple[VisibleMark, str | None]] = []
+    for found in find_brand_marks(analysis):
+        # a wordmark OCR read where a template matched is the same mark: its words join it
+        read = next((w for w in wordmarks if _touching(w.box, found.mark.box)), None)
+        mark = replace(found.mark, phrases=read.phrases, text=read.text) if read else found.mark
+        brands.append((mark, found.template))
+    brands += [(w, None) for w in wordmarks if not any(_touching(w.box, b.box) for b, _ in brands)]
+    for mark, template in brands:
         # a phone editor's sparkle before its wording is part of the label
         if not any(_touching(mark.box, label.box) for label in labels):
-            _add_brand(report, mark)
+            _add_brand(report, mark, template)
     if result is None:
         if expected:
             report.findings.append(
@@ -281,14 +283,15 @@ def _add_label(report: Report, mark: VisibleMark) -> None:
         )
 
 
-def _add_brand(report: Report, mark: VisibleMark) -> None:
+def _add_brand(report: Report, mark: VisibleMark, template: str | None) -> None:
+    """``template``: the drawn template that matched, or None for a wordmark read by OCR."""
     shown = f" ({', '.join(mark.phrases)})" if mark.phrases else ""
     report.evidence.append(
         Evidence(
             TRACE,
             "image:visible-mark",
             f"{mark.brand} brand mark{shown} at the {mark.region} ({mark.generator})",
-            mark.to_data(),
+            {**mark.to_data(), "template": template},
         )
     )
     report.findings.append(

@@ -66,6 +66,8 @@ from detectors.visible_phrases import BRAND_WORDMARKS, CONFUSABLES, LABEL_PHRASE
 #: The tesseract program: a name looked up on PATH, or a path. Deployments
 #: with tesseract elsewhere (and tests simulating its absence) set this.
 TESSERACT = "tesseract"
+#: The time one search may take (seconds) before OCR is cut short.
+TIMEOUT = 5.0
 # chi_sim alone reads the Latin letters of "AI" and "AI-generated" as well as
 # chi_sim+eng did here, and loads in 130 instead of 210 ms
 _LANGUAGES = ("chi_sim",)
@@ -805,7 +807,7 @@ def analyse(image: Image.Image) -> EdgeAnalysis | None:
 
 
 def find_visible_label(
-    image: Image.Image, *, timeout: float = 5.0, analysis: EdgeAnalysis | None = None
+    image: Image.Image, *, timeout: float | None = None, analysis: EdgeAnalysis | None = None
 ) -> VisibleLabelResult | None:
     """Search the edges and corners of ``image`` for a visible AI label.
 
@@ -813,9 +815,11 @@ def find_visible_label(
     Pillow mode; ``analysis`` is its :func:`analyse` when the caller already
     has it. Returns None when OCR is unavailable (no tesseract, or no
     chi_sim data); otherwise a :class:`VisibleLabelResult`. ``timeout``
-    (seconds) bounds the whole search; when OCR is cut short the result says
-    ``timed_out`` and ``found`` is false. Never raises for image content.
+    (seconds, default :data:`TIMEOUT`) bounds the whole search; when OCR is
+    cut short the result says ``timed_out`` and ``found`` is false. Never
+    raises for image content.
     """
+    timeout = TIMEOUT if timeout is None else timeout
     path = _tesseract(TESSERACT)
     if path is None:
         return None

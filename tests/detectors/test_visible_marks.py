@@ -215,6 +215,7 @@ def test_jimeng_logo_is_a_brand_trace_without_generation_wording_even_without_oc
         assert report["classification"] == "suspected"
         (trace,) = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
         assert trace["data"]["brand"] == "Jimeng" and "ByteDance" in trace["data"]["generator"]
+        assert trace["data"]["template"] == "jimeng-logo"
         assert trace["data"]["region"] == "bottom-right"
         (finding,) = [
             f for f in report["findings"] if f["code"] == "visible-mark-lacks-generation-wording"
