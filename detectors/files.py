@@ -9,6 +9,7 @@ container); C2PA through ``labelers.provenance``; watermarks through
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
@@ -16,11 +17,14 @@ from PIL import Image
 from detectors import ocr
 from detectors.classify import classify
 from detectors.lookup import LabelLookup
+from detectors.marks import find_brand_marks
+from detectors.ocr import VisibleMark
 from detectors.origin import pinned_keyring, producer_for
 from detectors.report import (
     C2PA,
     EXPLICIT,
     RECORD,
+    TRACE,
     WATERMARK,
     CarriedRecord,
     Evidence,
@@ -412,12 +416,34 @@ def _image_pixels(
         _visible_label(report, raster, check_visible and has_record)
 
 
+# GB 45438 clause 5: an image label's text is at least 5% of the shortest side
+MIN_LABEL_HEIGHT = 0.05
+
+
 def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
-    # OCR reads the image as a viewer shows it: EXIF orientation applied
+    """What is drawn at the image's edges: an AI-generation wording read by OCR
+    (an explicit label), or a generator's brand mark (a trace)."""
+    # both finders read the image as a viewer shows it: EXIF orientation applied
     shown = raster.frames[0]
     if raster.orientation in ORIENTATION_TRANSPOSE:
         shown = shown.transpose(ORIENTATION_TRANSPOSE[raster.orientation])
-    result = ocr.find_visible_label(shown)
+    analysis = ocr.analyse(shown)
+    result = ocr.find_visible_label(shown, analysis=analysis)
+    labels = [m for m in result.marks if m.kind == "label"] if result else []
+    for mark in labels:
+        _add_label(report, mark)
+    wordmarks = [m for m in result.marks if m.kind == "brand"] if result else []
+    brands: list[tuple[VisibleMark, str | None]] = []
+    for found in find_brand_marks(analysis):
+        # a wordmark OCR read where a template matched is the same mark: its words join it
+        read = next((w for w in wordmarks if _touching(w.box, found.mark.box)), None)
+        mark = replace(found.mark, phrases=read.phrases, text=read.text) if read else found.mark
+        brands.append((mark, found.template))
+    brands += [(w, None) for w in wordmarks if not any(_touching(w.box, b.box) for b, _ in brands)]
+    for mark, template in brands:
+        # a phone editor's sparkle before its wording is part of the label
+        if not any(_touching(mark.box, label.box) for label in labels):
+            _add_brand(report, mark, template)
     if result is None:
         if expected:
             report.findings.append(
@@ -426,17 +452,7 @@ def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
                 )
             )
         return
-    if result.found:
-        report.evidence.append(
-            Evidence(
-                EXPLICIT,
-                "image:visible-ocr",
-                f"visible label wording read by OCR at the {result.region}: "
-                + ", ".join(result.phrases),
-                {"phrases": result.phrases, "region": result.region, "text": result.text},
-            )
-        )
-    elif expected and not result.timed_out:
+    if not labels and expected and not result.timed_out:
         report.findings.append(
             Finding(
                 "explicit-label-missing",
@@ -445,6 +461,68 @@ def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
                 "warning",
             )
         )
+
+
+def _touching(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Whether two (left, top, width, height) boxes overlap or nearly touch."""
+    slack = max(a[3], b[3]) // 2
+    return (
+        a[0] < b[0] + b[2] + slack
+        and b[0] < a[0] + a[2] + slack
+        and a[1] < b[1] + b[3] + slack
+        and b[1] < a[1] + a[3] + slack
+    )
+
+
+def _add_label(report: Report, mark: VisibleMark) -> None:
+    maker = f" ({mark.generator})" if mark.generator else ""
+    report.evidence.append(
+        Evidence(
+            EXPLICIT,
+            "image:visible-ocr",
+            f"visible label wording read by OCR at the {mark.region}: "
+            + ", ".join(mark.phrases)
+            + maker,
+            mark.to_data(),
+        )
+    )
+    if mark.height_ratio < MIN_LABEL_HEIGHT:
+        report.findings.append(
+            Finding(
+                "explicit-label-too-small",
+                f"the visible label {', '.join(mark.phrases)!s} at the {mark.region} is "
+                f"{mark.height_px} px tall, {100 * mark.height_ratio:.1f}% of the shortest "
+                f"side ({mark.shortest_side} px); GB 45438 clause 5 asks for at least "
+                f"{100 * MIN_LABEL_HEIGHT:.0f}%",
+                "warning",
+                action="treat the image as AI-generated; ask the publisher to relabel it with "
+                "a visible label of at least 5% of the shortest side",
+            )
+        )
+
+
+def _add_brand(report: Report, mark: VisibleMark, template: str | None) -> None:
+    """``template``: the drawn template that matched, or None for a wordmark read by OCR."""
+    shown = f" ({', '.join(mark.phrases)})" if mark.phrases else ""
+    report.evidence.append(
+        Evidence(
+            TRACE,
+            "image:visible-mark",
+            f"{mark.brand} brand mark{shown} at the {mark.region} ({mark.generator})",
+            {**mark.to_data(), "template": template},
+        )
+    )
+    report.findings.append(
+        Finding(
+            "visible-mark-lacks-generation-wording",
+            f"the visible {mark.brand} mark at the {mark.region} names the generator but "
+            "carries no generation element (生成 / 合成), so it is not an explicit label "
+            "under GB 45438 clause 5",
+            "warning",
+            action=f"treat the image as suspected AI content from {mark.generator}; ask the "
+            "uploader to declare it and add a conforming label",
+        )
+    )
 
 
 def _image_watermark(report: Report, frame: Image.Image, lookup: LabelLookup) -> None:
