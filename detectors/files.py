@@ -27,7 +27,7 @@ from detectors.report import (
 )
 from detectors.text import add_text_evidence
 from detectors.traces import generator_traces, iptc_evidence
-from labelers.errors import AigcError
+from labelers.errors import AigcError, ServiceBusy
 from labelers.formats import Metadata, get_handler, sniff
 from labelers.formats.xmp import digital_source_type
 from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
@@ -185,6 +185,8 @@ def _image_pixels(
 
     try:
         raster = open_raster(data, media_type, limits)
+    except ServiceBusy:
+        raise  # not a property of the file: the request is retried later
     except AigcError as exc:
         report.findings.append(Finding("image-undecodable", exc.detail, "warning"))
         return

@@ -161,10 +161,13 @@ def sniff(data: bytes) -> str:
 
 
 def _sniff_text(data: bytes) -> str:
+    head = data[:65536]
     try:
-        text = data[:65536].decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(data[:65536]) - 4:  # not just a character cut at the boundary
+        # tolerated only where our own slice cut a character: a file that ends
+        # inside a character is not UTF-8 text
+        if len(data) <= len(head) or exc.start < len(head) - 4:
             raise UnsupportedMedia(
                 "unrecognised file type (not a supported image, document or UTF-8 text)"
             ) from None
@@ -239,14 +242,21 @@ def content_digest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
                 f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
                 "(AIGC_MAX_UPLOAD_BYTES)"
             )
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UnsupportedMedia(
-                f"plain text must be UTF-8; byte {exc.start} is not valid UTF-8"
-            ) from None
-        return text_content_digest(text, limits)
+        return text_content_digest(decode_plain_text(data), limits)
     return get_handler(media_type).content_digest(data, limits)
+
+
+def decode_plain_text(data: bytes) -> str:
+    """``data`` (sniffed as text/plain from its first 64 KiB) as text, BOM dropped.
+
+    The sniffer reads only the head, so invalid UTF-8 further on is found here.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnsupportedMedia(
+            f"plain text must be UTF-8; byte {exc.start} is not valid UTF-8"
+        ) from None
 
 
 def text_content_digest(text: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
