@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,6 +270,8 @@ class DecodeGate:
         self.configure(max_decodes, max_bytes, wait_seconds)
         self.decoding = 0  # decodes running now
         self.held_bytes = 0  # estimated bytes of decoded pixels alive now
+        #: called (under the gate's lock) with (decoding, held_bytes) on every change
+        self.on_change: Callable[[int, int], None] | None = None
 
     def configure(self, max_decodes: int, max_bytes: int, wait_seconds: float) -> None:
         with self._cond:
@@ -292,7 +294,12 @@ class DecodeGate:
                 self._cond.wait(left)
             self.decoding += 1
             self.held_bytes += cost
+            self._changed()
         return _Ticket(self, cost)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.decoding, self.held_bytes)
 
     def _fits(self, cost: int) -> bool:
         if self.decoding >= self.max_decodes:
@@ -302,11 +309,13 @@ class DecodeGate:
     def _finish_decode(self) -> None:
         with self._cond:
             self.decoding -= 1
+            self._changed()
             self._cond.notify_all()
 
     def _release(self, cost: int) -> None:
         with self._cond:
             self.held_bytes -= cost
+            self._changed()
             self._cond.notify_all()
 
 
