@@ -174,6 +174,7 @@ def _pillow_errors(what: str, limits: Limits) -> Iterator[None]:
         KeyError,
         TypeError,
         zlib.error,
+        RuntimeError,  # the AVIF plugin's decode errors ("Decoding of color planes failed")
     ) as exc:
         raise CorruptInput(f"{what} is corrupt or truncated: {exc}") from None
     except MemoryError:
@@ -792,7 +793,16 @@ def save_raster(raster: Raster) -> bytes:
             _save_avif(raster, first, out, options)
         else:
             raise UnsupportedMedia(f"cannot write {raster.format} images")
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        struct.error,
+        RuntimeError,
+    ) as exc:
+        # e.g. a TIFF whose tags the encoder cannot write back
         raise CorruptInput(f"the {raster.format} image could not be re-encoded: {exc}") from None
     data = out.getvalue()
     if raster.format == "PNG":

@@ -175,13 +175,28 @@ def _sniff_text(data: bytes) -> str:
     if "\x00" in text:
         raise UnsupportedMedia("unrecognised binary file type")
     head = text.lstrip("\ufeff \t\r\n").lower()
-    if head.startswith(("<!doctype html", "<html")) or (
-        head.startswith("<") and "<html" in head[:2048]
-    ):
+    if _looks_like_html(head):
         return "text/html"
-    if head.startswith("---\n") or head.startswith("---\r\n") or _looks_like_markdown(text):
+    if head.startswith("---\n") or head.startswith("---\r\n"):
+        # Jekyll/Hugo templates: YAML front matter over an HTML document. Its
+        # record carrier is the HTML's <meta>; taken as Markdown, the old <meta>
+        # stayed beside a new front-matter record (two records)
+        from labelers.formats.markdown import split_front_matter
+
+        fm = split_front_matter(head)
+        if fm is not None and _looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
+            return "text/html"
+        return "text/markdown"
+    if _looks_like_markdown(text):
         return "text/markdown"
     return "text/plain"
+
+
+def _looks_like_html(head: str) -> bool:
+    """``head``: lower-cased text with leading whitespace removed."""
+    return head.startswith(("<!doctype html", "<html")) or (
+        head.startswith("<") and "<html" in head[:2048]
+    )
 
 
 def _looks_like_markdown(text: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 
 import pytest
@@ -168,3 +169,107 @@ def test_plain_text_that_is_not_utf8_is_unsupported_media(data):
         label_file(data, _record(), FileOptions(watermark=False, c2pa=False))
     with pytest.raises(UnsupportedMedia, match="UTF-8"):
         content_digest(data)
+
+
+# ------------------------------------------------------------ decoder errors, damaged packages
+def test_avif_whose_image_data_is_zeroed_is_corrupt_input():
+    out = io.BytesIO()
+    Image.effect_noise((160, 128), 50).convert("RGB").save(out, "AVIF", quality=60)
+    data = out.getvalue()
+    at = data.find(b"mdat") + 4
+    with pytest.raises(CorruptInput, match="AVIF"):
+        open_raster(data[:at] + bytes(len(data) - at), "image/avif")
+
+
+def _docx(document: bytes = b"", version: int | None = None) -> bytes:
+    from tests.fuzz.mutate import _docx as plain
+
+    if not document and version is None:
+        return plain()
+    src = zipfile.ZipFile(io.BytesIO(plain()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            body = src.read(info)
+            z.writestr(
+                info, document if document and info.filename == "word/document.xml" else body
+            )
+    data = bytearray(out.getvalue())
+    if version is not None:  # "version needed to extract" in every header
+        for magic, at in ((b"PK\x03\x04", 4), (b"PK\x01\x02", 6)):
+            pos = 0
+            while (pos := data.find(magic, pos)) >= 0:
+                data[pos + at : pos + at + 2] = struct.pack("<H", version)
+                pos += 4
+    return bytes(data)
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        lambda: _docx(b'<?xml version="1.0" encoding="x-unknown"?><w:document/>'),
+        lambda: _docx(version=99),
+    ],
+    ids=["unknown-xml-encoding", "odd-zip-version"],
+)
+def test_ooxml_with_odd_encoding_or_zip_version_is_corrupt_input(data):
+    data = data()
+    with pytest.raises(CorruptInput):
+        get_handler(DOCX).read(data)
+    with pytest.raises(CorruptInput):
+        label_file(data, _record(), FileOptions(watermark=False, c2pa=False))
+
+
+def test_ooxml_entry_with_a_bad_crc_is_refused_by_label_as_by_verify():
+    data = bytearray(_docx())
+    target = b"word/document.xml"
+    for magic, crc_at, name_len_at, name_at in (
+        (b"PK\x03\x04", 14, 26, 30),
+        (b"PK\x01\x02", 16, 28, 46),
+    ):
+        pos = 0
+        while (pos := data.find(magic, pos)) >= 0:
+            n = int.from_bytes(data[pos + name_len_at : pos + name_len_at + 2], "little")
+            if bytes(data[pos + name_at : pos + name_at + n]) == target:
+                data[pos + crc_at] ^= 0xFF
+            pos += 4
+    data = bytes(data)
+    with pytest.raises(CorruptInput, match="CRC"):
+        content_digest(data)  # what verify's integrity check runs
+    with pytest.raises(CorruptInput, match="CRC"):
+        get_handler(DOCX).write_record(data, _record())  # metadata-only labelling copies raw
+    options = FileOptions(explicit=False, watermark=False, c2pa=False)
+    with pytest.raises(CorruptInput, match="CRC"):
+        label_file(data, _record(), options)
+
+
+# ------------------------------------------------------------ outputs that lose or duplicate
+def test_webp_with_a_duplicated_image_chunk_is_refused_not_returned_broken():
+    out = io.BytesIO()
+    Image.effect_noise((160, 128), 50).convert("RGB").save(out, "WEBP", quality=80)
+    webp = out.getvalue()
+    size = int.from_bytes(webp[16:20], "little")
+    chunk = webp[12 : 20 + size + (size & 1)]
+    doubled = webp[:12] + chunk + chunk + webp[20 + size + (size & 1) :]
+    doubled = doubled[:4] + struct.pack("<I", len(doubled) - 8) + doubled[8:]
+    Image.open(io.BytesIO(doubled)).load()  # Pillow shows it
+    with pytest.raises(CorruptInput, match="2 VP8 image chunks"):
+        get_handler("image/webp").write_record(doubled, _record())
+
+
+def test_html_under_yaml_front_matter_is_labelled_as_html_with_one_record():
+    old = Record.first_write(PRODUCER, "01JOLDOLDOLDOLDOLDOLDOLD00")
+    page = (
+        "---\nlayout: post\n---\n<!doctype html><html><head>"
+        f"<meta name=\"AIGC\" content='{old.dumps()}'></head><body><p>x</p></body></html>\n"
+    ).encode()
+    result = label_file(page, _record(), FileOptions(watermark=False, c2pa=False))
+    assert result.media_type == "text/html"
+    text = result.data.decode()
+    assert text.startswith("---\nlayout: post\n---\n")
+    assert text.count('name="AIGC"') == 1
+    meta = get_handler("text/html").read(result.data)
+    assert [f.record for f in meta.records] == [_record()]

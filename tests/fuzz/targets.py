@@ -1,0 +1,47 @@
+"""What the fuzzer calls: every handler's read / write_record / content_digest, and
+the labelling pipeline, each input's media type sniffed from its bytes like the service does.
+
+Module-level functions, so the watchdog child (tests/fuzz/bounded.py) can run them.
+A mutant that stops sniffing as its format is still a fair input: the service
+would meet it too.
+"""
+
+from __future__ import annotations
+
+from labelers.formats import content_digest, get_handler, sniff
+from labelers.limits import Limits
+from labelers.pipeline import FileOptions, label_file
+from tests.fuzz.mutate import RECORD
+
+LIMITS = Limits()
+
+
+def handler_round(data: bytes) -> None:
+    """read, content_digest and write_record; a written file must read back with one record."""
+    media_type = sniff(data)
+    if media_type == "text/plain":
+        content_digest(data, LIMITS)
+        return
+    handler = get_handler(media_type)
+    handler.read(data, LIMITS)
+    content_digest(data, LIMITS)
+    out = handler.write_record(data, RECORD, LIMITS)
+    check_one_record(out, media_type)
+
+
+def label_round(data: bytes) -> None:
+    """The whole label pipeline with a visible label (decode, draw, re-encode)."""
+    result = label_file(data, RECORD, FileOptions(watermark=False, c2pa=False), limits=LIMITS)
+    if result.media_type != "text/plain":
+        check_one_record(result.data, result.media_type)
+
+
+def check_one_record(out: bytes, media_type: str) -> None:
+    """The output sniffs as its format and holds exactly our record (else: a crash)."""
+    if sniff(out) != media_type:
+        raise AssertionError(f"output of {media_type} sniffs as {sniff(out)}")
+    meta = get_handler(media_type).read(out, LIMITS)
+    records = {f.record for f in meta.records if f.record is not None}
+    broken = [f for f in meta.records if f.record is None]
+    if records != {RECORD} or broken:
+        raise AssertionError(f"output holds {meta.records!r}, expected one record")
