@@ -35,6 +35,13 @@ from labelers.visible.wording import resolve_wording
 log = logging.getLogger("aigc")
 _M = TypeVar("_M", bound=BaseModel)
 INLINE_TEXT_CHARS = 20_000
+#: label/propagate answer with the file itself, in the media type sniffed from it
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file, same media type as the upload (image/png, text/markdown, ...)",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 # ------------------------------------------------------------------ models
@@ -171,7 +178,8 @@ def _check_omission(identity: Identity, explicit: str) -> None:
 
 def _routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["service"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # async: answered on the event loop, never queued behind busy threadpool workers
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["service"])
@@ -296,7 +304,7 @@ def _routes(app: FastAPI) -> None:
         "/v1/label",
         tags=["label"],
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses=FILE_RESPONSE,
     )
     async def label_file_endpoint(
         request: Request,
@@ -371,7 +379,7 @@ def _routes(app: FastAPI) -> None:
         "/v1/propagate",
         tags=["propagate"],
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses=FILE_RESPONSE,
     )
     async def propagate_endpoint(
         request: Request,
