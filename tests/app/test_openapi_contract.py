@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, Phase, settings
+from schemathesis import checks
 
 from app.main import create_app
 from app.settings import Settings
