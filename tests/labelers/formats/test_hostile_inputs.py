@@ -273,3 +273,22 @@ def test_html_under_yaml_front_matter_is_labelled_as_html_with_one_record():
     assert text.count('name="AIGC"') == 1
     meta = get_handler("text/html").read(result.data)
     assert [f.record for f in meta.records] == [_record()]
+
+
+def test_avif_rewrite_leaves_no_stale_record_bytes():
+    old = Record.first_write(PRODUCER, "01JOLDOLDOLDOLDOLDOLDOLD00")
+    packet = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:TC260="http://www.tc260.org.cn'
+        f"/ns/AIGC/1.0/\" TC260:AIGC='{old.dumps()}'/></rdf:RDF></x:xmpmeta>"
+    ).encode()
+    out = io.BytesIO()
+    Image.effect_noise((160, 128), 50).convert("RGB").save(out, "AVIF", quality=60, xmp=packet)
+    data = out.getvalue()
+    assert old.produce_id.encode() in data  # the other tool put its XMP inside the image mdat
+    labelled = get_handler("image/avif").write_record(data, _record())
+    assert old.produce_id.encode() not in labelled
+    assert labelled.count(_record().produce_id.encode()) == 2  # ProduceID and PropagateID
+    with Image.open(io.BytesIO(labelled)) as im:
+        im.load()
+    assert [f.record for f in get_handler("image/avif").read(labelled).records] == [_record()]
