@@ -292,3 +292,32 @@ def test_avif_rewrite_leaves_no_stale_record_bytes():
     with Image.open(io.BytesIO(labelled)) as im:
         im.load()
     assert [f.record for f in get_handler("image/avif").read(labelled).records] == [_record()]
+
+
+# ------------------------------------------------------------ quadratic text scans
+HOSTILE_TEXTS = [
+    "`" * 3 + "a`" * 60_000,  # backtick runs of mixed lengths, few closers
+    "](" * 100_000,  # link destinations that never close
+    "<pre " * 50_000 + "<!--" * 50_000,  # raw HTML blocks and comments never closed
+]
+
+
+def _label_text_payload(data: bytes) -> None:
+    from labelers.pipeline import label_text
+
+    label_text(data.decode(), _record(), "start", "人工智能生成", True, Limits())
+
+
+def test_prose_scans_for_code_links_and_html_are_linear():
+    inputs = [t.encode() for t in HOSTILE_TEXTS]
+    outcomes = run_bounded(_label_text_payload, inputs, seconds=30)
+    assert [o.status for o in outcomes] == ["ok"] * len(inputs), outcomes
+
+
+def test_code_spans_and_html_blocks_are_still_protected():
+    from labelers.watermark.text import _code_spans, _html_blocks
+
+    text = "a `x` b ``y`z`` c `open\n\nnot` <PRE class=q>p</pre > <!-- c --> <pre>"
+    spans = [text[s:e] for s, e in _code_spans(text)]
+    assert spans == ["`x`", "``y`z``"]
+    assert [text[s:e] for s, e in _html_blocks(text)] == ["<PRE class=q>p</pre >", "<!-- c -->"]
