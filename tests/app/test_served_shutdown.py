@@ -67,7 +67,8 @@ def test_sigterm_lets_an_in_flight_request_finish_and_logs_are_json(tmp_path):
             proc.kill()
             proc.wait()
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    access = [r for r in lines if r.get("request_id") == "shutdown-test-1"]
+    ours = [r for r in lines if r.get("request_id") == "shutdown-test-1"]
+    access = [r for r in ours if r["logger"] == "aigc.access"]
     assert access and access[0]["endpoint"] == "/v1/verify" and access[0]["status"] == 200
 
 
