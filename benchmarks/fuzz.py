@@ -206,10 +206,12 @@ def output_problem(upload: bytes, out: bytes) -> str | None:
     return None
 
 
-def run_mutants(service: Service, count: int, seed: int) -> list[dict]:
+def run_mutants(service: Service, count: int, seed: int, formats: set[str] | None) -> list[dict]:
     rows = []
     client = httpx.Client(timeout=60)
     for media_type in SEED_BUILDERS:
+        if formats and SHORT[media_type] not in formats:
+            continue
         inputs = mutants(media_type, count, seed)
         watch = Watch(service)
         watch.start()
@@ -332,13 +334,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--formats", help="comma-separated short names (jpeg,png,...); default: all"
+    )
     args = parser.parse_args()
     print(f"load average {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(args.workers, Path(tmp) / "var")
         try:
             print(f"idle worker RSS {service.idle_rss / 1024:.0f} MB", flush=True)
-            rows = run_mutants(service, args.mutants, args.seed) if args.mutants else []
+            formats = set(args.formats.split(",")) if args.formats else None
+            rows = run_mutants(service, args.mutants, args.seed, formats) if args.mutants else []
             bomb = run_bombs(service, args.bombs) if args.bombs else {}
         finally:
             service.stop()
