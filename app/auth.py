@@ -30,7 +30,9 @@ from labelers.record import provider_code_problems
 
 log = logging.getLogger("aigc.auth")
 
-PERMISSIONS = frozenset({"label", "verify", "propagate", "read_records", "omit_explicit"})
+PERMISSIONS = frozenset(
+    {"label", "verify", "propagate", "read_records", "read_all_records", "omit_explicit"}
+)
 #: Development identities: structurally valid provider codes that say TESTONLY.
 DEV_PRODUCER = "001100000000TESTONLY0010000"
 DEV_PLATFORM = "001100000000TESTONLY0020000"
@@ -49,6 +51,8 @@ class Identity:
     development: bool = False
 
     def can(self, permission: str) -> bool:
+        if permission == "read_records" and "read_all_records" in self.permissions:
+            return True  # reading every record includes reading one's own
         return permission in self.permissions
 
 

@@ -6,6 +6,9 @@ counted as it arrives and cut off when it passes the limit.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,9 +21,17 @@ class BodyTooLarge(HTTPException):
     kind = "limit-exceeded"
 
 
+class BodyTimeout(HTTPException):
+    """The body did not arrive within the read timeout (a slow or stalled client)."""
+
+    kind = "body-timeout"
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
-        self.app, self.json_limit = app, json_limit
+    def __init__(
+        self, app: ASGIApp, json_limit: int, upload_limit: int, read_timeout: float = 30.0
+    ) -> None:
+        self.app, self.json_limit, self.read_timeout = app, json_limit, read_timeout
         # multipart framing adds a little to the file itself
         self.upload_limit = upload_limit + 64 * 1024
 
@@ -40,11 +51,25 @@ class BodyLimitMiddleware:
 
         seen = 0
         response_started = False
+        deadline: float | None = None  # the whole body must arrive within read_timeout
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, body_done
+            if body_done:  # after the body, receive() only waits for a disconnect
+                return await receive()
+            if deadline is None:
+                deadline = time.monotonic() + self.read_timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                raise BodyTimeout(
+                    408,
+                    f"the request body did not arrive within {self.read_timeout:g} s "
+                    "(AIGC_BODY_READ_TIMEOUT_SECONDS)",
+                ) from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(413, _detail(what, limit))
@@ -61,6 +86,10 @@ class BodyLimitMiddleware:
         except BodyTooLarge:  # raised outside FastAPI's handlers (e.g. form parsing)
             if not response_started:
                 await self._refuse(scope, receive, send, what, limit)
+        except BodyTimeout as exc:
+            if not response_started:
+                response = problem_response(408, exc.kind, str(exc.detail), {"Connection": "close"})
+                await response(scope, receive, send)
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, what: str, limit: int

@@ -13,8 +13,10 @@ import argparse
 import contextlib
 import json
 import logging
+import logging.config
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -136,9 +138,12 @@ def _serve(args: argparse.Namespace) -> int:
     from app.settings import Settings
 
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.workers > 1:
+        _metrics_dir(settings.data_dir)  # before app.ops is imported anywhere
+    from app.ops import log_config
+
+    config = log_config(settings.log_level)
+    logging.config.dictConfig(config)
     # Prepare the data directory, schema and development key once, in this
     # process, so workers start on a migrated ledger and the key prints once.
     from app.state import State
@@ -151,8 +156,22 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=config,
+        # idle keep-alive connections are closed; on SIGTERM in-flight requests
+        # get this long to finish before the workers stop
+        timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _metrics_dir(data_dir: Path) -> None:
+    """A fresh PROMETHEUS_MULTIPROC_DIR, so /metrics sums every worker's samples."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "metrics")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in path.glob("*.db"):  # samples of a previous run's processes
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 # ------------------------------------------------------------------ batch

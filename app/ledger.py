@@ -223,6 +223,20 @@ class Ledger:
             row = session.get(LabelRow, produce_id)
             return _entry(row) if row else None
 
+    def ping(self) -> None:
+        """Raise if the database cannot answer a query (readiness)."""
+        with self._session() as session:
+            session.execute(select(1))
+
+    def propagators(self, produce_id: str) -> set[str]:
+        """The platform codes that propagated the label ``produce_id``."""
+        with self._session() as session:
+            return set(
+                session.scalars(
+                    select(PropagationRow.platform).where(PropagationRow.produce_id == produce_id)
+                )
+            )
+
     def find_by_watermark(self, key: int) -> LedgerEntry | None:
         with self._session() as session:
             row = session.scalars(
@@ -385,7 +399,28 @@ def migrate(url: str, lock_dir: Path) -> None:
 
 
 def open_ledger(url: str, data_dir: Path) -> Ledger:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    sqlite_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if sqlite_file is not None:
+        private_dir(sqlite_file.parent)
+        # the ledger names requesters, content hashes and watermark keys: owner only,
+        # from the first byte (the umask would give 0644), and its -wal/-shm files too
+        private_file(sqlite_file)
     migrate(url, data_dir)
-    return Ledger(make_engine(url))
+    ledger = Ledger(make_engine(url))
+    if sqlite_file is not None:
+        for path in sqlite_file.parent.glob(sqlite_file.name + "*"):
+            path.chmod(0o600)
+    return ledger
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it owner-only (0700)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` if missing, owner-only (0600), without a window where it is wider."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    path.chmod(0o600)

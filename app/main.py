@@ -17,16 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from app import problems
+from app import ops, problems
 from app.auth import Identity
 from app.bodylimit import BodyLimitMiddleware
-from app.ledger import DuplicateProduceID, label_row, propagation_row, watermark_key
+from app.ledger import DuplicateProduceID, Ledger, label_row, propagation_row, watermark_key
 from app.platform import check_and_propagate
 from app.problems import Problem
 from app.settings import Settings
 from app.state import State
 from detectors.files import verify_file
 from detectors.text import verify_text
+from labelers.imaging import DECODE_GATE
 from labelers.pipeline import FileOptions, label_file, label_text
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
@@ -34,6 +35,13 @@ from labelers.visible.wording import resolve_wording
 log = logging.getLogger("aigc")
 _M = TypeVar("_M", bound=BaseModel)
 INLINE_TEXT_CHARS = 20_000
+#: label/propagate answer with the file itself, in the media type sniffed from it
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the file, same media type as the upload (image/png, text/markdown, ...)",
+        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 # ------------------------------------------------------------------ models
@@ -97,14 +105,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="aigc-label",
         version="1.0",
         summary="Labels AI-generated content per GB 45438-2025 and verifies labels.",
+        responses=problems.RESPONSES,
     )
     app.state.aigc = State.build(settings)
+    DECODE_GATE.configure(
+        settings.max_concurrent_decodes,
+        settings.decode_memory_bytes,
+        settings.decode_wait_seconds,
+    )
     problems.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_bytes,
         upload_limit=settings.max_upload_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
     )
+    app.add_middleware(ops.OpsMiddleware)  # outermost: times and counts every answer
     _routes(app)
     # Everything built so far (libraries, fonts, keys) lives as long as the
     # process: keep it out of the collector's full scans, which otherwise
@@ -162,8 +178,28 @@ def _check_omission(identity: Identity, explicit: str) -> None:
 
 def _routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["service"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # async: answered on the event loop, never queued behind busy threadpool workers
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"])
+    async def readyz(request: Request) -> dict[str, str]:
+        try:
+            await run_in_threadpool(state(request).ledger.ping)
+        except Exception as exc:  # any database failure means: not ready
+            log.warning("readiness: the ledger does not answer: %s", exc)
+            raise Problem(503, "not-ready", "the ledger database does not answer") from None
+        return {"status": "ready"}
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def metrics() -> Response:
+        body, content_type = ops.metrics_body()
+        return Response(body, media_type=content_type)
 
     @app.post("/v1/label/text", response_model=TextLabelResponse, tags=["label"])
     async def label_text_endpoint(
@@ -239,6 +275,7 @@ def _routes(app: FastAPI) -> None:
             report = await run_in_threadpool(
                 verify_text, body.text, st.lookup, body.declared_ai, st.trust_anchors_pem
             )
+            ops.CLASSIFICATIONS.labels("/v1/verify", report.classification).inc()
             return report.to_dict()
         if not ctype.startswith("multipart/form-data"):
             raise Problem(
@@ -261,13 +298,15 @@ def _routes(app: FastAPI) -> None:
             st.keyring,
             _form_bool(form, "check_visible"),
         )
+        request.state.media_type = report.media_type
+        ops.CLASSIFICATIONS.labels("/v1/verify", report.classification).inc()
         return report.to_dict()
 
     @app.post(
         "/v1/label",
         tags=["label"],
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses=FILE_RESPONSE,
     )
     async def label_file_endpoint(
         request: Request,
@@ -316,6 +355,7 @@ def _routes(app: FastAPI) -> None:
             st.settings.limits,
             st.record_signer,
         )
+        request.state.media_type = result.media_type
         await _ledger_insert(
             st,
             result.record,
@@ -341,7 +381,7 @@ def _routes(app: FastAPI) -> None:
         "/v1/propagate",
         tags=["propagate"],
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses=FILE_RESPONSE,
     )
     async def propagate_endpoint(
         request: Request,
@@ -381,6 +421,8 @@ def _routes(app: FastAPI) -> None:
             explicit_options,
         )
         headers = {"AIGC-Classification": report.classification}
+        request.state.media_type = report.media_type
+        ops.CLASSIFICATIONS.labels("/v1/propagate", report.classification).inc()
         if result is None:  # nothing says AI: the file goes back untouched, no record written
             return Response(data, media_type=report.media_type, headers=headers)
         row = propagation_row(
@@ -409,10 +451,22 @@ def _routes(app: FastAPI) -> None:
         request: Request,
         identity: Annotated[Identity, Depends(require("read_records"))],
     ) -> dict[str, Any]:
-        entry = state(request).ledger.get(produce_id)
+        ledger = state(request).ledger
+        entry = ledger.get(produce_id)
+        # an entry outside the key's scope answers as if absent: a 403 would
+        # confirm to anyone with read_records that the ProduceID exists
+        if entry is not None and not _may_read(identity, entry.producer, ledger, produce_id):
+            entry = None
         if entry is None:
             raise Problem(404, "not-found", f"no label with ProduceID {produce_id!r} in the ledger")
         return entry.to_dict()
+
+
+def _may_read(identity: Identity, producer: str, ledger: Ledger, produce_id: str) -> bool:
+    """The issuing producer, the platforms that propagated it, or read_all_records."""
+    if identity.can("read_all_records") or identity.producer == producer:
+        return True
+    return bool(identity.platform) and identity.platform in ledger.propagators(produce_id)
 
 
 async def _ledger_insert(

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labelers import errors
@@ -24,6 +25,7 @@ STATUS = {
     errors.InvalidOption: 422,
     errors.EncryptedInput: 422,
     errors.SigningError: 500,
+    errors.ServiceBusy: 503,
 }
 _TITLES = {
     400: "Bad Request",
@@ -34,8 +36,44 @@ _TITLES = {
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    408: "Request Timeout",
     422: "Unprocessable Content",
     500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ProblemDetails(BaseModel):
+    """The RFC 9457 body of every error response."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI naming the kind of problem, under " + PROBLEM_BASE)
+    title: str
+    status: int
+    detail: str = Field(description="what was wrong with this request, for a person")
+
+
+_WHEN = {
+    400: "the request body is not valid JSON, or is empty",
+    401: "no API key, or an unknown one",
+    403: "the API key lacks the permission this needs",
+    404: "no such resource (or not one this API key may read)",
+    408: "the request body did not arrive in time (AIGC_BODY_READ_TIMEOUT_SECONDS)",
+    409: "the ProduceID or PropagateID was already issued",
+    413: "a size, pixel, page or other input limit was exceeded",
+    415: "the file is not a supported media type",
+    422: "the input is corrupt or a field is invalid",
+    503: "the service is busy (decode capacity) or the ledger is unreachable: retry",
+}
+
+#: one error table every route documents (FastAPI(responses=...) applies it to all)
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": f"{_TITLES[status]}: {when}",
+        "content": {"application/problem+json": {"schema": ProblemDetails.model_json_schema()}},
+    }
+    for status, when in _WHEN.items()
 }
 
 
@@ -52,6 +90,10 @@ class Problem(Exception):
 def problem_response(
     status: int, kind: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
+    if status in (408, 413, 503):
+        from app.ops import REJECTED  # late: ops imports the imaging stack
+
+        REJECTED.labels(str(status), kind).inc()
     body = {
         "type": PROBLEM_BASE + kind,
         "title": _TITLES.get(status, "Error"),
@@ -72,7 +114,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.AigcError)
     async def _library(_: Request, exc: errors.AigcError) -> JSONResponse:
         status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 422)
-        return problem_response(status, exc.kind, exc.detail)
+        headers = None
+        if isinstance(exc, errors.ServiceBusy):
+            headers = {"Retry-After": str(exc.retry_after)}
+        return problem_response(status, exc.kind, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     max_unzipped_bytes: int = 500 * 1024 * 1024
     max_zip_entries: int = 10_000
     max_text_chars: int = 5_000_000
+    max_pixels_per_byte: int = 1000
+    pixel_budget_floor: int = 16_000_000
+    max_concurrent_decodes: int = 2
+    decode_memory_bytes: int = 1024 * 1024 * 1024
+    decode_wait_seconds: float = 2.0
+    body_read_timeout_seconds: float = 30.0
+    keep_alive_seconds: int = 5
+    shutdown_grace_seconds: int = 30
 
     log_level: str = "INFO"
 
@@ -74,4 +82,6 @@ class Settings(BaseSettings):
             max_unzipped_bytes=self.max_unzipped_bytes,
             max_zip_entries=self.max_zip_entries,
             max_text_chars=self.max_text_chars,
+            max_pixels_per_byte=self.max_pixels_per_byte,
+            pixel_budget_floor=self.pixel_budget_floor,
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.auth import KeyStore, load_keys
-from app.ledger import AsyncInserter, Ledger, open_ledger
+from app.ledger import AsyncInserter, Ledger, open_ledger, private_dir
 from app.settings import Settings
 from labelers.errors import SigningError
 from labelers.integrity import Keyring, RecordSigner
@@ -51,12 +52,13 @@ class State:
 
     @classmethod
     def build(cls, settings: Settings) -> State:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         ledger = open_ledger(settings.resolved_database_url, settings.data_dir)
         keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
         log.info("ledger at %s", _redact(settings.resolved_database_url))
         signer, anchors = _signing(settings)
         record_signer, keyring = _record_keys(settings, keys)
+        _make_private(settings.data_dir)
         return cls(
             settings=settings,
             ledger=ledger,
@@ -116,6 +118,22 @@ def _signing(settings: Settings) -> tuple[C2paSigner, str | None]:
         )
     anchors_path = settings.trust_anchors or dev.ca_pem
     return C2paSigner.from_files(dev.chain_pem, dev.key_pem), anchors_path.read_text()
+
+
+def _make_private(data_dir: Path) -> None:
+    """Owner-only data: directories 0700, files 0600 (keys, ledger, locks).
+
+    Whatever the umask made them: the ledger holds requesters and watermark
+    keys, the directory the signing keys. Only what the service puts there is
+    touched (the directory's own files and the development C2PA directory).
+    """
+    ours = [data_dir, *data_dir.glob("*"), *data_dir.glob("c2pa-dev/*")]
+    for path in ours:
+        if path.is_symlink():
+            continue
+        wanted = 0o700 if path.is_dir() else 0o600
+        if path.stat().st_mode & 0o777 != wanted:
+            path.chmod(wanted)
 
 
 def _redact(url: str) -> str:

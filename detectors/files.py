@@ -41,7 +41,7 @@ from detectors.traces import (
     is_ai_source_type,
     source_type,
 )
-from labelers.errors import AigcError
+from labelers.errors import AigcError, ServiceBusy
 from labelers.formats import Metadata, get_handler, sniff
 from labelers.formats.xmp import digital_source_type, simple_properties
 from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
@@ -407,6 +407,8 @@ def _image_pixels(
 
     try:
         raster = open_raster(data, media_type, limits)
+    except ServiceBusy:
+        raise  # not a property of the file: the request is retried later
     except AigcError as exc:
         report.findings.append(Finding("image-undecodable", exc.detail, "warning"))
         return

@@ -65,3 +65,13 @@ class SigningError(AigcError):
     """Signing material is missing or unusable (C2PA chain, record signing key)."""
 
     kind = "signing-error"
+
+
+class ServiceBusy(AigcError):
+    """The process is already decoding as much as it may; the caller should retry later."""
+
+    kind = "busy"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

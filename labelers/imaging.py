@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+import time
+import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +41,7 @@ from typing import Any
 from PIL import Image, ImageFile, features
 from PIL import JpegImagePlugin as _jpeg_plugin
 
-from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, LimitExceeded, ServiceBusy, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits
 
 # media type -> Pillow format name
@@ -171,6 +174,7 @@ def _pillow_errors(what: str, limits: Limits) -> Iterator[None]:
         KeyError,
         TypeError,
         zlib.error,
+        RuntimeError,  # the AVIF plugin's decode errors ("Decoding of color planes failed")
     ) as exc:
         raise CorruptInput(f"{what} is corrupt or truncated: {exc}") from None
     except MemoryError:
@@ -222,8 +226,119 @@ def open_raster(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -
                 f"{n_frames * width * height} pixels in all; the limit is "
                 f"{limits.max_pixels} (AIGC_MAX_PIXELS)"
             )
-        raster = _read(im, data, media_type, fmt, n_frames)
+        check_pixel_budget(what, n_frames * width * height, len(data), limits)
+        cost = n_frames * width * height * max(len(im.getbands()), 1)
+        with DECODE_GATE.admit(cost) as ticket:
+            raster = _read(im, data, media_type, fmt, n_frames)
+            # the decoded pixels stay counted against the process's budget for
+            # as long as the raster lives, not just while it is decoded
+            ticket.hold_until_collected(raster)
     return raster
+
+
+def check_pixel_budget(what: str, pixels: int, file_bytes: int, limits: Limits) -> None:
+    """LimitExceeded when ``pixels`` is out of proportion to the file's size.
+
+    Compression lets a few hundred bytes declare a 100-megapixel image that
+    takes seconds and gigabytes to decode; real images need far more bytes
+    per pixel than ``1 / max_pixels_per_byte``. Checked on the header, before
+    decoding.
+    """
+    allowed = max(limits.pixel_budget_floor, file_bytes * limits.max_pixels_per_byte)
+    if pixels > allowed:
+        raise LimitExceeded(
+            f"{what} declares {pixels} pixels in a file of {file_bytes} bytes; above "
+            f"{limits.pixel_budget_floor} pixels (AIGC_PIXEL_BUDGET_FLOOR) a file may hold "
+            f"at most {limits.max_pixels_per_byte} pixels per byte (AIGC_MAX_PIXELS_PER_BYTE)"
+        )
+
+
+class DecodeGate:
+    """Bounds how many decodes run at once in this process, and the memory they hold.
+
+    A decode is admitted when fewer than ``max_decodes`` are running and the
+    estimated bytes of decoded pixels already held plus its own fit in
+    ``max_bytes`` (a decode alone is always admitted: the per-image limits
+    bound it). A caller that cannot be admitted within ``wait_seconds`` gets
+    ServiceBusy, which the service answers with 503 and Retry-After instead of
+    letting concurrent decodes exhaust memory.
+    """
+
+    def __init__(
+        self, max_decodes: int = 2, max_bytes: int = 1 << 30, wait_seconds: float = 5.0
+    ) -> None:
+        self._cond = threading.Condition()
+        self.configure(max_decodes, max_bytes, wait_seconds)
+        self.decoding = 0  # decodes running now
+        self.held_bytes = 0  # estimated bytes of decoded pixels alive now
+        #: called (under the gate's lock) with (decoding, held_bytes) on every change
+        self.on_change: Callable[[int, int], None] | None = None
+
+    def configure(self, max_decodes: int, max_bytes: int, wait_seconds: float) -> None:
+        with self._cond:
+            self.max_decodes = max(1, max_decodes)
+            self.max_bytes = max_bytes
+            self.wait_seconds = wait_seconds
+            self._cond.notify_all()
+
+    def admit(self, cost: int) -> _Ticket:
+        deadline = time.monotonic() + self.wait_seconds
+        with self._cond:
+            while not self._fits(cost):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServiceBusy(
+                        f"the service is decoding {self.decoding} images holding "
+                        f"{self.held_bytes >> 20} MiB; try again shortly "
+                        "(AIGC_MAX_CONCURRENT_DECODES, AIGC_DECODE_MEMORY_BYTES)"
+                    )
+                self._cond.wait(left)
+            self.decoding += 1
+            self.held_bytes += cost
+            self._changed()
+        return _Ticket(self, cost)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.decoding, self.held_bytes)
+
+    def _fits(self, cost: int) -> bool:
+        if self.decoding >= self.max_decodes:
+            return False
+        return self.held_bytes == 0 or self.held_bytes + cost <= self.max_bytes
+
+    def _finish_decode(self) -> None:
+        with self._cond:
+            self.decoding -= 1
+            self._changed()
+            self._cond.notify_all()
+
+    def _release(self, cost: int) -> None:
+        with self._cond:
+            self.held_bytes -= cost
+            self._changed()
+            self._cond.notify_all()
+
+
+class _Ticket:
+    def __init__(self, gate: DecodeGate, cost: int) -> None:
+        self._gate, self._cost, self._held = gate, cost, False
+
+    def hold_until_collected(self, owner: object) -> None:
+        self._held = True
+        weakref.finalize(owner, self._gate._release, self._cost)
+
+    def __enter__(self) -> _Ticket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._gate._finish_decode()
+        if not self._held:  # the decode failed: nothing to hold
+            self._gate._release(self._cost)
+
+
+#: the process's gate; the service sizes it from its settings at start
+DECODE_GATE = DecodeGate()
 
 
 def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: int) -> Raster:
@@ -678,7 +793,16 @@ def save_raster(raster: Raster) -> bytes:
             _save_avif(raster, first, out, options)
         else:
             raise UnsupportedMedia(f"cannot write {raster.format} images")
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        struct.error,
+        RuntimeError,
+    ) as exc:
+        # e.g. a TIFF whose tags the encoder cannot write back
         raise CorruptInput(f"the {raster.format} image could not be re-encoded: {exc}") from None
     data = out.getvalue()
     if raster.format == "PNG":

@@ -20,6 +20,11 @@ class Limits:
     max_unzipped_bytes: int = 500 * 1024 * 1024  # AIGC_MAX_UNZIPPED_BYTES
     max_zip_entries: int = 10_000  # AIGC_MAX_ZIP_ENTRIES
     max_text_chars: int = 5_000_000  # AIGC_MAX_TEXT_CHARS
+    # pixel amplification: an image may decode to more than ``pixel_budget_floor``
+    # pixels only if its file has at least one byte per ``max_pixels_per_byte``
+    # of them (a 196-byte PNG must not declare 10000x10000 and cost 1.4 GB)
+    max_pixels_per_byte: int = 1000  # AIGC_MAX_PIXELS_PER_BYTE
+    pixel_budget_floor: int = 16_000_000  # AIGC_PIXEL_BUDGET_FLOOR
 
 
 DEFAULT_LIMITS = Limits()

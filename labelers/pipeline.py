@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from labelers.errors import InvalidOption, LimitExceeded
-from labelers.formats import get_handler, sniff
+from labelers.formats import decode_plain_text, get_handler, sniff
 from labelers.formats import markdown as markdown_format
 from labelers.formats import pdf as pdf_format
 from labelers.formats.ooxml import OOXML_TYPES
@@ -282,7 +282,7 @@ def _label_pdf(
 def _label_plain_text(
     data: bytes, record: Record, options: FileOptions, limits: Limits
 ) -> FileResult:
-    text = data.decode("utf-8-sig")
+    text = decode_plain_text(data)
     explicit = "start" if options.explicit else "none"
     labelled = label_text(text, record, explicit, options.wording, options.watermark, limits)
     return FileResult(

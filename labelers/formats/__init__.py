@@ -161,10 +161,13 @@ def sniff(data: bytes) -> str:
 
 
 def _sniff_text(data: bytes) -> str:
+    head = data[:65536]
     try:
-        text = data[:65536].decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(data[:65536]) - 4:  # not just a character cut at the boundary
+        # tolerated only where our own slice cut a character: a file that ends
+        # inside a character is not UTF-8 text
+        if len(data) <= len(head) or exc.start < len(head) - 4:
             raise UnsupportedMedia(
                 "unrecognised file type (not a supported image, document or UTF-8 text)"
             ) from None
@@ -172,13 +175,28 @@ def _sniff_text(data: bytes) -> str:
     if "\x00" in text:
         raise UnsupportedMedia("unrecognised binary file type")
     head = text.lstrip("\ufeff \t\r\n").lower()
-    if head.startswith(("<!doctype html", "<html")) or (
-        head.startswith("<") and "<html" in head[:2048]
-    ):
+    if _looks_like_html(head):
         return "text/html"
-    if head.startswith("---\n") or head.startswith("---\r\n") or _looks_like_markdown(text):
+    if head.startswith("---\n") or head.startswith("---\r\n"):
+        # Jekyll/Hugo templates: YAML front matter over an HTML document. Its
+        # record carrier is the HTML's <meta>; taken as Markdown, the old <meta>
+        # stayed beside a new front-matter record (two records)
+        from labelers.formats.markdown import split_front_matter
+
+        fm = split_front_matter(head)
+        if fm is not None and _looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
+            return "text/html"
+        return "text/markdown"
+    if _looks_like_markdown(text):
         return "text/markdown"
     return "text/plain"
+
+
+def _looks_like_html(head: str) -> bool:
+    """``head``: lower-cased text with leading whitespace removed."""
+    return head.startswith(("<!doctype html", "<html")) or (
+        head.startswith("<") and "<html" in head[:2048]
+    )
 
 
 def _looks_like_markdown(text: str) -> bool:
@@ -239,14 +257,21 @@ def content_digest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
                 f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
                 "(AIGC_MAX_UPLOAD_BYTES)"
             )
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UnsupportedMedia(
-                f"plain text must be UTF-8; byte {exc.start} is not valid UTF-8"
-            ) from None
-        return text_content_digest(text, limits)
+        return text_content_digest(decode_plain_text(data), limits)
     return get_handler(media_type).content_digest(data, limits)
+
+
+def decode_plain_text(data: bytes) -> str:
+    """``data`` (sniffed as text/plain from its first 64 KiB) as text, BOM dropped.
+
+    The sniffer reads only the head, so invalid UTF-8 further on is found here.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnsupportedMedia(
+            f"plain text must be UTF-8; byte {exc.start} is not valid UTF-8"
+        ) from None
 
 
 def text_content_digest(text: str, limits: Limits = DEFAULT_LIMITS) -> bytes:

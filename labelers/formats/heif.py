@@ -284,6 +284,28 @@ def _item_bytes(data: bytes, meta: _Meta, loc: Location) -> bytes:
     return bytes(out)
 
 
+def _blank_item(data: bytes, meta: _Meta, loc: Location) -> bytes:
+    """``data`` with the item's stored bytes overwritten by spaces, offsets unchanged.
+
+    The old XMP item is replaced by a new one at the end; left as it was, its
+    packet (and the old record in it) would stay in the file, unreferenced
+    but there for any byte scanner to find: a second record.
+    """
+    if loc.method != 0 or loc.dref != 0:
+        return data
+    out = bytearray(data)
+    for ext in loc.extents:
+        start = loc.base + ext.offset
+        # length 0 means "to the end of the file": not a packet we can bound
+        if ext.length == 0 or start >= len(out) or meta.box.start <= start < meta.box.end:
+            continue
+        stop = min(start + ext.length, len(out))
+        if start < meta.box.start:
+            stop = min(stop, meta.box.start)  # never into the meta box being rewritten
+        out[start:stop] = b" " * (stop - start)
+    return bytes(out)
+
+
 def _location(meta: _Meta, item_id: int) -> Location | None:
     return next((loc for loc in meta.iloc.items if loc.item_id == item_id), None)
 
@@ -371,6 +393,8 @@ class HeifHandler:
             and old_loc.extents[0].length == last.end - last.body
         ):
             end = last.start
+        elif old_loc is not None:
+            data = _blank_item(data, meta, old_loc)
 
         item_id = xmp_ids[0] if xmp_ids else max([0, *(i.item_id for i in meta.infos)]) + 1
         children = _new_children(data, meta, item_id, new_item=not xmp_ids)

@@ -94,9 +94,73 @@ def split_front_matter(text: str) -> FrontMatter | None:
     return FrontMatter(opening.end(), closing.start(), closing.end())
 
 
+#: most nodes the front matter may hold once aliases are counted where they are
+#: used. PyYAML shares an aliased node rather than copying it, so loading is
+#: cheap, but anything that walks the result (comparing, serialising, the
+#: detectors) pays for every use: nested aliases make a 561-byte file cost
+#: gigabytes. Real front matter has tens of nodes.
+MAX_YAML_NODES = 10_000
+#: longest front matter parsed (PyYAML's pure-Python scanner costs ~10 us a character)
+MAX_YAML_CHARS = 1_000_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents whose expanded size is over budget."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_size(node)
+        return node
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in ``root`` with every alias expanded; CorruptInput over the budget or on a cycle.
+
+    Memoised per node, so it costs one visit per distinct node however much the
+    aliases multiply; iterative, so deep nesting does not hit the recursion limit.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise CorruptInput(
+                    f"the front matter expands to more than {MAX_YAML_NODES} YAML nodes "
+                    "(nested aliases); refusing it"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise CorruptInput("the front matter's YAML refers to itself through an alias")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
 def _load(yaml_text: str) -> Any:
+    if len(yaml_text) > MAX_YAML_CHARS:
+        raise LimitExceeded(
+            f"the front matter has {len(yaml_text)} characters, over the limit of {MAX_YAML_CHARS}"
+        )
     try:
-        return yaml.safe_load(yaml_text)
+        return yaml.load(yaml_text, Loader=_BoundedLoader)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise CorruptInput(f"the front matter is not valid YAML: {exc}") from None
 

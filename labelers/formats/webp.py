@@ -118,6 +118,15 @@ def _parse(data: bytes, limits: Limits) -> _Parsed:
         )
     if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
         raise CorruptInput("WebP has no image data")
+    # A still image has one bitstream. Decoders differ on a second one: Pillow
+    # shows the first of a simple file, libwebp refuses the extended file a
+    # metadata write turns it into; refuse it rather than return a broken file.
+    for fourcc in (b"VP8 ", b"VP8L", b"ALPH"):
+        count = sum(1 for c in chunks if c.fourcc == fourcc)
+        if count > 1 or (fourcc != b"ALPH" and count and frames):
+            raise CorruptInput(f"WebP holds {count} {fourcc.decode().strip()} image chunks")
+    if sum(1 for c in chunks if c.fourcc in (b"VP8 ", b"VP8L")) > 1:
+        raise CorruptInput("WebP holds both a VP8 and a VP8L image chunk")
     return _Parsed(chunks, (width, height), alpha, data[end:])
 
 

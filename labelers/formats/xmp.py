@@ -12,7 +12,6 @@ external references): XMP comes from untrusted uploads.
 
 from __future__ import annotations
 
-import re
 from xml.dom import Node
 from xml.dom.minidom import Document, Element, Text
 from xml.parsers.expat import ExpatError
@@ -165,6 +164,11 @@ def read_comments(meta: Metadata, comments: list[str], name: str, carrier: str) 
 
 
 # --------------------------------------------------------------------- read
+#: most records reported from one packet: a file should hold one, and parsing
+#: the 100,000 a crafted packet can hold tells a reader nothing more
+MAX_RECORDS = 100
+
+
 def read_records(xmp: str | bytes) -> list[FoundRecord]:
     """Every ``TC260:AIGC`` property in the packet, in document order.
 
@@ -186,17 +190,130 @@ def read_records(xmp: str | bytes) -> list[FoundRecord]:
                 out.append(found_record(attr.value))
         if _is_aigc(el.namespaceURI, el.prefix, el.localName):
             out.append(found_record(_element_value(el)))
+        if len(out) >= MAX_RECORDS:
+            break
     return out
 
 
-_ATTR_RE = re.compile(r"""[\w.-]*:?AIGC\s*=\s*("([^"]*)"|'([^']*)')""")
-_ELEM_RE = re.compile(r"<([\w.-]+:)?AIGC(\s[^>]*)?>(.*?)</([\w.-]+:)?AIGC\s*>", re.S)
-
-
 def _scan_records(text: str) -> list[str]:
-    found = [m.group(2) if m.group(2) is not None else m.group(3) for m in _ATTR_RE.finditer(text)]
-    found += [re.sub(r"<[^>]*>", "", m.group(3)) for m in _ELEM_RE.finditer(text)]
-    return found
+    """``TC260:AIGC`` values in a packet that is not XML, in one linear pass.
+
+    Regular expressions such as ``<(\\w+:)?AIGC[^>]*>(.*?)</...>`` backtrack: on
+    a long packet with many openings and no closing tag they cost the square of
+    its length (a 100,000-character packet took over a minute). This walks the
+    occurrences of ``AIGC`` once; every search for a closing quote, ``>`` or
+    closing tag starts past the previous one, so the whole scan is linear.
+    """
+    attributes: list[str] = []
+    elements: list[str] = []
+    finder = _ForwardFinder(text)
+    pos = 0
+    open_end = -1  # end of the opening tag of an element record waiting for its close
+    while (at := text.find("AIGC", pos)) >= 0:
+        pos = at + 4
+        start = _name_start(text, at)
+        before = text[start - 1] if start > 0 else ""
+        after = text[pos : pos + 1]
+        if before == "/" and start > 1 and text[start - 2] == "<":  # a closing tag
+            if open_end >= 0 and text[_skip_space(text, pos) : _skip_space(text, pos) + 1] == ">":
+                elements.append(_strip_tags(text[open_end : start - 2]))
+                open_end = -1
+            continue
+        if open_end >= 0:
+            continue  # inside an element record's value, only its closing tag matters
+        if before == "<":  # an opening tag: the value starts after its ">"
+            if after not in (">", " ", "\t", "\r", "\n"):
+                continue
+            gt = finder.find(">", pos)
+            if gt < 0:
+                break
+            if text[gt - 1] != "/":
+                open_end = gt + 1
+            continue
+        eq = _skip_space(text, pos)
+        if eq < len(text) and text[eq] == "=":
+            quote_at = _skip_space(text, eq + 1)
+            quote = text[quote_at : quote_at + 1]
+            if quote in ('"', "'"):
+                close = finder.find(quote, quote_at + 1)
+                if close >= 0:
+                    attributes.append(text[quote_at + 1 : close])
+                    pos = close + 1
+        if len(attributes) + len(elements) >= MAX_RECORDS:
+            break
+    return attributes + elements
+
+
+class _ForwardFinder:
+    """``str.find`` that remembers a miss: once a character is not found past an
+    offset, later searches past it answer at once instead of rescanning the tail."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._last: dict[str, tuple[int, int]] = {}  # char -> (searched from, found at)
+
+    def find(self, char: str, start: int) -> int:
+        searched_from, found_at = self._last.get(char, (len(self._text) + 1, -1))
+        if searched_from <= start and (found_at < 0 or found_at >= start):
+            return found_at
+        found_at = self._text.find(char, start)
+        self._last[char] = (start, found_at)
+        return found_at
+
+
+def _scan_source_type(text: str) -> str | None:
+    """The first ``DigitalSourceType`` value (attribute or element) in a packet that
+    is not XML; linear for the reason :func:`_scan_records` gives."""
+    finder = _ForwardFinder(text)
+    pos = 0
+    while (at := text.find("DigitalSourceType", pos)) >= 0:
+        pos = at + len("DigitalSourceType")
+        after = _skip_space(text, pos)
+        if text[after : after + 1] == "=":
+            quote_at = _skip_space(text, after + 1)
+            if text[quote_at : quote_at + 1] in ('"', "'"):
+                end = quote_at + 1
+                while end < len(text) and text[end] not in "\"'":
+                    end += 1
+                return text[quote_at + 1 : end].strip() or None
+        gt = finder.find(">", pos)
+        if gt < 0:
+            return None
+        lt = finder.find("<", gt + 1)
+        if lt >= 0:
+            return text[gt + 1 : lt].strip() or None
+    return None
+
+
+def _name_start(text: str, at: int) -> int:
+    """Where the (optionally prefixed) XML name ending in ``AIGC`` at ``at`` starts."""
+    start = at
+    limit = max(0, at - 64)  # real prefixes are short; bounds the look-back
+    while start > limit and (text[start - 1].isalnum() or text[start - 1] in "_.-:"):
+        start -= 1
+    return start
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _strip_tags(value: str) -> str:
+    """``value`` without ``<...>`` tags (rdf:Alt/li wrappers), linear."""
+    out: list[str] = []
+    pos = 0
+    while (lt := value.find("<", pos)) >= 0:
+        out.append(value[pos:lt])
+        gt = value.find(">", lt)
+        if gt < 0:
+            out.append(value[lt:])  # an unterminated "<" is text
+            pos = len(value)
+            break
+        pos = gt + 1
+    out.append(value[pos:])
+    return "".join(out)
 
 
 def digital_source_type(xmp: str | bytes) -> str | None:
@@ -207,8 +324,7 @@ def digital_source_type(xmp: str | bytes) -> str | None:
     try:
         doc = _parse(text)
     except CorruptInput:
-        m = re.search(r"DigitalSourceType\s*(?:=\s*[\"']([^\"']*)|[^>]*>([^<]*)<)", text)
-        return (m.group(1) or m.group(2) or "").strip() or None if m else None
+        return _scan_source_type(text)
     for el in doc.getElementsByTagName("*"):
         if el.attributes:
             value = el.getAttributeNS(IPTC_EXT_NS, "DigitalSourceType")

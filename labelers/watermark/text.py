@@ -499,20 +499,21 @@ def front_matter_end(text: str) -> int:
 
 _FENCE_OPEN_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n|\Z)", re.MULTILINE)
 _INDENTED_RE = re.compile(r"^(?: {4}|\t)[^\n]*(?:\n|\Z)", re.MULTILINE)
-_HTML_BLOCK_RE = re.compile(
-    r"<(pre|code|script|style|textarea|math|svg)\b.*?</\1\s*>|<!--.*?-->",
-    re.DOTALL | re.IGNORECASE,
-)
+# openings of raw HTML blocks; each is closed by the next matching closer, found by
+# _html_blocks without rescanning (a lazy ".*?</pre>" regex is quadratic on many
+# unclosed "<pre" openings)
+_HTML_OPEN_RE = re.compile(r"<(pre|code|script|style|textarea|math|svg)\b|<!--", re.IGNORECASE)
 _MATH_BLOCK_RE = re.compile(r"\$\$.+?\$\$", re.DOTALL)
 # Inline regions, found over the whole text. Each pattern starts with a literal
 # so the regex engine can skip ahead; URLs and e-mail addresses are found from
 # their "://" or "@" and widened backwards, which avoids rescanning every word.
 _INLINE_RES = (
     # code span: backtick strings of equal length, not across a blank line
-    ("`", re.compile(r"(`+)(?!`)(?:(?!\n[ \t\r]*\n).)+?(?<!`)\1(?!`)", re.DOTALL)),
     ("$", re.compile(r"\$[^$\n]+\$")),  # inline math (or two prices: harmless)
     ("<", re.compile(r"<[^<>\n]*>")),  # HTML tag or autolink
-    ("](", re.compile(r"\]\([^)\n]*\)")),  # link / image destination
+    # link / image destination; it may not contain "](", so an attempt stops at the
+    # next one and a line of "](" without ")" is not rescanned from each
+    ("](", re.compile(r"\]\((?:[^)\n\]]|\](?!\())*\)")),
     ("www.", re.compile(r"www\.\S+", re.IGNORECASE)),
 )
 # whole lines, matched after a newline (the text is searched with one prepended)
@@ -532,7 +533,7 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 def _inline_spans(text: str, headings: bool = True) -> list[tuple[int, int]]:
     """Closed intervals of positions inside or touching an inline region."""
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = _code_spans(text) if "`" in text else []
     for trigger, rx in _INLINE_RES:
         if trigger in text:
             spans.extend((m.start(), m.end()) for m in rx.finditer(text))
@@ -590,12 +591,79 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
         pos = c.end()
     for rx, present in (
         (_INDENTED_RE, "    " in text or "\t" in text),
-        (_HTML_BLOCK_RE, "<" in text),
         (_MATH_BLOCK_RE, "$$" in text),
     ):
         for m in rx.finditer(text) if present else ():
             spans.append((m.start(), m.end(), m.group().endswith("\n")))
+    spans.extend((start, end, text[end - 1 : end] == "\n") for start, end in _html_blocks(text))
     return spans
+
+
+def _html_blocks(text: str) -> list[tuple[int, int]]:
+    """Raw HTML blocks (``<pre>...</pre>`` and the like) and comments, in one pass.
+
+    Each opening is closed by the next closer of its kind; a closer searched
+    for and not found is remembered, so later openings of that kind cost nothing.
+    """
+    lower = text.lower() if "<" in text else ""
+    out: list[tuple[int, int]] = []
+    missing: set[str] = set()
+    pos = 0
+    while (m := _HTML_OPEN_RE.search(text, pos)) is not None:
+        closer = "-->" if m.group(1) is None else f"</{m.group(1).lower()}"
+        if closer in missing:
+            pos = m.end()
+            continue
+        at = lower.find(closer, m.end())
+        end = -1
+        while at >= 0:  # "</pre" must end its tag: optional whitespace, then ">"
+            after = at + len(closer)
+            if closer == "-->":
+                end = after
+                break
+            while after < len(text) and text[after] in " \t\r\n":
+                after += 1
+            if text[after : after + 1] == ">":
+                end = after + 1
+                break
+            at = lower.find(closer, after)
+        if end < 0:
+            missing.add(closer)
+            pos = m.end()
+            continue
+        out.append((m.start(), end))
+        pos = end
+    return out
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Code spans: a backtick run closed by the next run of the same length, not
+    across a blank line (CommonMark), found in one pass over the runs."""
+    runs = [(m.start(), m.end()) for m in re.finditer("`+", text)]
+    by_length: dict[int, list[int]] = {}
+    for index, (start, end) in enumerate(runs):
+        by_length.setdefault(end - start, []).append(index)
+    cursor = dict.fromkeys(by_length, 0)  # next candidate closer per run length
+    blanks = [m.start() for m in _BLANK_LINE_RE.finditer(text)]
+    out: list[tuple[int, int]] = []
+    index = 0
+    while index < len(runs):
+        start, end = runs[index]
+        same = by_length[end - start]
+        while cursor[end - start] < len(same) and same[cursor[end - start]] <= index:
+            cursor[end - start] += 1
+        if cursor[end - start] == len(same):
+            index += 1
+            continue
+        closer = same[cursor[end - start]]
+        close_start, close_end = runs[closer]
+        blank = bisect.bisect_left(blanks, end)
+        if blank < len(blanks) and blanks[blank] < close_start:
+            index += 1  # a blank line ends the paragraph first: this run is literal
+            continue
+        out.append((start, close_end))
+        index = closer + 1
+    return out
 
 
 class _Forbidden:
