@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0",
         summary="Labels AI-generated content per GB 45438-2025 and verifies labels.",
     )
-    app.state.aigc = State.build(settings)
+    app.state.aigc = State.build(settings).prepare()
     problems.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
