@@ -238,7 +238,9 @@ def _layout_for(wording: str, width: int, height: int) -> _Layout:
             f"the image is {width}x{height} px, too small for a legible explicit label: "
             f"the label text must be at least 5% of the shortest side and at least "
             f"{MIN_INK_PX} px tall, which needs a shortest side of at least "
-            f"{MIN_SHORT_SIDE} px"
+            f"{MIN_SHORT_SIDE} px. To label it implicitly only (record, watermark, C2PA), "
+            "send explicit=none (CLI: --explicit none); that needs the omit_explicit "
+            "permission and is logged with omit_reason (Measures Art. 9)"
         )
     minimum, aimed = ink_targets(shortest)
     sample = _cjk_part(wording)
