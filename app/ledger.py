@@ -394,20 +394,11 @@ def migrate(url: str, lock_dir: Path) -> None:
         command.upgrade(cfg, "head")
 
 
-class _AlembicAsDebug(logging.Filter):
-    """Alembic's INFO lines ("Context impl SQLiteImpl.", ...) are debug detail for us."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger("aigc").isEnabledFor(logging.DEBUG)
-        return True
-
-
 def _quiet_alembic() -> None:
-    logger = logging.getLogger("alembic")
-    if not any(isinstance(f, _AlembicAsDebug) for f in logger.filters):
-        logger.addFilter(_AlembicAsDebug())
+    """Alembic's INFO lines ("Context impl SQLiteImpl.", "Running upgrade ...") are
+    debug detail here: shown only when the service logs at DEBUG."""
+    debugging = logging.getLogger("aigc").isEnabledFor(logging.DEBUG)
+    logging.getLogger("alembic").setLevel(logging.NOTSET if debugging else logging.WARNING)
 
 
 def head_revisions() -> frozenset[str]:
