@@ -84,7 +84,6 @@ stop the run; the exit status is non-zero when any file failed.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import fcntl
 import fnmatch
@@ -92,7 +91,6 @@ import hashlib
 import hmac
 import json
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
@@ -547,6 +545,8 @@ def _drain(
     finish: Callable[[dict[str, Any]], None],
 ) -> list[Task]:
     """Run the queue in one pool; return the tasks in flight if the pool broke."""
+    import concurrent.futures as cf  # here: a one-file run never starts a pool
+    import multiprocessing
     context = (
         multiprocessing.get_context("fork")
         if "fork" in multiprocessing.get_all_start_methods()

@@ -13,17 +13,15 @@ from typing import TYPE_CHECKING
 
 from labelers.errors import InvalidOption, LimitExceeded
 from labelers.formats import get_handler, sniff
-from labelers.formats import markdown as markdown_format
-from labelers.formats.ooxml import OOXML_TYPES
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 from labelers.visible import text as visible_text
 from labelers.visible.wording import DEFAULT_WORDING
 from labelers.watermark import text as text_watermark
 
-# The stages that need numpy/scipy, pypdf, fpdf2 or c2pa import them where
-# they run: a one-shot CLI call that only writes a record must not pay
-# seconds of imports for the stages it skips.
+# The stages that need numpy/scipy, pypdf, fpdf2, c2pa, YAML or the OOXML
+# parsers import them where they run: a one-shot CLI call that only writes a
+# record must not pay seconds of imports for the stages it skips.
 if TYPE_CHECKING:
     from labelers.imaging import Raster
     from labelers.integrity import RecordSigner
@@ -206,6 +204,7 @@ def c2pa_media_types() -> frozenset[str]:
     entries ("compression method not supported: 8"), which every real Office
     file uses; those files get their record without a manifest.
     """
+    from labelers.formats.ooxml import OOXML_TYPES
     from labelers.provenance import supported_media_types
 
     return supported_media_types() - frozenset(OOXML_TYPES)
@@ -277,6 +276,8 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
     if media_type == "text/markdown" and options.watermark:
         # Markdown is text: the invisible payload survives copying a paragraph
         # out of the rendered page; front matter, code and URLs stay untouched
+        from labelers.formats import markdown as markdown_format
+
         doc = markdown_format.decode(result.data, limits)
         marked = text_watermark.embed(doc.text, result.record.produce_id, limits=limits)
         result.data = markdown_format.encode(doc, marked)
@@ -285,6 +286,7 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
 
 def _document_visible(result: FileResult, options: FileOptions, limits: Limits) -> None:
     media_type = result.media_type
+    from labelers.formats.ooxml import OOXML_TYPES
     from labelers.visible import markup as visible_markup
     from labelers.visible import office as visible_office
     from labelers.visible import pdf as visible_pdf

@@ -156,7 +156,10 @@ def main() -> None:
             if not k.startswith(("AIGC_", "XDG_", "PYTHON", "VIRTUAL_ENV", "MAKE"))
         }
         port = free_port()
+        # pip's download cache is not identity: keep it, or the clean install downloads all
+        cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
         env |= {"HOME": str(home), "PATH": ":".join([str(home / ".local/bin"), *path])}
+        env["PIP_CACHE_DIR"] = cache
         env["PORT"] = str(port)
 
         # 2. the Dockerfile's install step, in a clean venv
