@@ -547,6 +547,7 @@ def _drain(
     """Run the queue in one pool; return the tasks in flight if the pool broke."""
     import concurrent.futures as cf  # here: a one-file run never starts a pool
     import multiprocessing
+
     context = (
         multiprocessing.get_context("fork")
         if "fork" in multiprocessing.get_all_start_methods()
