@@ -20,7 +20,8 @@ real, which takes a minute or two.
    waited for; ``make test`` is skipped (it is what runs this script);
    ``docker`` lines are skipped where no Docker daemon answers. The example
    inputs the README names (``photos/``, ``docs/``, ``uploads/``, ``a.png``)
-   are made first.
+   are made first, in a folder of the new HOME: blocks that call ``make``
+   run in the clone, the others there, outside it.
 4. What each example must have produced is checked with independent readers
    where there are some: exiftool for the XMP record, a fresh Pillow decode
    for pixels, the JSONL reports, the ledger through ``aigc-label verify``.
@@ -171,7 +172,10 @@ def main() -> None:
         sh(f"{venv}/bin/aigc-label --help", clone, env)
         say(f"clean venv: pip install '.[postgres]' took {time.monotonic() - started:.0f} s")
 
-        made = make_inputs(clone)
+        # the command-line examples run in a folder of the user's, outside the clone:
+        # the per-user data directory makes them meet the server's identity there
+        work = home / "work"
+        made = make_inputs(work)
         server = None
         ran: list[str] = []
         try:
@@ -198,8 +202,9 @@ def main() -> None:
                         continue
                     script.append(command.replace("localhost:8000", f"localhost:{port}"))
                 if script:
-                    out = sh("\n".join(script), clone, env)
-                    check_block(script, out, clone, home, made)
+                    cwd = clone if any(c.startswith("make ") for c in commands) else work
+                    out = sh("\n".join(script), cwd, env)
+                    check_block(script, out, work, home, made)
                     ran.extend(script)
         finally:
             if server is not None:
@@ -225,7 +230,7 @@ def wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
 def check_block(
     script: list[str],
     out: subprocess.CompletedProcess[str],
-    clone: Path,
+    work: Path,
     home: Path,
     made: dict[str, bytes],
 ) -> None:
@@ -239,7 +244,7 @@ def check_block(
         data_dir = home / ".local/share/aigc-label"
         if not (data_dir / "dev-api-key").exists():
             fail(f"the server did not use the per-user data directory {data_dir}")
-        if "人工智能生成" not in (clone / "poem.txt").read_text(encoding="utf-8"):
+        if "人工智能生成" not in (work / "poem.txt").read_text(encoding="utf-8"):
             fail("the labelled poem carries no visible label")
         verdicts = re.findall(r'"classification":"(\w+)"', out.stdout)
         if verdicts != ["confirmed"]:
@@ -248,28 +253,26 @@ def check_block(
             fail(f"the CLI did not confirm the server's label: {out.stderr[-800:]}")
         say("curl label + verify: confirmed, and the CLI agrees (one data directory)")
     if "label photos/ docs/" in text:
-        check_batch(clone, made, out.stderr)
+        check_batch(work, made, out.stderr)
     if "label -" in text:
         before = Image.open(io.BytesIO(made["a.png"]))
-        after = Image.open(clone / "a-labelled.png")
+        after = Image.open(work / "a-labelled.png")
         after.load()
         if after.size != before.size or np.array_equal(np.asarray(after), np.asarray(before)):
             fail("a-labelled.png is not a labelled copy of a.png")
-        if "TC260" not in exiftool_record(clone / "a-labelled.png"):
+        if "TC260" not in exiftool_record(work / "a-labelled.png"):
             fail("exiftool finds no TC260 record in a-labelled.png")
         say("stdin label: a-labelled.png carries the label and the record")
 
 
-def check_batch(clone: Path, made: dict[str, bytes], stderr: str) -> None:
+def check_batch(work: Path, made: dict[str, bytes], stderr: str) -> None:
     def lines(name: str) -> list[dict]:
-        rows = [json.loads(x) for x in (clone / name).read_text().splitlines() if x.strip()]
+        rows = [json.loads(x) for x in (work / name).read_text().splitlines() if x.strip()]
         return [r for r in rows if r["type"] == "file"]
 
     inputs = sorted(r.split("/", 1)[1] for r in made if r.startswith(("photos/", "docs/")))
     outputs = sorted(
-        str(p.relative_to(clone / "labelled"))
-        for p in (clone / "labelled").rglob("*")
-        if p.is_file()
+        str(p.relative_to(work / "labelled")) for p in (work / "labelled").rglob("*") if p.is_file()
     )
     if outputs != inputs:
         fail(f"labelled/ does not mirror photos/ and docs/: {outputs} vs {inputs}")
@@ -277,22 +280,22 @@ def check_batch(clone: Path, made: dict[str, bytes], stderr: str) -> None:
     if len(labelled) != len(inputs) or {r["outcome"] for r in labelled} != {"labelled"}:
         fail(f"label.jsonl: {labelled}")
     for name in ("labelled/beach.jpg", "labelled/2026/city.png"):
-        if "TC260" not in exiftool_record(clone / name):
+        if "TC260" not in exiftool_record(work / name):
             fail(f"exiftool finds no TC260 record in {name}")
     verified = lines("verify.jsonl")
     if {r["classification"] for r in verified} != {"confirmed"} or len(verified) != len(inputs):
         fail(f"verify.jsonl: {verified}")
     # --position image=top-left,document=header: the photo's label is at the top left now
     original = np.asarray(Image.open(io.BytesIO(made["photos/beach.jpg"])).convert("L"), float)
-    top = np.asarray(Image.open(clone / "labelled-top/beach.jpg").convert("L"), float)
+    top = np.asarray(Image.open(work / "labelled-top/beach.jpg").convert("L"), float)
     h, w = original.shape
     corner = np.abs(top - original)[: h // 6, : w // 3].max()
     if corner < 60:
         fail("--position image=top-left did not put the label at the top left")
     if "failed" in stderr:
         fail(f"a batch run reported failures: {stderr[-1500:]}")
-    published = lines_of_dir(clone / "published")
-    if published != ["post.jpg"] or "TC260" not in exiftool_record(clone / "published/post.jpg"):
+    published = lines_of_dir(work / "published")
+    if published != ["post.jpg"] or "TC260" not in exiftool_record(work / "published/post.jpg"):
         fail(f"propagate did not write published/post.jpg with a record: {published}")
     say("label/verify/propagate over trees: mirrored, recorded, confirmed, positioned")
 
