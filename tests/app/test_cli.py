@@ -400,6 +400,8 @@ def test_stdin_to_stdout_labels_and_verifies_one_file(tmp_path):
 
 def test_each_failure_is_named_as_it_happens_and_in_the_summary(labelled):
     err = labelled["proc"].stderr.decode()
+    # and where the identity lives, said at start
+    assert f"aigc-label: data directory {labelled['env']['AIGC_DATA_DIR']}" in err
     broken = str(labelled["src"] / "photos/broken.jpg")
     as_it_happens = f"aigc-label: failed: {broken}: corrupt-input: "
     assert as_it_happens in err
