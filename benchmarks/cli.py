@@ -8,7 +8,11 @@ Timed, interleaved round after round (median kept), each as a fresh process:
   writing the same XMP property (``XMP-TC260:AIGC``, through a user-defined
   tag table) into the same file;
 * the same over a directory of 40 JPEGs (one process each side);
-* ``aigc-label --help`` against a bare ``python -c pass``.
+* ``aigc-label --help`` against a bare ``python -c pass``;
+* with ``--before DIR`` (a checkout of an older commit, e.g. from
+  ``git archive``), the same one-file label by that code
+  (``python -m app.cli`` with ``PYTHONPATH=DIR``, same venv), so a speed-up
+  is measured in the same run too.
 
 Wall time and CPU time (user + system of the child) are both reported: on a
 shared machine the wall time carries the load, the CPU time less so. The
@@ -17,7 +21,7 @@ rounds measure the steady state a user meets from the second call on.
 Python's bytecode cache is on, as on a user's machine
 (``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment).
 
-    .venv/bin/python benchmarks/cli.py [--rounds 7]
+    .venv/bin/python benchmarks/cli.py [--rounds 7] [--before DIR]
 """
 
 from __future__ import annotations
@@ -70,11 +74,14 @@ def _jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _timed(
+    job: list[str] | tuple[list[str], dict[str, str], Path], env: dict[str, str]
+) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one child process; it must succeed."""
+    cmd, env, cwd = job if isinstance(job, tuple) else (job, env, None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, cwd=cwd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -86,6 +93,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--before", type=Path, help="an older checkout to compare with")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -116,6 +124,15 @@ def main() -> None:
             "aigc-label --help": lambda: [EXE, "--help"],
             "python -c pass": lambda: [sys.executable, "-c", "pass"],
         }
+        if args.before:
+            old_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+            old_cli = [sys.executable, "-m", "app.cli", *label]
+            # run from that directory: python -m puts the working directory first on sys.path
+            jobs["before: label (1 JPEG)"] = lambda: (
+                [*old_cli, str(one), "--out", out()],
+                old_env,
+                args.before,
+            )
         # prepare the data directory (key, ledger schema) and the bytecode caches
         for make in jobs.values():
             _timed(make(), env)
@@ -136,6 +153,16 @@ def main() -> None:
         ("40 files, one process", "aigc-label label (40 JPEGs)", "exiftool (40 JPEGs)", None),
         ("`--help`", "aigc-label --help", "python -c pass", None),
     ]
+    if args.before:
+        pairs.insert(1, ("the same, before", "before: label (1 JPEG)", "exiftool (1 JPEG)", None))
+        pairs.append(
+            (
+                "one label, this code vs before",
+                "aigc-label label (1 JPEG)",
+                "before: label (1 JPEG)",
+                None,
+            )
+        )
     rows = []
     for what, ours, peer, target in pairs:
         rows.append(
