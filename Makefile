@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PREFIX ?= $(HOME)/.local
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench system-deps clean install smoke
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,10 +41,23 @@ system-deps:
 run: $(STAMP)
 	$(BIN)/aigc-label serve --host $(HOST) --port $(PORT)
 
+# The aigc-label command on PATH: a link to the one in .venv (pipx install . also works).
+install: $(STAMP)
+	mkdir -p $(PREFIX)/bin
+	ln -sf $(abspath $(BIN))/aigc-label $(PREFIX)/bin/aigc-label
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; \
+		*) echo "note: add $(PREFIX)/bin to PATH to call aigc-label by name";; esac
+
+# A fresh clone in a temporary HOME: the Dockerfile's install steps in a clean
+# venv, then every shell example of README.md, outputs checked (tests/readme_smoke.py).
+smoke: $(STAMP)
+	$(BIN)/python tests/readme_smoke.py
+
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 -q
+	$(MAKE) --no-print-directory smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -84,7 +84,6 @@ stop the run; the exit status is non-zero when any file failed.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import fcntl
 import fnmatch
@@ -92,7 +91,6 @@ import hashlib
 import hmac
 import json
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
@@ -115,6 +113,8 @@ LINE_KEYS = ("path", "output", "media_type", "produce_id", "outcome", "error", "
 REPORT_VERSION = 1
 #: a task whose worker process died this many times is reported failed, not retried
 MAX_CRASHES = 2
+#: failures listed again in the closing summary (each is printed as it happens too)
+MAX_FAILURES_SHOWN = 20
 
 
 class BatchError(Exception):
@@ -160,6 +160,7 @@ class Summary:
     resumed: int = 0  # finished in an earlier run (journal), not looked at again
     seconds: float = 0.0
     interrupted: bool = False
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # path, kind, detail
 
     @property
     def processed(self) -> int:
@@ -195,7 +196,17 @@ class Summary:
             line += f"; {self.resumed} already done in an earlier run"
         if self.interrupted:
             line += "; INTERRUPTED: run the same command again to finish"
+        shown = self.failures[:MAX_FAILURES_SHOWN]
+        if shown:
+            line += "\nfailed:" + "".join(failure_text(*f, indent="\n  ") for f in shown)
+            if len(self.failures) > len(shown):
+                line += f"\n  ... and {len(self.failures) - len(shown)} more (see --report)"
         return line
+
+
+def failure_text(path: str, kind: str, detail: str, indent: str = "") -> str:
+    """One failure as the user reads it: which file, what kind of problem, why."""
+    return f"{indent}{path}: {kind}: {detail}"
 
 
 # ------------------------------------------------------------------ discovery
@@ -452,8 +463,16 @@ def run(
     workers: int,
     progress: bool,
     on_line: Callable[[dict[str, Any]], None] | None = None,
+    backend: Backend | None = None,
 ) -> Summary:
-    """Process ``tasks`` in ``workers`` processes; journal each file; the summary."""
+    """Process ``tasks`` in ``workers`` processes; journal each file; the summary.
+
+    ``backend`` is the one the caller prepared in this process: a single file
+    is handled with it right here (a pool would fork and build a second
+    ledger, key store and signer for one file, which is most of what a
+    one-shot run would cost); for a pool it is closed first, since database
+    connections must not cross a fork.
+    """
     summary = Summary()
     todo = [t for t in tasks if not journal.is_done(t)]
     summary.resumed = len(tasks) - len(todo)
@@ -465,12 +484,32 @@ def run(
         summary.counts[line["outcome"]] += 1
         if line.get("classification"):
             summary.classes[line["classification"]] += 1
+        if line["outcome"] == "failed":
+            failure = (line["path"], line.get("error_kind") or "error", line.get("error") or "")
+            summary.failures.append(failure)
+            message = "aigc-label: failed: " + failure_text(*failure)
+            if bar is not None:
+                bar.write(message, file=sys.stderr)
+            else:
+                print(message, file=sys.stderr, flush=True)
         if bar is not None:
             bar.update(1)
         if on_line is not None:
             on_line(line)
 
     queue = list(reversed(todo))  # pop() from the end keeps the walk order
+    if backend is not None and len(todo) == 1:
+        try:
+            finish(Worker(options, backend).handle(todo[0]))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            if bar is not None:
+                bar.close()
+        summary.seconds = time.monotonic() - started
+        return summary
+    if backend is not None:
+        backend.close()
     _preload()
     workers = max(1, min(workers, len(todo)))
     window = workers * 4  # bounded in-flight work: quick to stop, little memory
@@ -506,6 +545,9 @@ def _drain(
     finish: Callable[[dict[str, Any]], None],
 ) -> list[Task]:
     """Run the queue in one pool; return the tasks in flight if the pool broke."""
+    import concurrent.futures as cf  # here: a one-file run never starts a pool
+    import multiprocessing
+
     context = (
         multiprocessing.get_context("fork")
         if "fork" in multiprocessing.get_all_start_methods()
@@ -601,11 +643,11 @@ def _run_task(task: Task) -> dict[str, Any]:
 class Worker:
     """Processes one file at a time; built once per worker process."""
 
-    def __init__(self, options: BatchOptions) -> None:
+    def __init__(self, options: BatchOptions, backend: Backend | None = None) -> None:
         self.options = options
-        self.backend: Backend = (
-            ServerBackend(options) if options.server else LibraryBackend(options)
-        )
+        if backend is None:
+            backend = ServerBackend(options) if options.server else LibraryBackend(options)
+        self.backend: Backend = backend
 
     def handle(self, task: Task) -> dict[str, Any]:
         from labelers.errors import AigcError
@@ -858,6 +900,9 @@ class Backend:
         """In-place propagate: the PropagateID if our platform already wrote back."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release connections (before a fork: they must not be shared with workers)."""
+
 
 def header(options: BatchOptions, identity: dict[str, Any], salt: bytes) -> dict[str, Any]:
     """The report header line for this run."""
@@ -930,7 +975,7 @@ class LibraryBackend(Backend):
     """Runs the labelling library in this process, with the embedded ledger."""
 
     def __init__(self, options: BatchOptions, state: Any = None) -> None:
-        from labelers.pipeline import FileOptions
+        from labelers.pipeline import FileOptions, parse_positions
         from labelers.visible.wording import resolve_wording
 
         self.options = options
@@ -947,6 +992,7 @@ class LibraryBackend(Backend):
             ) or ""
         self.salt = identity_salt(code)
         wording = resolve_wording(options.wording)
+        self.positions = parse_positions(options.position) if options.position else {}
         self.file_options = FileOptions(
             explicit=options.explicit != "none",
             position=options.position,
@@ -971,8 +1017,8 @@ class LibraryBackend(Backend):
         result = label_file(
             data,
             record,
-            self.file_options,
-            st.signer,
+            _for_kind(self.file_options, self.positions, data),
+            st.signer if self.options.c2pa else None,  # no C2PA: never load its library
             watermark_key(produce_id),
             st.settings.software_agent,
             self.limits,
@@ -1032,7 +1078,7 @@ class LibraryBackend(Backend):
             self.options.declared_ai,
             identity.platform,
             propagate_id,
-            self.explicit_options,
+            self.explicit_options and _for_kind(self.explicit_options, self.positions, data),
         )
         cls = report.classification
         produce_id = report.record.produce_id if report.record else None
@@ -1076,6 +1122,25 @@ class LibraryBackend(Backend):
     def propagated_by_us(self, data: bytes) -> str | None:
         return _propagated_by(data, self.identity.platform, self.limits)
 
+    def close(self) -> None:
+        self.state.ledger.engine.dispose()
+
+
+def _for_kind(file_options: Any, positions: dict[str, str], data: bytes) -> Any:
+    """``file_options`` with the position ``--position`` gives this file's kind (or default)."""
+    if not positions:
+        return file_options
+    from dataclasses import replace
+
+    return replace(file_options, position=_position_for(positions, data))
+
+
+def _position_for(positions: dict[str, str], data: bytes) -> str | None:
+    """The position ``--position`` gives the kind of file ``data`` is; None: its default."""
+    from labelers.pipeline import position_kind
+
+    return positions.get(position_kind(_media_type(data) or "") or "")
+
 
 def _propagated_by(data: bytes, platform: str | None, limits: Any) -> str | None:
     from labelers.errors import AigcError
@@ -1115,6 +1180,9 @@ class ServerBackend(Backend):
             timeout=httpx.Timeout(300.0, connect=10.0),
         )
         self.platform: str | None = None  # learnt from the first write-back
+        from labelers.pipeline import parse_positions
+
+        self.positions = parse_positions(options.position) if options.position else {}
 
     def _post(self, path: str, name: str, data: bytes, form: dict[str, str]) -> Any:
         import httpx
@@ -1142,7 +1210,7 @@ class ServerBackend(Backend):
             kind, detail = f"http-{response.status_code}", response.text[:500]
         return BackendError(kind, f"server answered {response.status_code}: {detail}")
 
-    def _label_form(self, produce_id: str) -> dict[str, str]:
+    def _label_form(self, produce_id: str, data: bytes) -> dict[str, str]:
         o = self.options
         form = {
             "explicit": o.explicit,
@@ -1151,16 +1219,19 @@ class ServerBackend(Backend):
             "c2pa": str(o.c2pa).lower(),
             "produce_id": produce_id,
         }
-        for key in ("position", "wording", "omit_reason"):
+        for key in ("wording", "omit_reason"):
             value = getattr(o, key)
             if value is not None:
                 form[key] = value
+        position = _position_for(self.positions, data)
+        if position is not None:
+            form["position"] = position
         return form
 
     def label(self, data: bytes, produce_id: str, name: str) -> Labelled:
         note = None
         for _ in range(5):
-            response = self._post("/v1/label", name, data, self._label_form(produce_id))
+            response = self._post("/v1/label", name, data, self._label_form(produce_id, data))
             if response.status_code == 409:
                 # issued before, its output lost with an interrupted run: same family, next ID
                 produce_id = bump_id(produce_id)
@@ -1198,9 +1269,11 @@ class ServerBackend(Backend):
                 "propagate_id": propagate_id,
                 "add_explicit": str(o.add_explicit).lower(),
             }
-            for key in ("position", "wording"):
-                if getattr(o, key) is not None:
-                    form[key] = getattr(o, key)
+            if o.wording is not None:
+                form["wording"] = o.wording
+            position = _position_for(self.positions, data)
+            if position is not None:
+                form["position"] = position
             response = self._post("/v1/propagate", name, data, form)
             if response.status_code == 409:
                 propagate_id = bump_id(propagate_id)
@@ -1251,3 +1324,6 @@ class ServerBackend(Backend):
 
     def propagated_by_us(self, data: bytes) -> str | None:
         return _propagated_by(data, self.platform, self.limits)
+
+    def close(self) -> None:
+        self.client.close()

@@ -19,6 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+POSITION_HELP = (
+    "image: bottom-right (default), bottom-left, top-right, top-left, bottom, top, left, "
+    "right; documents: footer (default) or header. A value applies to the kinds it fits; "
+    "per kind: image=top-left,document=header"
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -44,11 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help='visible label; "none" needs the omit_explicit permission (logged)',
     )
-    label.add_argument(
-        "--position",
-        help="image: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
-        "left, right; documents: footer (default) or header",
-    )
+    label.add_argument("--position", help=POSITION_HELP)
     label.add_argument(
         "--pages", choices=("all", "first"), default="all", help="PDF pages / PPTX slides"
     )
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     propagate.add_argument(
         "--add-explicit", action="store_true", help="draw the visible label where none shows"
     )
-    propagate.add_argument("--position", help="where --add-explicit draws the label")
+    propagate.add_argument(
+        "--position", help="where --add-explicit draws the label: " + POSITION_HELP
+    )
     propagate.add_argument("--wording", help="wording for --add-explicit")
 
     args = parser.parse_args(argv)
@@ -96,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 def _common(p: argparse.ArgumentParser, writes: bool) -> None:
     p.add_argument("inputs", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
     if writes:
-        p.add_argument("--out", metavar="DIR", help="write results here, mirroring the input tree")
+        p.add_argument(
+            "-o", "--out", metavar="DIR", help="write results here, mirroring the input tree"
+        )
         p.add_argument(
             "--in-place", action="store_true", help="replace the input files (explicit opt-in)"
         )
@@ -148,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
     # process, so workers start on a migrated ledger and the key prints once.
     from app.state import State
 
-    State.build(settings)
+    State.build(settings).prepare()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -199,6 +205,8 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             )
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if getattr(args, "position", None):
+        _check_position(parser, args.position)
     api_key = None
     if args.server:
         api_key = os.environ.get("AIGC_API_KEY")
@@ -231,8 +239,6 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         backend, identity = _prepare(options)
         if stdin:
             return _stdin(options, backend, args.report)
-        # the parent's database connections must not be inherited by forked workers
-        _close(backend)
         out = getattr(args, "out", None)
         journal_path = args.report
         tasks = batch.discover(
@@ -252,7 +258,10 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     if writes:
         batch.remove_partials([out] if out else [t for t in args.inputs if os.path.isdir(t)])
-    summary = batch.run(options, tasks, journal, args.workers, progress=not args.no_progress)
+    summary = batch.run(
+        options, tasks, journal, args.workers, progress=not args.no_progress, backend=backend
+    )
+    backend.close()
     journal.close(summary)
     print(summary.text(args.command), file=sys.stderr)
     if summary.failed:
@@ -281,6 +290,8 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
     from labelers.visible.wording import resolve_wording
 
     settings = Settings()
+    # said on every run: two data directories mean two identities (keys, ledger)
+    print(f"aigc-label: data directory {settings.data_dir} (AIGC_DATA_DIR)", file=sys.stderr)
     if options.command != "verify":
         with contextlib.redirect_stdout(sys.stderr):  # a new development key is printed
             keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
@@ -306,13 +317,21 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
     return backend, identity
 
 
-def _close(backend: Any) -> None:
-    state = getattr(backend, "state", None)
-    if state is not None:
-        state.ledger.engine.dispose()
-    client = getattr(backend, "client", None)
-    if client is not None:
-        client.close()
+def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
+    """A position no file can take fails once, up front; one that fits some kinds says so."""
+    from labelers.errors import InvalidOption
+    from labelers.pipeline import DOCUMENT_POSITIONS, IMAGE_POSITIONS, POSITIONS, parse_positions
+
+    try:
+        positions = parse_positions(spec)
+    except InvalidOption as exc:
+        parser.error(f"--position: {exc.detail}")
+    defaults = {"image": IMAGE_POSITIONS[0], "document": DOCUMENT_POSITIONS[0]}
+    others = [k for k in POSITIONS if k not in positions]
+    if others:
+        given = ", ".join(f"{k}s {v}" for k, v in positions.items())
+        kept = ", ".join(f"{k}s keep {defaults[k]}" for k in others)
+        print(f"aigc-label: --position {spec}: {given}; {kept}", file=sys.stderr)
 
 
 def _startup_errors() -> tuple[type[BaseException], ...]:

@@ -12,10 +12,12 @@ lose a row nor issue one ProduceID twice. Retention is at least 180 days
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -36,7 +38,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from labelers.record import Record
@@ -395,7 +397,51 @@ def migrate(url: str, lock_dir: Path) -> None:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         cfg.attributes["configure_logger"] = False
+        _quiet_alembic()
         command.upgrade(cfg, "head")
+
+
+def _quiet_alembic() -> None:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.", "Running upgrade ...") are
+    debug detail here: shown only when the service logs at DEBUG."""
+    debugging = logging.getLogger("aigc").isEnabledFor(logging.DEBUG)
+    logging.getLogger("alembic").setLevel(logging.NOTSET if debugging else logging.WARNING)
+
+
+def head_revisions() -> frozenset[str]:
+    """The schema's head revision(s), read from the migration files without Alembic.
+
+    Each revision file assigns ``revision`` and ``down_revision`` at module
+    level (Alembic's own convention); the heads are the revisions nothing
+    names as its parent. Parsing our own few small files costs a millisecond;
+    importing Alembic to ask it costs a one-shot CLI run most of its time.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and node.value is not None:
+                        with contextlib.suppress(ValueError):
+                            values[target.id] = ast.literal_eval(node.value)
+        if isinstance(values.get("revision"), str):
+            revisions.add(values["revision"])
+            down = values.get("down_revision")
+            parents.update([down] if isinstance(down, str) else down or ())
+    return frozenset(revisions - parents)
+
+
+def schema_at_head(engine: Engine) -> bool:
+    """Whether the database already records every head revision (nothing to migrate)."""
+    try:
+        with engine.connect() as conn:
+            current = set(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    except DBAPIError:  # no alembic_version table yet: a new database
+        return False
+    return current == head_revisions()
 
 
 def open_ledger(url: str, data_dir: Path) -> Ledger:
@@ -405,8 +451,11 @@ def open_ledger(url: str, data_dir: Path) -> Ledger:
         # the ledger names requesters, content hashes and watermark keys: owner only,
         # from the first byte (the umask would give 0644), and its -wal/-shm files too
         private_file(sqlite_file)
-    migrate(url, data_dir)
-    ledger = Ledger(make_engine(url))
+    engine = make_engine(url)
+    # most starts find the schema current: checking costs one query, migrating imports Alembic
+    if not schema_at_head(engine):
+        migrate(url, data_dir)
+    ledger = Ledger(engine)
     if sqlite_file is not None:
         for path in sqlite_file.parent.glob(sqlite_file.name + "*"):
             path.chmod(0o600)

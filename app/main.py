@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import Depends, FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -20,6 +21,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from app import ops, problems
 from app.auth import Identity
 from app.bodylimit import BodyLimitMiddleware
+from app.docs import install_docs
 from app.ledger import DuplicateProduceID, Ledger, label_row, propagation_row, watermark_key
 from app.platform import check_and_propagate
 from app.problems import Problem
@@ -42,10 +44,31 @@ FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+# Declares the scheme in the OpenAPI document, so /docs shows Authorize and sends
+# the key; require() still reads the header itself and answers problem+json.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key: `Authorization: Bearer <key>`. In development mode the "
+    "service prints a generated key at start and keeps it in `<data dir>/dev-api-key`.",
+)
+API_DESCRIPTION = """
+Labels AI-generated content the way GB 45438-2025 and the CAC labelling Measures
+require (a visible label, the seven-field implicit record in the file's metadata,
+an invisible watermark, a C2PA manifest) and verifies labels on uploads.
+
+**Try it here:** press **Authorize** and paste your API key (development mode
+prints one at start). Errors are RFC 9457 `application/problem+json` whose
+`detail` names the problem.
+"""
 
 
 # ------------------------------------------------------------------ models
 LabelValue = Literal["1", "2", "3"]
+WORDING_HELP = (
+    'label wording or a preset ("zh" 人工智能生成, "zh-short" AI生成, "zh-synthetic" '
+    '人工智能合成, "bilingual"); custom wording needs 人工智能/AI and 生成/合成'
+)
 LABEL_HELP = (
     'the record\'s Label: "1" AI-generated (default), "2" possibly, "3" suspected '
     "AI-generated (GB 45438 Annex E)"
@@ -53,7 +76,15 @@ LABEL_HELP = (
 
 
 class TextLabelRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "春眠不觉晓，处处闻啼鸟。", "explicit": "start"},
+                {"text": "An AI-written paragraph.", "explicit": "end", "wording": "bilingual"},
+            ]
+        },
+    )
 
     text: str = Field(description="the AI-generated text")
     explicit: Literal["start", "end", "both", "none"] = Field(
@@ -91,7 +122,10 @@ class TextLabelResponse(BaseModel):
 
 
 class TextVerifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "<text labelled by /v1/label/text>"}]},
+    )
 
     text: str
     declared_ai: bool = False
@@ -105,15 +139,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="aigc-label",
         version="1.0",
         summary="Labels AI-generated content per GB 45438-2025 and verifies labels.",
+        description=API_DESCRIPTION,
+        docs_url=None,  # served offline by app.docs
+        redoc_url=None,
         responses=problems.RESPONSES,
     )
-    app.state.aigc = State.build(settings)
+    app.state.aigc = State.build(settings).prepare()
     DECODE_GATE.configure(
         settings.max_concurrent_decodes,
         settings.decode_memory_bytes,
         settings.decode_wait_seconds,
     )
     problems.install(app)
+    install_docs(app)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_bytes,
@@ -134,7 +172,10 @@ def state(request: Request) -> State:
 
 
 def require(permission: str) -> Callable[..., Identity]:
-    async def dependency(request: Request) -> Identity:  # cheap: no threadpool hop
+    async def dependency(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> Identity:  # cheap: no threadpool hop
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="aigc-label"'}
@@ -177,12 +218,23 @@ def _check_omission(identity: Identity, explicit: str) -> None:
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["service"])
+    @app.get(
+        "/healthz",
+        tags=["service"],
+        summary="Liveness check",
+        description='Answers `{"status": "ok"}` while the process serves; no key needed.',
+    )
     async def healthz() -> dict[str, str]:
         # async: answered on the event loop, never queued behind busy threadpool workers
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["service"])
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        summary="Readiness check",
+        description='Answers `{"status": "ready"}` when the ledger database answers, '
+        "else a 503 problem; no key needed.",
+    )
     async def readyz(request: Request) -> dict[str, str]:
         try:
             await run_in_threadpool(state(request).ledger.ping)
@@ -194,6 +246,9 @@ def _routes(app: FastAPI) -> None:
     @app.get(
         "/metrics",
         tags=["service"],
+        summary="Prometheus metrics",
+        description="Requests, latencies per endpoint and media type, classifications, "
+        "requests refused by a limit and decodes in flight, in the Prometheus text format.",
         response_class=Response,
         responses={200: {"content": {"text/plain": {}}}},
     )
@@ -201,7 +256,16 @@ def _routes(app: FastAPI) -> None:
         body, content_type = ops.metrics_body()
         return Response(body, media_type=content_type)
 
-    @app.post("/v1/label/text", response_model=TextLabelResponse, tags=["label"])
+    @app.post(
+        "/v1/label/text",
+        response_model=TextLabelResponse,
+        tags=["label"],
+        summary="Label a text",
+        description="Adds the visible label (`explicit`: at the start, end, both, or none "
+        "with the `omit_explicit` permission) and an invisible Unicode payload carrying the "
+        "ProduceID, and records the label in the ledger. Text has no metadata, so the "
+        "record lives in the ledger and is found again through the payload.",
+    )
     async def label_text_endpoint(
         body: TextLabelRequest,
         request: Request,
@@ -241,6 +305,13 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/v1/verify",
         tags=["verify"],
+        summary="Verify a file or a text (Measures Art. 6)",
+        description="Classifies the upload as `confirmed` (a record, in metadata or "
+        "recovered from our watermark), `possible` (no record but `declared_ai`), "
+        "`suspected` (visible AI wording, another generator's traces, a C2PA or IPTC AI "
+        "source type) or `none`, with the `rule` that decided, every record and piece of "
+        "evidence found, the integrity of ReservedCode1/2, and conformance findings. Send "
+        'JSON `{"text": ...}` for text, multipart with a `file` field for files.',
         openapi_extra={
             "requestBody": {
                 "content": {
@@ -305,6 +376,12 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/v1/label",
         tags=["label"],
+        summary="Label a file",
+        description="Visible label, invisible watermark, the metadata record and a C2PA "
+        "manifest, in that order, for images (JPEG, PNG, WebP, TIFF, GIF, AVIF), PDF, "
+        "DOCX/PPTX/XLSX, Markdown, HTML and plain text; the media type is sniffed from the "
+        "bytes. Answers the labelled file in the same format; the `AIGC-*` headers say what "
+        "was done (`AIGC-Watermark` and `AIGC-C2PA` say why a step was skipped).",
         response_class=Response,
         responses=FILE_RESPONSE,
     )
@@ -325,12 +402,18 @@ def _routes(app: FastAPI) -> None:
         pages: Annotated[
             Literal["all", "first"], Form(description="PDF pages / PPTX slides labelled")
         ] = "all",
-        wording: Annotated[str | None, Form()] = None,
-        watermark: Annotated[bool, Form()] = True,
-        c2pa: Annotated[bool, Form()] = True,
-        produce_id: Annotated[str | None, Form(max_length=64)] = None,
+        wording: Annotated[str | None, Form(description=WORDING_HELP, examples=["zh"])] = None,
+        watermark: Annotated[bool, Form(description="embed the invisible watermark")] = True,
+        c2pa: Annotated[bool, Form(description="sign a C2PA manifest (last step)")] = True,
+        produce_id: Annotated[
+            str | None,
+            Form(max_length=64, description="your own ProduceID (default: a new ULID)"),
+        ] = None,
         label: Annotated[LabelValue, Form(description=LABEL_HELP)] = "1",
-        omit_reason: Annotated[str | None, Form(max_length=500)] = None,
+        omit_reason: Annotated[
+            str | None,
+            Form(max_length=500, description="why the visible label is omitted (Art. 9 log)"),
+        ] = None,
     ) -> Response:
         st = state(request)
         _check_omission(identity, explicit)
@@ -380,6 +463,12 @@ def _routes(app: FastAPI) -> None:
     @app.post(
         "/v1/propagate",
         tags=["propagate"],
+        summary="Write a platform's propagation fields into an upload (Measures Art. 6)",
+        description="Verifies the upload, then writes the calling platform's "
+        "ContentPropagator, PropagateID and signed ReservedCode2 into the file's one record "
+        '(creating it with Label "1", "2" or "3" for confirmed, possible and suspected '
+        "content) and re-signs C2PA with the upload as parent ingredient. Content judged "
+        "`none` comes back unchanged.",
         response_class=Response,
         responses=FILE_RESPONSE,
     )
@@ -390,12 +479,17 @@ def _routes(app: FastAPI) -> None:
         declared_ai: Annotated[
             bool, Form(description="the uploader declares the content AI-generated")
         ] = False,
-        propagate_id: Annotated[str | None, Form(max_length=64)] = None,
+        propagate_id: Annotated[
+            str | None,
+            Form(max_length=64, description="the platform's ID for this upload (default: new)"),
+        ] = None,
         add_explicit: Annotated[
             bool, Form(description="draw the visible label when the file shows none")
         ] = False,
-        position: Annotated[str | None, Form()] = None,
-        wording: Annotated[str | None, Form()] = None,
+        position: Annotated[
+            str | None, Form(description="where add_explicit draws the label", examples=["top"])
+        ] = None,
+        wording: Annotated[str | None, Form(description=WORDING_HELP)] = None,
     ) -> Response:
         st = state(request)
         assert identity.platform is not None  # guaranteed by load_keys for "propagate"
@@ -445,7 +539,14 @@ def _routes(app: FastAPI) -> None:
         }
         return Response(result.data, media_type=result.media_type, headers=headers)
 
-    @app.get("/v1/records/{produce_id}", tags=["records"])
+    @app.get(
+        "/v1/records/{produce_id}",
+        tags=["records"],
+        summary="Read a ledger entry",
+        description="The label issued under `produce_id`: its record, content SHA-256, "
+        "media type, producer, requester, whether the visible label was omitted and why, "
+        "and when.",
+    )
     def get_record(
         produce_id: str,
         request: Request,

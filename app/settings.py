@@ -15,10 +15,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from labelers.limits import Limits
 
 
+def default_data_dir() -> Path:
+    """The per-user data directory (``~/.local/share/aigc-label`` on Linux).
+
+    One place for every process a user runs, wherever it starts: a default
+    relative to the working directory gave the CLI run outside the clone a
+    second development key, ledger and signing key, so its labels verified
+    as ``unknown-key`` against the server.
+    """
+    from platformdirs import user_data_path
+
+    return user_data_path("aigc-label", appauthor=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore")
 
-    data_dir: Path = Field(Path("./var"), description="SQLite ledger and development keys")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="SQLite ledger and development keys; default: the per-user data directory",
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file")
 
     api_keys_file: Path | None = Field(None, description="JSON file of API keys")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from app.auth import KeyStore, load_keys
 from app.ledger import AsyncInserter, Ledger, open_ledger, private_dir
 from app.settings import Settings
 from labelers.errors import SigningError
-from labelers.integrity import Keyring, RecordSigner
-from labelers.provenance import C2paSigner, ensure_dev_credentials
 from labelers.record import Record
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from labelers.integrity import Keyring, RecordSigner
+    from labelers.provenance import C2paSigner
 
 log = logging.getLogger("aigc")
 
@@ -34,13 +39,16 @@ class LedgerLookup:
 
 @dataclass
 class State:
+    """Ledger and API keys at once; signing material when first used.
+
+    A one-shot CLI run that labels without C2PA never loads the C2PA library
+    or a certificate; the service calls :meth:`prepare` at start so its first
+    request pays nothing and development credentials are announced once.
+    """
+
     settings: Settings
     ledger: Ledger
     keys: KeyStore
-    signer: C2paSigner | None = None
-    trust_anchors_pem: str | None = None
-    record_signer: RecordSigner | None = None
-    keyring: Keyring | None = None
     inserter: AsyncInserter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,19 +63,47 @@ class State:
         private_dir(settings.data_dir)
         ledger = open_ledger(settings.resolved_database_url, settings.data_dir)
         keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
+        log.info("data directory %s", settings.data_dir)
         log.info("ledger at %s", _redact(settings.resolved_database_url))
-        signer, anchors = _signing(settings)
-        record_signer, keyring = _record_keys(settings, keys)
-        _make_private(settings.data_dir)
-        return cls(
-            settings=settings,
-            ledger=ledger,
-            keys=keys,
-            signer=signer,
-            trust_anchors_pem=anchors,
-            record_signer=record_signer,
-            keyring=keyring,
-        )
+        _make_private(settings.data_dir)  # the development API key may just have been made
+        return cls(settings=settings, ledger=ledger, keys=keys)
+
+    def prepare(self) -> State:
+        """Load (or create) every key and certificate now rather than on first use."""
+        _ = self.signer, self.trust_anchors_pem, self.record_signer, self.keyring
+        return self
+
+    @cached_property
+    def _c2pa_files(self) -> tuple[Path, Path, Path | None]:
+        files = _c2pa_files(self.settings)
+        _make_private(self.settings.data_dir)  # the development CA may just have been made
+        return files
+
+    @cached_property
+    def signer(self) -> C2paSigner:
+        from labelers.provenance import C2paSigner
+
+        chain, key, _ = self._c2pa_files
+        return C2paSigner.from_files(chain, key)
+
+    @cached_property
+    def trust_anchors_pem(self) -> str | None:
+        anchors = self._c2pa_files[2]
+        return anchors.read_text() if anchors else None
+
+    @cached_property
+    def _record_keys(self) -> tuple[RecordSigner, Keyring]:
+        keys = _record_keys(self.settings, self.keys)
+        _make_private(self.settings.data_dir)  # the signing key may just have been made
+        return keys
+
+    @property
+    def record_signer(self) -> RecordSigner:
+        return self._record_keys[0]
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._record_keys[1]
 
 
 def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyring]:
@@ -76,6 +112,8 @@ def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyr
     Our own key (AIGC_RECORD_SCHEME: Ed25519 or SM2) is trusted for every
     producer/platform code our API keys carry.
     """
+    from labelers.integrity import Keyring, RecordSigner
+
     scheme = settings.record_scheme
     if settings.record_key:
         signer = RecordSigner.from_pem(settings.record_key.read_bytes(), settings.record_format)
@@ -101,14 +139,14 @@ def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyr
     return signer, keyring
 
 
-def _signing(settings: Settings) -> tuple[C2paSigner, str | None]:
-    """The C2PA signer and verify's trust anchors: configured, else development ones."""
+def _c2pa_files(settings: Settings) -> tuple[Path, Path, Path | None]:
+    """C2PA chain, key and verify's trust anchors: configured, else development ones."""
     if settings.c2pa_chain or settings.c2pa_key:
         if not (settings.c2pa_chain and settings.c2pa_key):
             raise SigningError("set both AIGC_C2PA_CHAIN and AIGC_C2PA_KEY, or neither")
-        signer = C2paSigner.from_files(settings.c2pa_chain, settings.c2pa_key)
-        anchors = settings.trust_anchors.read_text() if settings.trust_anchors else None
-        return signer, anchors
+        return settings.c2pa_chain, settings.c2pa_key, settings.trust_anchors
+    from labelers.provenance import ensure_dev_credentials
+
     dev = ensure_dev_credentials(settings.data_dir / "c2pa-dev")
     if dev.created:
         log.warning(
@@ -116,8 +154,7 @@ def _signing(settings: Settings) -> tuple[C2paSigner, str | None]:
             "development CA; configure AIGC_C2PA_CHAIN/AIGC_C2PA_KEY for production",
             dev.chain_pem.parent,
         )
-    anchors_path = settings.trust_anchors or dev.ca_pem
-    return C2paSigner.from_files(dev.chain_pem, dev.key_pem), anchors_path.read_text()
+    return dev.chain_pem, dev.key_pem, settings.trust_anchors or dev.ca_pem
 
 
 def _make_private(data_dir: Path) -> None:

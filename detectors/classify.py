@@ -15,6 +15,14 @@ from detectors import origin
 from detectors.report import C2PA, EXPLICIT, IPTC, TRACE, WATERMARK, Report
 
 _BY_LABEL = {"1": "confirmed", "2": "possible", "3": "suspected"}
+#: what each Label value says, in the words a moderator acts on
+_LABEL_MEANS = {
+    "1": "the producer marked it AI-generated",
+    "2": "a platform marked it possibly AI-generated (the uploader declared AI; no "
+    "producer's label was found): treat it as possible, not confirmed",
+    "3": "a platform marked it suspected AI-generated (AI traces were detected; no "
+    "producer's label was found): treat it as suspected",
+}
 _SUSPECT_KINDS = (EXPLICIT, WATERMARK, C2PA, IPTC, TRACE)
 
 
@@ -32,6 +40,8 @@ def _apply_rules(report: Report, declared_ai: bool) -> Report:
         how = "metadata record" if source.source == "metadata" else "watermark matched in ledger"
         report.classification = _BY_LABEL.get(record.label, "confirmed")
         report.rule = f'Art. 6(1): implicit label present ({how}, Label "{record.label}")'
+        if record.label in _LABEL_MEANS:
+            report.rule += f": {_LABEL_MEANS[record.label]}"
         return report
     if declared_ai:
         report.classification = "possible"

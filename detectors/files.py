@@ -528,11 +528,14 @@ def _add_brand(report: Report, mark: VisibleMark, template: str | None) -> None:
 
 
 def _image_watermark(report: Report, frame: Image.Image, lookup: LabelLookup) -> None:
+    from labelers.imaging import MARKABLE_MODES, luminance_plane
     from labelers.watermark import image as image_watermark
 
     # no size floor here: a marked image downscaled below the embedding
     # minimum still decodes, and decode() itself declines what it cannot read
-    found = image_watermark.decode(frame)
+    # modes the mark does not take as they are carry it in their luminance plane
+    plane = frame if frame.mode in MARKABLE_MODES else luminance_plane(frame)
+    found = image_watermark.decode(plane) if plane is not None else None
     if found is None:
         return
     record = lookup.by_watermark_key(found.payload)

@@ -20,6 +20,12 @@ because the files do not record it; GIF frames after the first are
 re-quantised by Pillow to an adaptive palette; a multi-page TIFF keeps the
 first page's tags on every page.
 
+Colour modes the invisible watermark does not take as they are (CMYK and
+YCCK, which Pillow decodes to CMYK; 16-bit grey; CIE L*a*b*) keep their mode:
+:func:`luminance_plane` gives the watermark the luminance the mode has, and
+:func:`with_luminance` writes the mark's change back into the mode's own
+channels, so the other channels and the ICC profile stay as they were.
+
 Pillow's process-wide decompression-bomb guard (``Image.MAX_IMAGE_PIXELS``)
 is raised, never lowered, to the largest ``max_pixels`` a caller passes, so
 the configured limit, checked here first, is the one users meet.
@@ -38,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageFile, features
 from PIL import JpegImagePlugin as _jpeg_plugin
 
@@ -135,6 +142,70 @@ class Raster:
         """Width and height as a viewer shows the image (EXIF orientation applied)."""
         w, h = self.size
         return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
+
+
+# --------------------------------------------------------------------------- luminance
+
+#: modes labelers.watermark.image embeds in and decodes as they are
+MARKABLE_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
+#: 16- and 32-bit integer grey, as Pillow decodes 16-bit PNG and TIFF
+WIDE_GRAY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I"})
+_WIDE_STEP = 257  # one 8-bit level in 16-bit units (0 -> 0, 255 -> 65535)
+
+
+def luminance_plane(frame: Image.Image) -> Image.Image | None:
+    """The 8-bit luminance ("L") of ``frame`` for a mark to live in; None if it has none.
+
+    CMYK: as Pillow converts it (R = 255 - C - K, then ITU-R 601 luma), which
+    is what a reader of the file's pixels sees; 16-bit grey: the value in
+    8-bit steps; LAB: its L* channel. Modes in :data:`MARKABLE_MODES` are
+    their own plane (``frame.convert("L")``). Bilevel and float images have
+    no luminance the mark can be written back into.
+    """
+    mode = frame.mode
+    if mode in MARKABLE_MODES or mode == "CMYK":
+        return frame.convert("L") if mode != "L" else frame
+    if mode in WIDE_GRAY_MODES:
+        values = np.asarray(frame, dtype=np.float64)
+        return Image.fromarray((np.clip(values, 0, 65535) / _WIDE_STEP).round().astype(np.uint8))
+    if mode == "LAB":
+        return frame.getchannel("L")
+    return None
+
+
+def with_luminance(frame: Image.Image, before: Image.Image, after: Image.Image) -> Image.Image:
+    """``frame`` (same mode) with the change ``after - before`` of its luminance plane.
+
+    The change goes into the channels that carry luminance in that mode, so
+    colour and the meaning of the ICC profile are kept: CMYK takes it in K
+    (black), and what K cannot absorb at 0 or 255 in C, M and Y together;
+    16-bit grey in 8-bit steps; LAB in L*.
+    """
+    delta = np.asarray(after, dtype=np.int32) - np.asarray(before, dtype=np.int32)
+    mode = frame.mode
+    if mode == "CMYK":
+        cmyk = np.asarray(frame, dtype=np.int32).copy()
+        k = np.clip(cmyk[..., 3] - delta, 0, 255)
+        rest = delta - (cmyk[..., 3] - k)  # what K could not take
+        cmyk[..., 3] = k
+        cmyk[..., :3] = np.clip(cmyk[..., :3] - rest[..., None], 0, 255)
+        return Image.fromarray(cmyk.astype(np.uint8), "CMYK")
+    if mode in WIDE_GRAY_MODES:
+        values = np.asarray(frame, dtype=np.int64) + delta * _WIDE_STEP
+        top = 65535 if mode != "I" else np.iinfo(np.int32).max
+        values = np.clip(values, 0, top)
+        if mode == "I":
+            return Image.fromarray(values.astype(np.int32))
+        dtype = ">u2" if mode == "I;16B" else "<u2"
+        height, width = values.shape
+        return Image.frombuffer(
+            mode, (width, height), values.astype(dtype).tobytes(), "raw", mode, 0, 1
+        )
+    if mode == "LAB":
+        lab = np.asarray(frame, dtype=np.int32).copy()
+        lab[..., 0] = np.clip(lab[..., 0] + delta, 0, 255)
+        return Image.fromarray(lab.astype(np.uint8), "LAB")
+    raise UnsupportedMedia(f"images in colour mode {mode} have no luminance to write back")
 
 
 # --------------------------------------------------------------------------- errors

@@ -9,25 +9,23 @@ to a database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from labelers.errors import InvalidOption, LimitExceeded
 from labelers.formats import decode_plain_text, get_handler, sniff
-from labelers.formats import markdown as markdown_format
-from labelers.formats import pdf as pdf_format
-from labelers.formats.ooxml import OOXML_TYPES
-from labelers.imaging import Raster, open_raster, save_raster
-from labelers.integrity import RecordSigner
 from labelers.limits import DEFAULT_LIMITS, Limits
-from labelers.provenance import C2paSigner, supported_media_types
 from labelers.record import Record
-from labelers.visible import markup as visible_markup
-from labelers.visible import office as visible_office
-from labelers.visible import pdf as visible_pdf
 from labelers.visible import text as visible_text
-from labelers.visible.image import label_frames
 from labelers.visible.wording import DEFAULT_WORDING
-from labelers.watermark import image as image_watermark
 from labelers.watermark import text as text_watermark
+
+# The stages that need numpy/scipy, pypdf, fpdf2, c2pa, YAML or the OOXML
+# parsers import them where they run: a one-shot CLI call that only writes a
+# record must not pay seconds of imports for the stages it skips.
+if TYPE_CHECKING:
+    from labelers.imaging import Raster
+    from labelers.integrity import RecordSigner
+    from labelers.provenance import C2paSigner
 
 EXPLICIT_TEXT_PLACES = ("start", "end", "both", "none")
 
@@ -66,6 +64,53 @@ IMAGE_POSITIONS = (
     "right",
 )
 DOCUMENT_POSITIONS = ("footer", "header")
+#: the positions each kind of file takes (plain text has none: its label starts the text)
+POSITIONS = {"image": IMAGE_POSITIONS, "document": DOCUMENT_POSITIONS}
+
+
+def position_kind(media_type: str) -> str | None:
+    """Which of :data:`POSITIONS` a file of ``media_type`` takes (None: plain text)."""
+    if media_type == "text/plain":
+        return None
+    return "image" if media_type.startswith("image/") else "document"
+
+
+def parse_positions(spec: str) -> dict[str, str]:
+    """``top-left`` or ``image=top-left,document=header``: the position per kind.
+
+    For a run over a mixed tree. A bare value goes to every kind it fits
+    (``top-left`` to images, ``header`` to documents); the other kinds keep
+    their default. Raises InvalidOption for a value that fits no kind, or a
+    ``kind=value`` whose value that kind does not take.
+    """
+    positions: dict[str, str] = {}
+    for raw in spec.split(","):
+        part = raw.strip()
+        kind, sep, value = part.partition("=")
+        if sep:
+            kind, value = kind.strip(), value.strip()
+            if kind not in POSITIONS:
+                raise InvalidOption(
+                    f"position kind {kind!r} is unknown; write image=... and/or document=..."
+                )
+            if value not in POSITIONS[kind]:
+                raise InvalidOption(
+                    f"position {value!r} does not apply to {kind}s; use one of "
+                    + ", ".join(POSITIONS[kind])
+                )
+            positions[kind] = value
+            continue
+        fits = [k for k, values in POSITIONS.items() if part in values]
+        if not fits:
+            raise InvalidOption(
+                f"position {part!r} applies to no kind of file: images take "
+                + ", ".join(IMAGE_POSITIONS)
+                + "; documents take "
+                + ", ".join(DOCUMENT_POSITIONS)
+                + " (per kind: image=top-left,document=header)"
+            )
+        positions.update(dict.fromkeys(fits, part))
+    return positions
 
 
 @dataclass(frozen=True)
@@ -120,7 +165,7 @@ def label_file(
     # image and Markdown paths overwrite this when they embed (or skip) a mark
     watermark = f"not available for {media_type}" if options.watermark else "off"
     result = FileResult(data, media_type, record, "none", watermark, "off")
-    if media_type == pdf_format.MEDIA_TYPE:
+    if media_type == "application/pdf":
         _label_pdf(result, options, limits, record_signer)
     else:
         apply_content(result, options, watermark_payload, limits)
@@ -159,6 +204,9 @@ def c2pa_media_types() -> frozenset[str]:
     entries ("compression method not supported: 8"), which every real Office
     file uses; those files get their record without a manifest.
     """
+    from labelers.formats.ooxml import OOXML_TYPES
+    from labelers.provenance import supported_media_types
+
     return supported_media_types() - frozenset(OOXML_TYPES)
 
 
@@ -184,6 +232,9 @@ def _image_content(
         result.watermark = "off: no watermark key given"
     if not options.explicit and not want_mark:
         return
+    from labelers.imaging import open_raster, save_raster
+    from labelers.visible.image import label_frames
+
     raster = open_raster(result.data, result.media_type, limits)
     if options.explicit:
         raster = label_frames(raster, options.wording, position)
@@ -194,6 +245,9 @@ def _image_content(
 
 
 def _embed_image_watermark(raster: Raster, payload: int) -> str:
+    from labelers.imaging import MARKABLE_MODES, luminance_plane, with_luminance
+    from labelers.watermark import image as image_watermark
+
     width, height = raster.frames[0].size
     if min(width, height) < image_watermark.MIN_SIDE:
         return (
@@ -203,7 +257,15 @@ def _embed_image_watermark(raster: Raster, payload: int) -> str:
     if raster.media_type == "image/gif" or len(raster.frames) > 1:
         # 256-colour palettes (and frame-difference coding) quantise the mark away
         return "skipped: GIF and animated images cannot carry the invisible watermark"
-    raster.frames[0] = image_watermark.embed(raster.frames[0], payload)
+    frame = raster.frames[0]
+    if frame.mode in MARKABLE_MODES:
+        raster.frames[0] = image_watermark.embed(frame, payload)
+        return "embedded"
+    # CMYK, 16-bit grey, LAB: marked in the luminance the mode has, kept in its mode
+    plane = luminance_plane(frame)
+    if plane is None:
+        return f"skipped: {frame.mode} images have no luminance the watermark can live in"
+    raster.frames[0] = with_luminance(frame, plane, image_watermark.embed(plane, payload))
     return "embedded"
 
 
@@ -214,6 +276,8 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
     if media_type == "text/markdown" and options.watermark:
         # Markdown is text: the invisible payload survives copying a paragraph
         # out of the rendered page; front matter, code and URLs stay untouched
+        from labelers.formats import markdown as markdown_format
+
         doc = markdown_format.decode(result.data, limits)
         marked = text_watermark.embed(doc.text, result.record.produce_id, limits=limits)
         result.data = markdown_format.encode(doc, marked)
@@ -222,6 +286,11 @@ def _document_content(result: FileResult, options: FileOptions, limits: Limits) 
 
 def _document_visible(result: FileResult, options: FileOptions, limits: Limits) -> None:
     media_type = result.media_type
+    from labelers.formats.ooxml import OOXML_TYPES
+    from labelers.visible import markup as visible_markup
+    from labelers.visible import office as visible_office
+    from labelers.visible import pdf as visible_pdf
+
     placement = _document_placement(options)
     if media_type == "application/pdf":
         result.data = visible_pdf.stamp_pages(
@@ -265,6 +334,9 @@ def _label_pdf(
     mode when it can be (labelers.formats.pdf.PdfEdit): parsing and writing
     are most of what each of those steps costs on its own.
     """
+    from labelers.formats import pdf as pdf_format
+    from labelers.visible import pdf as visible_pdf
+
     placement = ""
     if options.explicit:
         placement = _document_placement(options)

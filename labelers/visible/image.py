@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.imaging import ORIENTATION_UNDO, Raster
+from labelers.imaging import ORIENTATION_UNDO, Raster, luminance_plane
 
 POSITIONS = (
     "top-left",
@@ -70,7 +70,17 @@ _MAX_UNDER_TEXT = 80
 _PLATE_ALPHA_RANGE = (0.45, 0.9)
 _SUPERSAMPLE = 4  # plate corners are drawn large and reduced: smooth rounded corners
 
-_DIRECT_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "1"}
+_DIRECT_MODES = {"RGB", "RGBA", "L", "LA", "CMYK", "1", "LAB"}
+
+
+def _srgb_lightness(level: int) -> int:
+    """CIE L* of the sRGB grey ``level`` (0-255), scaled to 0-255 as Pillow's LAB stores it."""
+    c = level / 255
+    y = c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    lightness = 116 * y ** (1 / 3) - 16 if y > 216 / 24389 else y * 24389 / 27
+    return round(lightness * 255 / 100)
+
+
 # modes drawn on directly: (plate fill, text fill) for paste()
 _BLEND_FILLS: dict[str, tuple[int | tuple[int, ...], int | tuple[int, ...]]] = {
     "RGB": (_PLATE_RGB, _TEXT_RGB),
@@ -79,6 +89,10 @@ _BLEND_FILLS: dict[str, tuple[int | tuple[int, ...], int | tuple[int, ...]]] = {
         round(0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]),
         round(0.299 * _TEXT_RGB[0] + 0.587 * _TEXT_RGB[1] + 0.114 * _TEXT_RGB[2]),
     ),
+    # CIE L*a*b*: the same neutral greys (a* = b* = 0 is 128), L* scaled to 0-255;
+    # blending in L*a*b* keeps them neutral, and the image needs no round trip
+    # through a colour space Pillow cannot convert it to
+    "LAB": ((_srgb_lightness(_PLATE_RGB[0]), 128, 128), (_srgb_lightness(_TEXT_RGB[0]), 128, 128)),
 }
 _WIDE_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I"}
 
@@ -224,7 +238,9 @@ def _layout_for(wording: str, width: int, height: int) -> _Layout:
             f"the image is {width}x{height} px, too small for a legible explicit label: "
             f"the label text must be at least 5% of the shortest side and at least "
             f"{MIN_INK_PX} px tall, which needs a shortest side of at least "
-            f"{MIN_SHORT_SIDE} px"
+            f"{MIN_SHORT_SIDE} px. To label it implicitly only (record, watermark, C2PA), "
+            "send explicit=none (CLI: --explicit none); that needs the omit_explicit "
+            "permission and is logged with omit_reason (Measures Art. 9)"
         )
     minimum, aimed = ink_targets(shortest)
     sample = _cjk_part(wording)
@@ -302,7 +318,7 @@ def _plate_alpha(background: Image.Image) -> float:
         # carry the contrast itself
         return high
     # 95th percentile of luma from a histogram: the bright details decide
-    luma = background if background.mode == "L" else background.convert("L")
+    luma = luminance_plane(background) if background.mode != "L" else background
     counts = np.asarray(luma.histogram(), dtype=np.float64)
     bright = float(np.searchsorted(np.cumsum(counts), 0.95 * counts.sum()))
     plate = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]

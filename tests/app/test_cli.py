@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -395,6 +396,47 @@ def test_stdin_to_stdout_labels_and_verifies_one_file(tmp_path):
     bad = run("label", "-", env=env, stdin=jpeg(1)[:300])
     assert bad.returncode == 1 and bad.stdout == b""
     assert b"corrupt-input" in bad.stderr
+
+
+def test_each_failure_is_named_as_it_happens_and_in_the_summary(labelled):
+    err = labelled["proc"].stderr.decode()
+    # and where the identity lives, said at start
+    assert f"aigc-label: data directory {labelled['env']['AIGC_DATA_DIR']}" in err
+    broken = str(labelled["src"] / "photos/broken.jpg")
+    as_it_happens = f"aigc-label: failed: {broken}: corrupt-input: "
+    assert as_it_happens in err
+    summary = err[err.index("label: 1 failed") :]
+    assert summary.splitlines()[1] == "failed:"
+    assert summary.splitlines()[2].startswith(f"  {broken}: corrupt-input: ")
+
+
+def test_position_applies_per_kind_and_a_position_for_nothing_fails_up_front(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(jpeg(4))
+    (src / "b.md").write_text(MARKDOWN)
+    env = dev_env(tmp_path)
+
+    nothing = run("label", str(src), "-o", str(tmp_path / "x"), "--position", "middle", env=env)
+    assert nothing.returncode == 2 and b"'middle' applies to no kind" in nothing.stderr
+    assert not (tmp_path / "x").exists()
+
+    report = tmp_path / "r.jsonl"
+    bare = run("label", str(src), "-o", str(tmp_path / "o"), "--position", "top-left",
+               "--report", str(report), "--workers", "1", env=env)  # fmt: skip
+    assert bare.returncode == 0, bare.stderr.decode()
+    assert b"images top-left; documents keep footer" in bare.stderr
+    explicit = {Path(line["path"]).name: line["explicit"] for line in file_lines(report)}
+    assert explicit == {"a.jpg": "top-left", "b.md": "footer"}
+
+    report2 = tmp_path / "r2.jsonl"
+    both = run("label", str(src), "-o", str(tmp_path / "o2"), "--report", str(report2),
+               "--position", "image=top,document=header", env=env)  # fmt: skip
+    assert both.returncode == 0, both.stderr.decode()
+    explicit = {Path(line["path"]).name: line["explicit"] for line in file_lines(report2)}
+    assert explicit == {"a.jpg": "top", "b.md": "header"}
+    shown = re.sub("[\u200b-\u200d\u2060]", "", (tmp_path / "o2/b.md").read_text())
+    assert shown.index("人工智能生成") < shown.index("# 季度报告")  # header: before the body
 
 
 def test_in_place_only_with_the_flag_and_include_exclude_globs(tmp_path):
