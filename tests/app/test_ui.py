@@ -59,6 +59,26 @@ def _pdf() -> bytes:
     return bytes(doc.output())
 
 
+def _tone() -> bytes:
+    """One second of a 440 Hz sine at 8 kHz, 16-bit mono WAV."""
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(20000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                for i in range(8000)
+            )
+        )
+    return out.getvalue()
+
+
 # --------------------------------------------------------------- served assets
 class _Tags(HTMLParser):
     def __init__(self) -> None:
@@ -478,11 +498,37 @@ def test_page_in_chromium(service: str, inputs: dict[str, Any], tmp_path: Path) 
         assert [r["classification"] for r in table] == [r["classification"] for r in rows]
         assert table[0]["rule"] == rows[0]["rule"]
 
+        # ---- sound and text: a waveform and the first lines; a format the
+        # service does not read gets its problem on the card, not a broken page
+        wav, txt = tmp_path / "tone.wav", tmp_path / "notes.txt"
+        wav.write_bytes(_tone())
+        txt.write_text("第一行：会议纪要\nsecond line\n" + "more\n" * 40, encoding="utf-8")
+        page.set_input_files("#files", [str(wav), str(txt)])
+        card = _card(page, txt.name)
+        assert card.locator(".banner").get_attribute("data-class") == "none"
+        assert (
+            card.locator("pre.text-preview")
+            .inner_text()
+            .startswith("第一行：会议纪要\nsecond line")
+        )
+        card = page.locator("article.card[data-state='error']", has_text=wav.name)
+        card.wait_for()
+        assert "unrecognised file type" in card.locator(".banner").inner_text()
+        card.locator("canvas.wave").wait_for()
+        inked = card.locator("canvas.wave").evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150
+                      && d[i] < 80) n++; return n / (c.width * c.height); }"""
+        )
+        assert 0.2 < inked < 0.95  # a sine fills much of its band, not all of the canvas
+        _shot(page, "09-audio-unsupported", card)
+
         # ---- Chinese, switched back, redraws the cards
         page.select_option("#lang", "zh")
         card = _card(page, paths["labelled"].name)
         assert card.locator(".verdict").inner_text() == "确认为 AI 生成"
         assert card.locator(".signatures li[data-role='producer'] .badge").inner_text() == "有效"
+        assert "核验结果：确认为 AI 生成" in card.locator(".action-status").inner_text()
         _shot(page, "07-chinese", card)
 
         # ---- phone width: nothing sticks out sideways

@@ -562,9 +562,10 @@
   // ------------------------------------------------------------- actions
   function actions(check) {
     const status = el("p", { class: "action-status", role: "status" });
+    showOutcome(status, check.outcome);
     const addExplicit = el("input", { type: "checkbox", id: "add-explicit-" + check.id });
     const propagate = el("button", { type: "button", class: "propagate", text: t("propagate") });
-    propagate.addEventListener("click", () => act(status, propagate, async () => {
+    propagate.addEventListener("click", () => act(check, status, propagate, async () => {
       const response = await call("POST", "/v1/propagate", form(check.file, {
         declared_ai: check.options.declared_ai, add_explicit: addExplicit.checked,
       }));
@@ -572,52 +573,68 @@
       const name = renamed(check.file.name || "upload", "propagated");
       download(blob, name);
       if (response.headers.get("AIGC-Classification") === "none") {
-        return t("propagatedNone", { name });
+        return { key: "propagatedNone", vars: { name } };
       }
       // read the file we just handed out, as any platform downstream would
       const again = await call("POST", "/v1/verify",
         form(new File([blob], name, { type: blob.type })));
       const verdict = (await again.json()).classification;
-      status.dataset.classification = verdict;
-      return t("propagated", { name, cls: t("cls_" + verdict) });
+      return { key: "propagated", vars: { name }, classification: verdict };
     }));
 
     const options = labelOptions(check.id);
     const label = el("button", { type: "button", class: "label", text: t("labelAction") });
-    label.addEventListener("click", () => act(status, label, async () => {
+    label.addEventListener("click", () => act(check, status, label, async () => {
       const response = await call("POST", "/v1/label", form(check.file, options.values()));
       const name = renamed(check.file.name || "upload", "labelled");
       download(await response.blob(), name);
-      return t("labelled", { name, id: response.headers.get("AIGC-Produce-ID") });
+      return { key: "labelled", vars: { name, id: response.headers.get("AIGC-Produce-ID") } };
     }));
 
     return el("section", { class: "detail" }, el("h4", { text: t("actionsTitle") }),
       el("div", { class: "action" }, propagate,
         el("label", { for: addExplicit.id }, addExplicit, " ", t("addExplicit")),
         el("p", { class: "hint", text: t("propagateHint") })),
-      el("div", { class: "action" }, label, options.node,
+      el("div", { class: "action" }, options.node, label,
         el("p", { class: "hint", text: t("labelHint") })),
       status);
   }
 
-  async function act(status, button, work) {
-    button.disabled = true;
+  // an action's outcome is kept on the check, so a language switch can redraw it
+  function showOutcome(status, outcome) {
     status.removeAttribute("data-error");
+    status.removeAttribute("data-classification");
+    if (!outcome) return;
+    const vars = { ...outcome.vars };
+    if (outcome.classification) {
+      vars.cls = t("cls_" + outcome.classification);
+      status.dataset.classification = outcome.classification;
+    }
+    if (outcome.error) status.dataset.error = "yes";
+    status.textContent = t(outcome.key, vars);
+  }
+
+  async function act(check, status, button, work) {
+    button.disabled = true;
+    showOutcome(status, null);
     status.textContent = t("working");
     try {
-      status.textContent = await work();
+      check.outcome = await work();
     } catch (error) {
-      status.dataset.error = "yes";
-      status.textContent = t("failed", { detail: error.message });
+      check.outcome = { key: "failed", vars: { detail: error.message }, error: true };
     } finally {
       button.disabled = false;
     }
+    showOutcome(status, check.outcome);
   }
 
   function labelOptions(id) {
     const field = (name, label, control) => {
       control.id = "opt-" + name + "-" + id;
-      return el("label", { for: control.id, class: "option" }, el("span", { text: label }), control);
+      const text = el("span", { text: label });
+      return control.type === "checkbox"
+        ? el("label", { for: control.id, class: "option check" }, control, text)
+        : el("label", { for: control.id, class: "option" }, text, control);
     };
     const select = (values, labels) => el("select", {}, values.map((v, i) =>
       el("option", { value: v, text: labels ? labels[i] : v })));
