@@ -545,6 +545,22 @@ def test_page_in_chromium(service: str, inputs: dict[str, Any], tmp_path: Path) 
                 .map(e => e.outerHTML)"""
         )
         assert unnamed == []
+        # the file chooser and the actions are reachable from the keyboard
+        page.set_viewport_size(DESKTOP)
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        reached = set()
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            reached.add(
+                page.evaluate("document.activeElement.id || document.activeElement.className")
+            )
+        assert {"lang", "files", "opt-declared", "propagate"} <= reached
+        # text against its own background: WCAG AA (4.5:1) for what a moderator reads
+        checked, low = page.evaluate(
+            CONTRAST_JS,
+            ".verdict, .why, .rule, .hint, .meaning, .carrier, .badge, button, .todo, th, td, h4",
+        )
+        assert checked > 100 and low == [], low
         # the key never leaves the tab: no cookie, no URL, no localStorage
         assert context.cookies() == []
         assert "key" not in page.url
@@ -552,6 +568,31 @@ def test_page_in_chromium(service: str, inputs: dict[str, Any], tmp_path: Path) 
         page.click("#key-forget")
         assert page.evaluate("sessionStorage.getItem('aigc-label.key')") is None
         assert not problems, problems
+
+
+# WCAG 2 contrast of each matched element's text colour against the first
+# opaque background behind it; returns how many were checked and those under 4.5:1
+CONTRAST_JS = """selector => {
+    const rgb = s => s.match(/[\\d.]+/g).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255;
+        return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+        .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const back = e => { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e)
+        .backgroundColor); if (c.length < 4 || c[3] > 0.5) return c.slice(0, 3); }
+        return [255, 255, 255]; };
+    const low = [];
+    let checked = 0;
+    for (const e of document.querySelectorAll(selector)) {
+        if (!e.offsetParent || !e.textContent.trim()) continue;
+        const style = getComputedStyle(e);
+        if (e.disabled) continue;
+        const a = lum(rgb(style.color)), b = lum(back(e));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        checked++;
+        if (ratio < 4.5) low.push(`${e.className} ${e.textContent.slice(0, 30)} ${ratio}`);
+    }
+    return [checked, low];
+}"""
 
 
 def _assert_box_drawn(card: Any, box: list[int], picture: Any) -> None:

@@ -364,7 +364,8 @@
         basis.has(index) ? el("span", { class: "tag", text: t("originBasis") }) : null,
         el("span", { class: "summary-text", text: item.summary }),
         el("span", { class: "meaning", text: has("mean_" + key) ? t("mean_" + key) : "" }),
-        el("span", { class: "carrier", text: t("carrier") + ": " + item.carrier }));
+        el("span", { class: "carrier", text: t("carrier") + ": " + item.carrier +
+          (item.id ? " · #" + item.id : "") }));
     })));
     return body;
   }
