@@ -251,6 +251,7 @@
 
   // -------------------------------------------------------------- a card
   function render(check) {
+    if (check.removed) return; // the moderator closed it while it was being checked
     let card = document.getElementById("card-" + check.id);
     const fresh = $("#card-template").content.firstElementChild.cloneNode(true);
     fresh.id = "card-" + check.id;
@@ -265,6 +266,7 @@
     const remove = $(".remove", card);
     remove.setAttribute("aria-label", t("remove"));
     remove.addEventListener("click", () => {
+      check.removed = true;
       checks.splice(checks.indexOf(check), 1);
       card.remove();
     });
@@ -526,7 +528,7 @@
       const d = item.data || {};
       const parts = [];
       if (d.phrases) parts.push(t("visiblePhrases", { list: d.phrases.join(", ") }));
-      if (d.brand) parts.push(d.brand);
+      if (d.brand || d.generator) parts.push([d.brand, d.generator].filter(Boolean).join(" · "));
       if (d.region) parts.push(t("visibleWhere", { region: d.region }));
       if (d.pages) parts.push(t("visiblePages", { pages: d.pages.join(", "), count: d.page_count }));
       const li = el("li", {}, el("span", { text: parts.join(" · ") || item.summary }));
