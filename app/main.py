@@ -27,6 +27,7 @@ from app.platform import check_and_propagate
 from app.problems import Problem
 from app.settings import Settings
 from app.state import State
+from app.ui import router as ui_router
 from detectors.files import verify_file
 from detectors.text import verify_text
 from labelers.imaging import DECODE_GATE
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ops.OpsMiddleware)  # outermost: times and counts every answer
     _routes(app)
+    app.include_router(ui_router(require))  # the moderators' page at /ui
     # Everything built so far (libraries, fonts, keys) lives as long as the
     # process: keep it out of the collector's full scans, which otherwise
     # showed up as tens of milliseconds inside PDF labelling.
