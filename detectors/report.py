@@ -87,12 +87,11 @@ class Finding:
     action: str = ""  # empty: the default for the code (ACTIONS)
 
     def to_dict(self) -> dict[str, str]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "detail": self.detail,
-            "action": self.action or ACTIONS.get(self.code, ""),
-        }
+        out = {"code": self.code, "severity": self.severity, "detail": self.detail}
+        action = self.action or ACTIONS.get(self.code, "")
+        if action:  # a finding with nothing to do says so by leaving it out
+            out["action"] = action
+        return out
 
 
 @dataclass

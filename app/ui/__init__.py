@@ -64,7 +64,8 @@ def router(require: Callable[[str], Callable[..., Any]]) -> APIRouter:
     """The ``/ui`` routes; ``require`` is the app's permission dependency factory."""
     ui = APIRouter(tags=["ui"])
 
-    @ui.get("/ui", response_class=Response, summary="The moderators' page")
+    # the page is for browsers, not an API operation: kept out of the OpenAPI document
+    @ui.get("/ui", response_class=Response, include_in_schema=False)
     def page() -> Response:
         return Response(
             _asset("index.html"), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS
@@ -81,6 +82,9 @@ def router(require: Callable[[str], Callable[..., Any]]) -> APIRouter:
         "/ui/preview",
         response_class=Response,
         summary="PNG preview of an image as viewed, or of page 1 of a PDF",
+        description="What the moderators' page cannot draw itself: a TIFF or HEIF image "
+        "upright, or page 1 of a PDF, as a PNG. The upload limits of `/v1/verify` apply; "
+        "`AIGC-Media-Type` and `AIGC-Source-Size` say what was drawn.",
         responses={200: {"content": {"image/png": {}}}},
         dependencies=[Depends(require("verify"))],
     )
