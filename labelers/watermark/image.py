@@ -48,10 +48,10 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image
-from scipy import fft as sfft
-from scipy import ndimage, sparse
+from scipy import ndimage
 
 from labelers.errors import InvalidOption
+from labelers.watermark import lattice
 
 #: Minimum shortest side, in pixels, of an image that can carry the mark: the
 #: tile (32 chips of >= 4 px) must repeat about twice across it for the decoder
@@ -90,10 +90,12 @@ _WORK = 512  # decoder works on a luma whose shortest side is at most this
 _WORK_LONG = 1024  # ... and whose longest side is cropped to this (centre)
 _HP = 7  # decoder high-pass: luma minus its box mean over this many px
 _BINS = 3  # fold bins per chip per axis (sub-chip alignment)
-_PERIOD_TRIES = 4  # period hypotheses the decoder tries
+_LATTICE_TRIES = 4  # lattice hypotheses (tile geometry) the decoder tries
+_MIN_CHIP = 1.5  # smallest chip, in px of the working luma, the decoder looks for
 
-# alignments scanned: sub-chip offsets x cyclic chip shifts x period hypotheses
-_CANDIDATES = _BINS * _BINS * _P * _P * _PERIOD_TRIES
+# alignments scanned: sub-chip offsets x cyclic chip shifts x the square's 8
+# symmetries x lattice hypotheses
+_CANDIDATES = _BINS * _BINS * _P * _P * 8 * _LATTICE_TRIES
 SYNC_FALSE_POSITIVE_BOUND = 1e-3
 #: Detection threshold on the sync z-score (see the module docstring).
 THRESHOLD = math.sqrt(2.0 * math.log(_CANDIDATES / SYNC_FALSE_POSITIVE_BOUND))
@@ -384,112 +386,102 @@ def _whitened(image: Image.Image) -> np.ndarray:
     return z - z.mean()
 
 
-def _autocorr(z: np.ndarray) -> np.ndarray:
-    shape = [sfft.next_fast_len(n, real=True) for n in z.shape]
-    spec = sfft.rfft2(z, s=shape, workers=1)
-    return sfft.irfft2(spec.real**2 + spec.imag**2, s=shape, workers=1)
-
-
-def _periods(r: np.ndarray, short: int) -> list[float]:
-    """Best tile-period hypotheses (px) from the autocorrelation lattice."""
-    hh, ww = r.shape
-    # chips below 2 px do not survive; at least 1.6 periods must fit
-    lo, hi = 2.0 * _P, short / 1.6
-    if hi <= lo + 4:
-        return []
-    cand = np.arange(lo - 8, hi + 8, 0.5)
-
-    def at(dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-        return ndimage.map_coordinates(r, [dy % hh, dx % ww], order=1, mode="grid-wrap")
-
-    zero = np.zeros_like(cand)
-    score = at(cand, zero) + at(zero, cand) + at(cand, cand) + at(cand, -cand)
-    # rank by prominence over the neighbourhood: image content raises the
-    # autocorrelation broadly at short lags, the mark makes a narrow peak
-    score = score - ndimage.uniform_filter1d(score, 33, mode="nearest")
-    inner = (cand >= lo) & (cand <= hi)
-    peaks = [
-        i
-        for i in range(1, cand.size - 1)
-        if inner[i] and score[i] >= score[i - 1] and score[i] > score[i + 1]
-    ]
-    peaks.sort(key=lambda i: -score[i])
-    kept: list[int] = []
-    for i in peaks:  # one hypothesis per peak: drop shoulders of a kept one
-        if all(abs(cand[i] - cand[j]) > 0.04 * cand[j] for j in kept):
-            kept.append(i)
-    out: list[float] = []
-    for i in kept[:_PERIOD_TRIES]:
-        # refine each axis on its own peak (parabola through three lags)
-        ref = []
-        for axis in (0, 1):
-            lags = cand[i] + np.array([-1.0, 0.0, 1.0])
-            vals = at(lags, zero[:3]) if axis == 0 else at(zero[:3], lags)
-            den = vals[0] - 2 * vals[1] + vals[2]
-            off = 0.5 * (vals[0] - vals[2]) / den if den < 0 else 0.0
-            ref.append(cand[i] + float(np.clip(off, -1.0, 1.0)))
-        out.append(float(np.mean(ref)))
-    return out
-
-
-def _fold(z: np.ndarray, period: float) -> np.ndarray:
+def _fold(z: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """Average every repetition of the tile into one G x G tile (G = P x bins).
 
-    Folding is separable (one-hot bin matrices on each axis), which makes it a
-    pair of sparse products: O(pixels) and far cheaper than a 2-D bincount.
+    ``basis`` holds the two lattice vectors (rows, as (dy, dx) px): each pixel's
+    coordinates in that basis, modulo one period, pick its bin. One pass of
+    ``bincount`` over the pixels, whatever the rotation or stretch.
     """
     g = _P * _BINS
     hh, ww = z.shape
-    by = np.floor((np.arange(hh) / period % 1.0) * g).astype(np.int64) % g
-    bx = np.floor((np.arange(ww) / period % 1.0) * g).astype(np.int64) % g
-    ay = sparse.csr_matrix((np.ones(hh, np.float32), (by, np.arange(hh))), shape=(g, hh))
-    ax = sparse.csr_matrix((np.ones(ww, np.float32), (bx, np.arange(ww))), shape=(g, ww))
-    sums = (ax @ (ay @ z).T).T
-    counts = np.outer(np.bincount(by, minlength=g), np.bincount(bx, minlength=g))
-    return np.asarray(sums) / np.maximum(counts, 1)
+    inv = np.linalg.inv(basis).astype(np.float32)
+    ys = np.arange(hh, dtype=np.float32)[:, None]
+    xs = np.arange(ww, dtype=np.float32)[None, :]
+    bins = []
+    for k in (0, 1):
+        t = ys * inv[0, k] + xs * inv[1, k]
+        t -= np.floor(t)
+        b = (t * g).astype(np.int32)
+        np.minimum(b, g - 1, out=b)
+        bins.append(b)
+    idx = (bins[0] * g + bins[1]).ravel()
+    sums = np.bincount(idx, weights=z.ravel(), minlength=g * g)
+    counts = np.bincount(idx, minlength=g * g)
+    return (sums / np.maximum(counts, 1)).reshape(g, g)
+
+
+def _symmetries(folded: np.ndarray) -> list[np.ndarray]:
+    """The folded tile under the square's eight rotations and reflections.
+
+    A lattice found in the autocorrelation does not say which of its vectors
+    is the tile's x side, nor their signs: 90/180/270 degree rotations (and
+    mirror images) give the same lattice, so the sync decides among all eight.
+    """
+    out = []
+    for f in (folded, folded.T):
+        out += [np.rot90(f, k) for k in range(4)]
+    return out
 
 
 def _align(folded: np.ndarray) -> tuple[float, np.ndarray]:
-    """Best sync z-score and the P x P chip values at that alignment."""
+    """Best sync z-score and the P x P chip values at that alignment.
+
+    Every symmetry and sub-chip offset at once: one batch of 72 small FFTs
+    whose circular correlation with the sync map covers every cyclic shift.
+    """
     lay = _layout()
-    fc = ndimage.uniform_filter(folded, _BINS, mode="wrap")
+    chips = np.stack(
+        [
+            fc[a::_BINS, b::_BINS]
+            for fc in (ndimage.uniform_filter(v, _BINS, mode="wrap") for v in _symmetries(folded))
+            for a in range(_BINS)
+            for b in range(_BINS)
+        ]
+    )
     s_spec = np.conj(np.fft.rfft2(lay.sync_map))
     m_spec = np.conj(np.fft.rfft2(np.abs(lay.sync_map)))
-    best = (-np.inf, np.zeros((_P, _P)))
-    for a in range(_BINS):
-        for b in range(_BINS):
-            v = fc[a::_BINS, b::_BINS]
-            num = np.fft.irfft2(np.fft.rfft2(v) * s_spec, s=v.shape)
-            den = np.fft.irfft2(np.fft.rfft2(v * v) * m_spec, s=v.shape)
-            zmap = num / np.sqrt(np.maximum(den, 1e-12))
-            k = int(np.argmax(zmap))
-            if zmap.flat[k] > best[0]:
-                u, w = divmod(k, _P)
-                best = (float(zmap.flat[k]), np.roll(v, (-u, -w), axis=(0, 1)))
-    return best
+    num = np.fft.irfft2(np.fft.rfft2(chips) * s_spec, s=(_P, _P))
+    den = np.fft.irfft2(np.fft.rfft2(chips * chips) * m_spec, s=(_P, _P))
+    zmap = num / np.sqrt(np.maximum(den, 1e-12))
+    k = int(np.argmax(zmap))
+    n, rest = divmod(k, _P * _P)
+    u, w = divmod(rest, _P)
+    return float(zmap.flat[k]), np.roll(chips[n], (-u, -w), axis=(0, 1))
+
+
+def _soft_bits(chips: np.ndarray) -> np.ndarray:
+    lay = _layout()
+    soft = np.zeros(_CODED_BITS)
+    np.add.at(soft, lay.data_bit, chips.ravel()[lay.data_idx] * lay.data_sign)
+    return soft
+
+
+def _hypotheses(image: Image.Image) -> list[tuple[float, np.ndarray]]:
+    """(sync score, P x P chip values) for each lattice the image suggests, best first."""
+    if min(image.size) < 2 * _P:
+        return []
+    z = _whitened(image)
+    # chips below ~1.5 px do not survive; at least 1.6 periods must fit
+    lo, hi = _MIN_CHIP * _P, min(z.shape) / 1.6
+    found = [_align(_fold(z, basis)) for basis in lattice.lattices(z, lo, hi, _LATTICE_TRIES)]
+    return sorted(found, key=lambda h: -h[0])
 
 
 def _detect(image: Image.Image) -> tuple[float, WatermarkResult | None]:
     """Best sync score over all hypotheses, and the decoded mark if any."""
-    if min(image.size) < 2 * _P:
-        return -math.inf, None
-    z = _whitened(image)
-    lay = _layout()
-    best = -math.inf
-    for period in _periods(_autocorr(z), min(z.shape)):
-        score, chips = _align(_fold(z, period))
-        best = max(best, score)
+    hyps = _hypotheses(image)
+    for score, chips in hyps:
         if score < THRESHOLD:
-            continue
-        soft = np.zeros(_CODED_BITS)
-        np.add.at(soft, lay.data_bit, chips.ravel()[lay.data_idx] * lay.data_sign)
+            break
+        soft = _soft_bits(chips)
         info = _viterbi(soft)
         bits = info[:PAYLOAD_BITS]
         if _crc24(bits) != _bits_int(info[PAYLOAD_BITS:]):
             continue
         errors = int(np.sum((soft < 0) != (_conv_encode(info) == 1)))
         return score, WatermarkResult(_bits_int(bits), score, THRESHOLD, errors, _CODED_BITS)
-    return best, None
+    return (hyps[0][0] if hyps else -math.inf), None
 
 
 def decode(image: Image.Image) -> WatermarkResult | None:
