@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 from scipy import ndimage
 
 from labelers.errors import InvalidOption
@@ -242,31 +242,72 @@ def _chip_size(width: int, height: int) -> int:
     return max(floor, round(short / _CHIPS_PER_SIDE))
 
 
+@lru_cache(maxsize=16)
+def _chip_profile(chip: int) -> np.ndarray:
+    """(period x P): one axis of the smoothed chip grid, per chip column.
+
+    Smoothing a grid of square chips is separable, so a tile is
+    ``profile @ grid @ profile.T``: two small products instead of filtering
+    the whole tile.
+    """
+    boxes = np.repeat(np.eye(_P, dtype=np.float64), chip, axis=0)
+    return ndimage.gaussian_filter1d(boxes, sigma=_SMOOTH * chip, axis=0, mode="wrap")
+
+
 def _render_tile(payload: int, chip: int) -> np.ndarray:
     """One period of the pattern at pixel resolution, unit RMS, smooth chips."""
-    grid = _chip_grid(payload)
-    tile = np.repeat(np.repeat(grid, chip, axis=0), chip, axis=1)
-    tile = ndimage.gaussian_filter(tile, sigma=_SMOOTH * chip, mode="wrap")
+    profile = _chip_profile(chip)
+    tile = profile @ _chip_grid(payload) @ profile.T
     return (tile / np.sqrt(np.mean(tile**2))).astype(np.float32)
 
 
-def _strength(luma: Image.Image, chip: int) -> np.ndarray:
+def _box(x: np.ndarray, n: int) -> np.ndarray:
+    """Mean over an n x n window (edges reflected, as ``ndimage.uniform_filter``),
+    as sums of shifted slices: several times faster on these small windows."""
+    k = n // 2
+    p = np.pad(x, k, mode="symmetric")
+    hh, ww = x.shape
+    rows = p[0:hh].copy()
+    for i in range(1, n):
+        rows += p[i : i + hh]
+    out = rows[:, 0:ww].copy()
+    for i in range(1, n):
+        out += rows[:, i : i + ww]
+    out *= np.float32(1.0 / (n * n))
+    return out
+
+
+def _min_filter(x: np.ndarray, n: int) -> np.ndarray:
+    """Minimum over an n x n window (edges repeated), as shifted minima per axis."""
+    k = n // 2
+    p = np.pad(x, k, mode="edge")
+    hh, ww = x.shape
+    rows = p[0:hh]
+    for i in range(1, n):
+        rows = np.minimum(rows, p[i : i + hh])
+    out = rows[:, 0:ww]
+    for i in range(1, n):
+        out = np.minimum(out, rows[:, i : i + ww])
+    return out
+
+
+def _strength(image: Image.Image, chip: int) -> tuple[np.ndarray, int]:
     """Amplitude map (luma levels) at a reduced size: the perceptual mask.
 
-    Computed on a copy reduced so a chip is ~2 px (cheap on huge images); the
-    caller scales it back up band by band. Texture raises the strength; flat
-    areas, the flat side of edges (minimum filter) and dark or near-white
-    areas keep it low.
+    Computed on a copy reduced by the returned factor so a chip is ~2 px
+    (cheap on huge images); the caller scales it back up band by band.
+    Texture raises the strength; flat areas, the flat side of edges (minimum
+    filter) and dark or near-white areas keep it low.
     """
     f = max(1, chip // 2)
-    small = luma.reduce(f) if f > 1 else luma
-    y = np.asarray(small, dtype=np.float32)
-    detail = y - ndimage.uniform_filter(y, 3)
-    act = np.sqrt(np.maximum(ndimage.uniform_filter(detail * detail, 3), 0.0))
+    small = image.reduce(f) if f > 1 else image  # reduce, then take the luma: f^2 times fewer
+    y = np.asarray(small if small.mode == "L" else small.convert("L"), dtype=np.float32)
+    detail = y - _box(y, 3)
+    act = np.sqrt(np.maximum(_box(detail * detail, 3), 0.0))
     # a pixel is only as masked as its least textured neighbour: keeps the
     # mark off the flat side of edges, where it would show as a halo
-    act = ndimage.minimum_filter(act, 7)
-    smooth_y = ndimage.uniform_filter(y, 5)
+    act = _min_filter(act, 7)
+    smooth_y = _box(y, 5)
     # Weber: a code-level step is a larger contrast in dark areas (sRGB is
     # roughly a power law), so the floor strength follows the luminance
     flat = _A_FLAT * np.clip(smooth_y / 128.0, 0.25, 1.25)
@@ -279,7 +320,17 @@ def _strength(luma: Image.Image, chip: int) -> np.ndarray:
     mse = float(np.mean(amp * amp))
     if mse > budget:
         amp *= math.sqrt(budget / mse)
-    return amp.astype(np.float32)
+    return amp.astype(np.float32), f
+
+
+def _stretch_columns(amp: np.ndarray, f: int, width: int) -> np.ndarray:
+    """``amp`` (reduced f times) linearly interpolated to ``width`` columns."""
+    x = (np.arange(width, dtype=np.float32) + 0.5) / f - 0.5
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, amp.shape[1] - 1)
+    x1 = np.minimum(x0 + 1, amp.shape[1] - 1)
+    t = np.clip(x - x0, 0.0, 1.0).astype(np.float32)
+    left = amp[:, x0]
+    return left + (amp[:, x1] - left) * t
 
 
 def _check_size(image: Image.Image) -> None:
@@ -291,7 +342,11 @@ def _check_size(image: Image.Image) -> None:
         )
 
 
-_BAND = 512  # rows per band: bounds the float working memory on huge images
+# rows per band: a band's float rows stay in the CPU cache, which makes the
+# per-pixel passes several times faster than whole-image arrays, and bounds
+# the working memory on huge images
+_BAND = 64
+_DITHER_SLACK = 61  # dither columns to spare: each band reads it at a shifted offset
 
 
 def embed(image: Image.Image, payload: int) -> Image.Image:
@@ -320,31 +375,53 @@ def embed(image: Image.Image, payload: int) -> Image.Image:
     chip = _chip_size(w, h)
     tile = _render_tile(payload, chip)
     period = tile.shape[0]
-    strip = np.tile(tile, (1, -(-w // period)))[:, :w]  # one period of rows, full width
-    luma = work.convert("L") if work.mode != "L" else work
-    amp = _strength(luma, chip)
-    amp_img = Image.fromarray(amp, mode="F")
-    sh, sw = amp.shape
-    arr = np.asarray(work)
-    out = arr.copy()
+    amp, f = _strength(work, chip)
+    # the mask is smooth: bilinear across, and constant over each group of f
+    # rows (the reduction factor), so it never needs a full-size float copy
+    amp_rows = _stretch_columns(amp, f, w)
+    band_rows = f * -(-_BAND // f)
+    # the pattern for any band of rows is a plain slice of this strip
+    strip = np.tile(tile, (-(-(period + band_rows) // period), -(-w // period)))[:, :w]
+    # the same step on R, G and B (luma moves, chroma stays), limited to what
+    # the pixel's darkest and brightest channels allow, so no channel clips
+    # and the hue is kept exactly; Pillow's C loops do the per-channel work
+    bands = work.split()
     n_color = 1 if work.mode in ("L", "LA") else 3
-    for band, y0 in enumerate(range(0, h, _BAND)):
-        y1 = min(h, y0 + _BAND)
-        box = (0.0, y0 * sh / h, float(sw), y1 * sh / h)
-        amp_band = amp_img.resize((w, y1 - y0), Image.Resampling.BILINEAR, box=box)
-        delta = np.asarray(amp_band, dtype=np.float32) * strip[np.arange(y0, y1) % period]
-        # random dither instead of rounding: a sub-level delta on a flat area
-        # becomes fine grain whose local mean is the delta, not +-1 blobs
-        delta += np.random.default_rng([_SEED, band]).random(delta.shape, dtype=np.float32)
-        rows = arr[y0:y1]
-        color = rows[..., :n_color] if rows.ndim == 3 else rows[..., None]
-        # the same delta on R, G and B: luma moves, chroma stays
-        marked = np.clip(color + delta[..., None], 0, 255).astype(np.uint8)
-        if out.ndim == 3:
-            out[y0:y1, :, :n_color] = marked
-        else:
-            out[y0:y1] = marked[..., 0]
-    result = Image.fromarray(out, mode=work.mode)
+    lo_img = hi_img = bands[0]
+    for band_img in bands[1:n_color]:
+        lo_img = ImageChops.darker(lo_img, band_img)
+        hi_img = ImageChops.lighter(hi_img, band_img)
+    lo_px, hi_px = np.asarray(lo_img), np.asarray(hi_img)
+    steps = np.empty((h, w), dtype=np.uint8)
+    # random dither instead of rounding: a sub-level delta on a flat area
+    # becomes fine grain whose local mean is the delta, not +-1 blobs. The
+    # +256 makes the truncation to integers a floor.
+    rng = np.random.default_rng(_SEED)
+    dither = rng.random((band_rows, w + _DITHER_SLACK), dtype=np.float32) + np.float32(256.0)
+    for band, y0 in enumerate(range(0, h, band_rows)):
+        y1 = min(h, y0 + band_rows)
+        n = y1 - y0
+        groups = -(-n // f)
+        a = amp_rows[y0 // f : y0 // f + groups]
+        if a.shape[0] < groups:  # the last rows of a height not divisible by f
+            a = np.concatenate([a, a[-1:].repeat(groups - a.shape[0], axis=0)])
+        pattern = strip[y0 % period : y0 % period + groups * f]
+        if pattern.shape[0] < groups * f:
+            pattern = np.concatenate([pattern, strip[: groups * f - pattern.shape[0]]])
+        delta = (pattern.reshape(groups, f, w) * a[:, None, :]).reshape(groups * f, w)[:n]
+        shift = band * 29 % _DITHER_SLACK
+        delta += dither[:n, shift : shift + w]
+        step = delta.astype(np.int16)
+        step -= 256
+        np.maximum(step, -lo_px[y0:y1].astype(np.int16), out=step)
+        np.minimum(step, 255 - hi_px[y0:y1].astype(np.int16), out=step)
+        steps[y0:y1] = step  # negative steps wrap: added modulo 256, they subtract
+    step_img = Image.fromarray(steps, mode="L")
+    zero = Image.new("L", work.size, 0)
+    layers = [step_img] * n_color + [zero] * (len(bands) - n_color)  # alpha: + 0
+    added = step_img if len(layers) == 1 else Image.merge(work.mode, layers)
+    # no channel can overflow any more, so the wrapping add is exact
+    result = ImageChops.add_modulo(work, added)
     if mode == "P":
         # back to a palette; error diffusion keeps the local mean, which is
         # where the mark lives
