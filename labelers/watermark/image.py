@@ -48,6 +48,7 @@ from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageChops
+from scipy import fft as sfft
 from scipy import ndimage
 
 from labelers.errors import InvalidOption
@@ -472,17 +473,21 @@ def _fold(z: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """
     g = _P * _BINS
     hh, ww = z.shape
-    inv = np.linalg.inv(basis).astype(np.float32)
-    ys = np.arange(hh, dtype=np.float32)[:, None]
-    xs = np.arange(ww, dtype=np.float32)[None, :]
+    inv = np.linalg.inv(basis)
     bins = []
     for k in (0, 1):
-        t = ys * inv[0, k] + xs * inv[1, k]
-        t -= np.floor(t)
-        b = (t * g).astype(np.int32)
-        np.minimum(b, g - 1, out=b)
-        bins.append(b)
-    idx = (bins[0] * g + bins[1]).ravel()
+        # the coordinate's fraction of a period in 32-bit fixed point: row and
+        # column parts add with wrap-around, which is the "modulo one period"
+        rows = (np.arange(hh) * inv[0, k] % 1.0 * 2.0**32).astype(np.uint64).astype(np.uint32)
+        cols = (np.arange(ww) * inv[1, k] % 1.0 * 2.0**32).astype(np.uint64).astype(np.uint32)
+        t = rows[:, None] + cols[None, :]
+        t >>= 8
+        t *= g  # < 2^31: no overflow
+        t >>= 24
+        bins.append(t)
+    bins[0] *= g
+    bins[0] += bins[1]
+    idx = bins[0].ravel()
     sums = np.bincount(idx, weights=z.ravel(), minlength=g * g)
     counts = np.bincount(idx, minlength=g * g)
     return (sums / np.maximum(counts, 1)).reshape(g, g)
@@ -508,18 +513,15 @@ def _align(folded: np.ndarray) -> tuple[float, np.ndarray]:
     whose circular correlation with the sync map covers every cyclic shift.
     """
     lay = _layout()
+    # the sub-chip box filter commutes with the square's symmetries: once
+    fc = ndimage.uniform_filter(folded, _BINS, mode="wrap")
     chips = np.stack(
-        [
-            fc[a::_BINS, b::_BINS]
-            for fc in (ndimage.uniform_filter(v, _BINS, mode="wrap") for v in _symmetries(folded))
-            for a in range(_BINS)
-            for b in range(_BINS)
-        ]
+        [v[a::_BINS, b::_BINS] for v in _symmetries(fc) for a in range(_BINS) for b in range(_BINS)]
     )
-    s_spec = np.conj(np.fft.rfft2(lay.sync_map))
-    m_spec = np.conj(np.fft.rfft2(np.abs(lay.sync_map)))
-    num = np.fft.irfft2(np.fft.rfft2(chips) * s_spec, s=(_P, _P))
-    den = np.fft.irfft2(np.fft.rfft2(chips * chips) * m_spec, s=(_P, _P))
+    s_spec = np.conj(sfft.rfft2(lay.sync_map))
+    m_spec = np.conj(sfft.rfft2(np.abs(lay.sync_map)))
+    num = sfft.irfft2(sfft.rfft2(chips, workers=1) * s_spec, s=(_P, _P), workers=1)
+    den = sfft.irfft2(sfft.rfft2(chips * chips, workers=1) * m_spec, s=(_P, _P), workers=1)
     zmap = num / np.sqrt(np.maximum(den, 1e-12))
     k = int(np.argmax(zmap))
     n, rest = divmod(k, _P * _P)
