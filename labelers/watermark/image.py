@@ -106,7 +106,7 @@ FALSE_POSITIVE_BOUND = SYNC_FALSE_POSITIVE_BOUND * 2.0**-_CRC_BITS
 # embedding strength (luma levels, amplitude of a unit-RMS pattern)
 _A_FLAT = 0.4
 _A_MAX = 6.0
-_A_GAIN = 1.5
+_A_GAIN = 2.0
 _TARGET_PSNR = 41.5
 _SMOOTH = 0.25  # chip smoothing (gaussian sigma, in chips): less high frequency for JPEG
 

@@ -37,6 +37,7 @@ _PEAK_SMOOTH = 15  # lag px: local mean subtracted from the autocorrelation
 _PEAKS = 12  # local maxima considered for lattice vectors
 _MAX_ASPECT = 1.5  # |b2| / |b1| allowed (the issue asks 0.75-1.33, plus rotation)
 _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
+_SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
 
 
@@ -63,6 +64,13 @@ def _sample(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear values of the circular ``r`` at lag vectors ``pts`` (n x 2: dy, dx)."""
     hh, ww = r.shape
     return ndimage.map_coordinates(r, [pts[:, 0] % hh, pts[:, 1] % ww], order=1, mode="grid-wrap")
+
+
+def _points(a: np.ndarray, b: np.ndarray, reach: float) -> np.ndarray:
+    """Lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) within ``reach``."""
+    pts = [n1 * a + n2 * b for n1 in range(-2, 3) for n2 in range(0, 3) if n2 > 0 or n1 > 0]
+    near = [p for p in pts if np.hypot(*p) <= reach]
+    return np.stack(near if len(near) >= 4 else [a, b, a + b, a - b])
 
 
 def _overlap(pts: np.ndarray, hh: int, ww: int) -> np.ndarray:
@@ -158,9 +166,11 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
                 continue
             if abs(a[0] * b[1] - a[1] * b[0]) < _MIN_SINE * la * lb:
                 continue
-            pts = np.stack([a, b, a + b, a - b])
-            # every point of a true lattice peaks: the weakest one decides
-            score = float(np.min(_sample(r, pts) / _overlap(pts, hh, ww)))
+            pts = _points(a, b, reach)
+            # every point of a true lattice peaks, a chance pair of content
+            # peaks rarely has a third: a low quantile over the points decides
+            vals = _sample(r, pts) / _overlap(pts, hh, ww)
+            score = float(np.quantile(vals, _SCORE_QUANTILE))
             scored.append((score, np.stack([a, b])))
     scored.sort(key=lambda s: -s[0])
     out: list[np.ndarray] = []
