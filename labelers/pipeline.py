@@ -89,6 +89,9 @@ class FileResult:
     watermark: str  # "embedded", "off", or why it was skipped
     c2pa: str  # "signed", "off", or why not
     notes: list[str] = field(default_factory=list)
+    # the 64-bit key the output's image watermark carries: the one given, or
+    # the one already in the image (relabelling keeps a single mark)
+    watermark_key: int | None = None
 
 
 def label_file(
@@ -189,22 +192,28 @@ def _image_content(
         raster = label_frames(raster, options.wording, position)
         result.explicit = position
     if want_mark:
-        result.watermark = _embed_image_watermark(raster, payload)
+        result.watermark, result.watermark_key = _embed_image_watermark(raster, payload)
     result.data = save_raster(raster)
 
 
-def _embed_image_watermark(raster: Raster, payload: int) -> str:
+def _embed_image_watermark(raster: Raster, payload: int) -> tuple[str, int | None]:
     width, height = raster.frames[0].size
     if min(width, height) < image_watermark.MIN_SIDE:
         return (
             f"skipped: the image's shorter side is {min(width, height)} px, "
             f"below the watermark minimum of {image_watermark.MIN_SIDE} px"
-        )
+        ), None
     if raster.media_type == "image/gif" or len(raster.frames) > 1:
         # 256-colour palettes (and frame-difference coding) quantise the mark away
-        return "skipped: GIF and animated images cannot carry the invisible watermark"
+        return "skipped: GIF and animated images cannot carry the invisible watermark", None
+    # relabelling a marked image: a second mark on top would interfere with
+    # the first and neither might decode; keep the one there, whose key the
+    # ledger already maps to the image's first label
+    found = image_watermark.decode(raster.frames[0])
+    if found is not None:
+        return f"kept: the image already carries watermark key {found.payload:016x}", found.payload
     raster.frames[0] = image_watermark.embed(raster.frames[0], payload)
-    return "embedded"
+    return "embedded", payload
 
 
 def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:
