@@ -134,6 +134,9 @@ class FileResult:
     watermark: str  # "embedded", "off", or why it was skipped
     c2pa: str  # "signed", "off", or why not
     notes: list[str] = field(default_factory=list)
+    # the 64-bit key the output's image watermark carries: the one given, or
+    # the one already in the image (relabelling keeps a single mark)
+    watermark_key: int | None = None
 
 
 def label_file(
@@ -240,11 +243,11 @@ def _image_content(
         raster = label_frames(raster, options.wording, position)
         result.explicit = position
     if want_mark:
-        result.watermark = _embed_image_watermark(raster, payload)
+        result.watermark, result.watermark_key = _embed_image_watermark(raster, payload)
     result.data = save_raster(raster)
 
 
-def _embed_image_watermark(raster: Raster, payload: int) -> str:
+def _embed_image_watermark(raster: Raster, payload: int) -> tuple[str, int | None]:
     from labelers.imaging import MARKABLE_MODES, luminance_plane, with_luminance
     from labelers.watermark import image as image_watermark
 
@@ -253,20 +256,24 @@ def _embed_image_watermark(raster: Raster, payload: int) -> str:
         return (
             f"skipped: the image's shorter side is {min(width, height)} px, "
             f"below the watermark minimum of {image_watermark.MIN_SIDE} px"
-        )
+        ), None
     if raster.media_type == "image/gif" or len(raster.frames) > 1:
         # 256-colour palettes (and frame-difference coding) quantise the mark away
-        return "skipped: GIF and animated images cannot carry the invisible watermark"
+        return "skipped: GIF and animated images cannot carry the invisible watermark", None
     frame = raster.frames[0]
-    if frame.mode in MARKABLE_MODES:
-        raster.frames[0] = image_watermark.embed(frame, payload)
-        return "embedded"
     # CMYK, 16-bit grey, LAB: marked in the luminance the mode has, kept in its mode
-    plane = luminance_plane(frame)
+    plane = frame if frame.mode in MARKABLE_MODES else luminance_plane(frame)
     if plane is None:
-        return f"skipped: {frame.mode} images have no luminance the watermark can live in"
-    raster.frames[0] = with_luminance(frame, plane, image_watermark.embed(plane, payload))
-    return "embedded"
+        return f"skipped: {frame.mode} images have no luminance the watermark can live in", None
+    # relabelling a marked image: a second mark on top would interfere with
+    # the first and neither might decode; keep the one there, whose key the
+    # ledger already maps to the image's first label
+    found = image_watermark.decode(plane)
+    if found is not None:
+        return f"kept: the image already carries watermark key {found.payload:016x}", found.payload
+    marked = image_watermark.embed(plane, payload)
+    raster.frames[0] = marked if plane is frame else with_luminance(frame, plane, marked)
+    return "embedded", payload
 
 
 def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:

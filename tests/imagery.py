@@ -95,3 +95,49 @@ def watermark_attacks(visible_label: Attack) -> dict[str, Attack]:
         ),
         "visible label": visible_label,
     }
+
+
+def rotate(img: Image.Image, degrees: float, expand: bool) -> Image.Image:
+    """Rotation with bicubic resampling; the uncovered corners are black."""
+    return img.convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC, expand=expand)
+
+
+def stretch(img: Image.Image, fx: float, fy: float) -> Image.Image:
+    size = (max(1, round(img.width * fx)), max(1, round(img.height * fy)))
+    return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def geometric_attacks() -> dict[str, Attack]:
+    """What feeds and editors do to the geometry (issue 18's list)."""
+    attacks: dict[str, Attack] = {}
+    for deg in (1, 2, 5, 10):
+        attacks[f"rotate {deg} deg"] = lambda i, d=deg: rotate(i, d, False)
+        attacks[f"rotate {deg} deg, expanded"] = lambda i, d=deg: rotate(i, -d, True)
+    attacks["aspect 0.8 (height x0.8)"] = lambda i: stretch(i, 1.0, 0.8)
+    attacks["aspect 1.25 (height x1.25)"] = lambda i: stretch(i, 1.0, 1.25)
+    attacks["downscale 30%"] = lambda i: stretch(i, 0.3, 0.3)
+    attacks["downscale 40%"] = lambda i: stretch(i, 0.4, 0.4)
+    attacks["rotate 5 deg + crop 10% + JPEG 75"] = lambda i: reencode(
+        crop_each_edge(rotate(i, 5, False)), "JPEG", quality=75
+    )
+    return attacks
+
+
+def real_photos(min_side: int = 256) -> list[Image.Image]:
+    """scikit-image's bundled photographs (RGB, shortest side >= ``min_side``).
+
+    Real camera pictures with real noise and texture, and none carries an AI
+    mark: the false-alarm checks and the benchmark use them next to the
+    generated images.
+    """
+    from skimage import data  # dev extra
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
+    names += ["retina", "immunohistochemistry", "camera", "moon", "brick", "grass", "gravel"]
+    out = []
+    for name in names:
+        arr = getattr(data, name)()
+        img = Image.fromarray(arr).convert("RGB")
+        if min(img.size) >= min_side:
+            out.append(img)
+    return out

@@ -7,8 +7,10 @@ real encoders and a fresh decode of the bytes.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,8 @@ from scipy import ndimage
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
+from labelers.pipeline import FileOptions, label_file
+from labelers.record import Record
 from labelers.watermark.image import (
     FALSE_POSITIVE_BOUND,
     MIN_SIDE,
@@ -25,8 +29,15 @@ from labelers.watermark.image import (
     decode,
     embed,
 )
+from tests.imagery import (
+    crop_each_edge,
+    geometric_attacks,
+    real_photos,
+    reencode,
+    rotate,
+    watermark_attacks,
+)
 from tests.imagery import landscape as photo_like
-from tests.imagery import reencode, watermark_attacks
 
 PAYLOAD = 0xC0FFEE_5EED_0042_17
 
@@ -45,6 +56,8 @@ def _label(img: Image.Image) -> Image.Image:
 
 
 ATTACKS = watermark_attacks(_label)
+GEOMETRIC = geometric_attacks()
+WILD = Path("../shared/corpus/wild")
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +150,141 @@ def test_payload_survives_any_two_attacks(marked: Image.Image, pair: tuple[str, 
     assert result.payload == PAYLOAD
 
 
+# ------------------------------------------------------------- geometry
+
+
+@pytest.fixture(scope="module")
+def real_marked() -> Image.Image:
+    """A real photograph (scikit-image's astronaut, served 2x), marked."""
+    astronaut = real_photos()[0]
+    return embed(astronaut.resize((1024, 1024), Image.Resampling.LANCZOS), PAYLOAD)
+
+
+@pytest.mark.parametrize("name", list(GEOMETRIC))
+def test_payload_survives_each_geometric_attack(
+    marked: Image.Image, real_marked: Image.Image, name: str
+) -> None:
+    for img in (marked, real_marked):
+        result = decode(GEOMETRIC[name](img))
+        assert result is not None, name
+        assert result.payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("rotate 2 deg", "JPEG 50 (4:2:0)"),
+        ("rotate 10 deg, expanded", "PNG -> JPEG 75 -> WebP 80"),
+        ("aspect 0.8 (height x0.8)", "crop 10% each edge"),
+        ("aspect 1.25 (height x1.25)", "downscale 50%"),
+        pytest.param(
+            ("downscale 40%", "JPEG 50 (4:2:0)"),
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known gap: chips of 2.4 px after the downscale do not survive JPEG 50 "
+                "at 410x307 (see docs/benchmarks.md, Watermark)",
+            ),
+        ),
+        ("downscale 40%", "contrast -20%"),
+        ("downscale 30%", "brightness -20%"),
+        ("rotate 5 deg + crop 10% + JPEG 75", "visible label"),
+    ],
+    ids="+".join,
+)
+def test_payload_survives_a_geometric_attack_with_another(
+    marked: Image.Image, pair: tuple[str, str]
+) -> None:
+    img = ATTACKS[pair[1]](GEOMETRIC[pair[0]](marked))
+    result = decode(img)
+    assert result is not None
+    assert result.payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.TRANSPOSE,
+    ],
+    ids=lambda t: t.name,
+)
+def test_quarter_turns_and_mirror_images_decode(marked: Image.Image, turn) -> None:
+    result = decode(marked.transpose(turn))
+    assert result is not None and result.payload == PAYLOAD
+
+
+@pytest.mark.parametrize("degrees", [-3.5, 7.25, -10.0, 13.0])
+def test_any_angle_with_a_crop_and_a_stretch(marked: Image.Image, degrees: float) -> None:
+    # not a table entry: the lattice is estimated, not looked up
+    img = crop_each_edge(rotate(marked, degrees, False), 0.12)
+    img = img.resize((round(img.width * 0.9), round(img.height * 1.08)), Image.Resampling.BICUBIC)
+    result = decode(reencode(img, "JPEG", quality=80))
+    assert result is not None and result.payload == PAYLOAD
+
+
+@pytest.mark.skipif(not WILD.is_dir(), reason="../shared/corpus/wild is not here")
+@pytest.mark.parametrize("name", ["flux-1.jpg", "samsung_gray_1.png"])
+def test_real_generator_outputs_carry_the_mark_through_rotation_and_a_thumbnail(
+    name: str,
+) -> None:
+    with Image.open(WILD / name) as src:
+        out = embed(src.convert("RGB"), PAYLOAD)
+    for attack in ("rotate 5 deg + crop 10% + JPEG 75", "downscale 30%"):
+        result = decode(GEOMETRIC[attack](out))
+        assert result is not None and result.payload == PAYLOAD, (name, attack)
+
+
+def test_the_tile_format_is_frozen_so_issued_marks_still_decode() -> None:
+    """The chip grid (sync pattern, code, CRC, interleaving) and the chip sizes
+    are what a mark issued by an earlier version carries; the decoder reads
+    them whatever the strength mask. These values were taken from the layout
+    before the geometric decoder (commit 189603b)."""
+    from labelers.watermark import image as wm
+
+    grid = wm._chip_grid(PAYLOAD)
+    digest = hashlib.sha256(grid.astype(np.float64).tobytes()).hexdigest()
+    assert digest == "0000f22c5aa48cea5a0f5119df47cc7cbaaa6dc2901277dd46a461331c5914bb"
+    sizes = [(300, 300), (450, 450), (800, 600), (1024, 768), (2000, 1500), (4000, 3000)]
+    assert [wm._chip_size(w, h) for w, h in sizes] == [4, 5, 6, 6, 9, 18]
+
+
+def test_a_mark_of_constant_strength_decodes_too() -> None:
+    # the earlier releases used another mask and dither: only the tile counts
+    from labelers.watermark import image as wm
+
+    src = photo_like(900, 700, seed=21)
+    tile = wm._render_tile(PAYLOAD, wm._chip_size(900, 700))
+    reps = np.tile(tile, (-(-700 // tile.shape[0]), -(-900 // tile.shape[1])))[:700, :900]
+    rgb = np.asarray(src, dtype=np.float32) + 1.5 * reps[..., None]
+    old_style = Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+    for img in (old_style, GEOMETRIC["rotate 2 deg"](old_style)):
+        result = decode(ATTACKS["JPEG 50 (4:2:0)"](img))
+        assert result is not None and result.payload == PAYLOAD
+
+
+# ------------------------------------------------------------- relabelling
+
+
+def test_relabelling_a_marked_image_keeps_its_one_mark() -> None:
+    src = reencode(photo_like(800, 600, seed=31), "PNG")
+    buf = io.BytesIO()
+    src.save(buf, "PNG")
+    options = FileOptions(explicit=False, c2pa=False)
+    first = label_file(buf.getvalue(), Record.first_write("P1", "first-id"), options, None, 111)
+    assert first.watermark == "embedded" and first.watermark_key == 111
+    second = label_file(first.data, Record.first_write("P1", "second-id"), options, None, 222)
+    assert second.watermark.startswith("kept") and second.watermark_key == 111
+    with Image.open(io.BytesIO(second.data)) as out:
+        result = decode(out)
+    assert result is not None and result.payload == 111
+    # the pixels were not marked a second time
+    with Image.open(io.BytesIO(first.data)) as a, Image.open(io.BytesIO(second.data)) as b:
+        assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+
+
 def test_smooth_image_survives_a_downscale_then_a_jpeg_webp_chain() -> None:
     # little fine texture means a faint mark; at 1024x768 this pair lost the
     # payload while 50% downscales left chips of 2.5 px (seed 5 was one such case)
@@ -200,6 +348,18 @@ def test_unmarked_images_and_crops_are_never_detected() -> None:
             img.crop((w // 7, h // 9, w - w // 11, h - h // 13)),
             ATTACKS["JPEG 50 (4:2:0)"](img),
             ATTACKS["visible label"](img),
+        ]
+        for v in variants:
+            assert decode(v) is None
+
+
+def test_unmarked_real_photographs_and_rotations_are_never_detected() -> None:
+    for k, img in enumerate(real_photos()):
+        w, h = img.size
+        variants = [
+            img,
+            rotate(img, (-7, 3, 10)[k % 3], bool(k % 2)),
+            ATTACKS["JPEG 50 (4:2:0)"](img.crop((w // 8, h // 10, w, h))),
         ]
         for v in variants:
             assert decode(v) is None
