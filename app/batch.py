@@ -498,36 +498,30 @@ def run(
             on_line(line)
 
     queue = list(reversed(todo))  # pop() from the end keeps the walk order
-    if backend is not None and len(todo) == 1:
-        try:
-            finish(Worker(options, backend).handle(todo[0]))
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        finally:
-            if bar is not None:
-                bar.close()
-        summary.seconds = time.monotonic() - started
-        return summary
-    if backend is not None:
-        backend.close()
-    _preload()
-    workers = max(1, min(workers, len(todo)))
-    window = workers * 4  # bounded in-flight work: quick to stop, little memory
     try:
-        while queue:
-            crashed = _drain(options, queue, workers, window, finish)
-            for task in crashed:
-                if task.crashes + 1 >= MAX_CRASHES:
-                    finish(
-                        _failed(
-                            task,
-                            "worker-crashed",
-                            "the worker process died while handling this file "
-                            f"({MAX_CRASHES} times)",
+        if backend is not None and len(todo) == 1:
+            # one file: handled here, not worth a process pool and a second set of keys
+            finish(Worker(options, backend).handle(todo[0]))
+        else:
+            if backend is not None:
+                backend.close()
+            _preload()
+            workers = max(1, min(workers, len(todo)))
+            window = workers * 4  # bounded in-flight work: quick to stop, little memory
+            while queue:
+                crashed = _drain(options, queue, workers, window, finish)
+                for task in crashed:
+                    if task.crashes + 1 >= MAX_CRASHES:
+                        finish(
+                            _failed(
+                                task,
+                                "worker-crashed",
+                                "the worker process died while handling this file "
+                                f"({MAX_CRASHES} times)",
+                            )
                         )
-                    )
-                else:
-                    queue.append(Task(task.src, task.dest, task.crashes + 1))
+                    else:
+                        queue.append(Task(task.src, task.dest, task.crashes + 1))
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:

@@ -40,22 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, table
+from tests.support import EXIFTOOL_CONFIG
 
 EXE = str(Path(sys.executable).with_name("aigc-label"))
-EXIFTOOL_CONFIG = """\
-%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
 RECORD = (
     '{"Label":"1","ContentProducer":"001100000000TESTONLY0010000","ProduceID":"01JBENCH",'
     '"ReservedCode1":"","ContentPropagator":"001100000000TESTONLY0010000",'

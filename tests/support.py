@@ -32,3 +32,20 @@ KEYS = {
 
 def auth(key: str = "gen-key") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# the TC260 namespace is not built into exiftool: a user-defined table names the tag
+EXIFTOOL_CONFIG = """\
+%Image::ExifTool::UserDefined = (
+    'Image::ExifTool::XMP::Main' => {
+        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
+    },
+);
+%Image::ExifTool::UserDefined::TC260 = (
+    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
+    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
+    WRITABLE => 'string',
+    AIGC => { },
+);
+1;
+"""

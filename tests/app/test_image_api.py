@@ -29,23 +29,8 @@ from app.settings import Settings
 from labelers.record import Record
 from labelers.visible.image import measure_ink_height
 from tests.imagery import photo
-from tests.support import KEYS, PRODUCER, auth
+from tests.support import EXIFTOOL_CONFIG, KEYS, PRODUCER, auth
 
-# the TC260 namespace is not built into exiftool: a user-defined table names the tag
-EXIFTOOL_CONFIG = """\
-%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
 OTHER_PRODUCER = "0011911100007109120X0010009"
 CHECK_DIR = Path("/tmp/api-check")
 

@@ -13,24 +13,10 @@ import pytest
 from PIL import Image, ImageCms, ImageSequence
 
 from labelers.record import Record
+from tests.support import EXIFTOOL_CONFIG
 
 PRODUCER = "0011911100007109120X0010001"
 
-# the TC260 namespace is not built into exiftool: a user-defined table names the tag
-EXIFTOOL_CONFIG = """\
-%Image::ExifTool::UserDefined = (
-    'Image::ExifTool::XMP::Main' => {
-        TC260 => { SubDirectory => { TagTable => 'Image::ExifTool::UserDefined::TC260' } },
-    },
-);
-%Image::ExifTool::UserDefined::TC260 = (
-    GROUPS => { 0 => 'XMP', 1 => 'XMP-TC260', 2 => 'Image' },
-    NAMESPACE => { 'TC260' => 'http://www.tc260.org.cn/ns/AIGC/1.0/' },
-    WRITABLE => 'string',
-    AIGC => { },
-);
-1;
-"""
 
 # what an editor left in the file before we label it
 OTHER_XMP = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
