@@ -242,7 +242,10 @@ class Ledger:
     def find_by_watermark(self, key: int) -> LedgerEntry | None:
         with self._session() as session:
             row = session.scalars(
-                select(LabelRow).where(LabelRow.watermark_key == f"{key:016x}").limit(1)
+                select(LabelRow)
+                .where(LabelRow.watermark_key == f"{key:016x}")
+                .order_by(LabelRow.created_at)  # a relabel shares the mark: the first issuer
+                .limit(1)
             ).first()
             return _entry(row) if row else None
 
@@ -264,11 +267,17 @@ def label_row(
     requester: str,
     explicit_label: str,
     omit_reason: str | None = None,
+    mark_key: int | None = None,
 ) -> Row:
-    """The ledger row of one issued label."""
+    """The ledger row of one issued label.
+
+    ``mark_key`` is the key the file's watermark carries when it is not this
+    record's own: relabelling keeps the mark an earlier label embedded.
+    """
+    key = watermark_key(record.produce_id) if mark_key is None else mark_key
     return LabelRow, {
         "produce_id": record.produce_id,
-        "watermark_key": f"{watermark_key(record.produce_id):016x}",
+        "watermark_key": f"{key:016x}",
         "content_sha256": hashlib.sha256(content).hexdigest(),
         "media_type": media_type,
         "producer": record.content_producer,

@@ -458,6 +458,7 @@ def _routes(app: FastAPI) -> None:
             identity,
             result.explicit,
             omit_reason,
+            result.watermark_key,
         )
         return Response(
             result.data,
@@ -589,8 +590,9 @@ async def _ledger_insert(
     identity: Identity,
     explicit: str,
     omit_reason: str | None,
+    mark_key: int | None = None,
 ) -> None:
-    row = label_row(record, content, media_type, identity.name, explicit, omit_reason)
+    row = label_row(record, content, media_type, identity.name, explicit, omit_reason, mark_key)
     try:
         await st.inserter.insert(row)
     except DuplicateProduceID:

@@ -222,6 +222,19 @@ def test_relabelling_a_labelled_file_keeps_exactly_one_record(client: TestClient
     assert in_metadata == {json.dumps(header_record(second))}
 
 
+def test_relabelling_records_the_watermark_the_file_keeps(client: TestClient) -> None:
+    """The relabelled file keeps the first label's mark, so its ledger row names that key."""
+    first = label(client, encode(photo(640, 480, seed=21), "JPEG", quality=92))
+    second = label(client, first.content)
+    entries = [
+        client.get(f"/v1/records/{resp.headers['AIGC-Produce-ID']}", headers=auth()).json()
+        for resp in (first, second)
+    ]
+    assert second.headers["AIGC-Watermark"].startswith("kept")
+    assert entries[1]["watermark_key"] == entries[0]["watermark_key"]
+    assert entries[1]["produce_id"] != entries[0]["produce_id"]
+
+
 # --------------------------------------------------------------- bad uploads
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
