@@ -403,10 +403,10 @@ def _image_pixels(
     check_visible: bool,
 ) -> None:
     """What the pixels show: our watermark, and (by OCR) a visible label."""
-    from labelers.imaging import open_raster
+    from labelers.imaging import open_for_analysis
 
     try:
-        raster = open_raster(data, media_type, limits)
+        raster = open_for_analysis(data, media_type, limits)
     except ServiceBusy:
         raise  # not a property of the file: the request is retried later
     except AigcError as exc:
@@ -431,12 +431,15 @@ def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
         shown = shown.transpose(ORIENTATION_TRANSPOSE[raster.orientation])
     analysis = ocr.analyse(shown)
     result = ocr.find_visible_label(shown, analysis=analysis)
+    if result is not None and raster.scale != 1:
+        result = replace(result, marks=[_in_stored_pixels(m, raster.scale) for m in result.marks])
     labels = [m for m in result.marks if m.kind == "label"] if result else []
     for mark in labels:
         _add_label(report, mark)
     wordmarks = [m for m in result.marks if m.kind == "brand"] if result else []
     brands: list[tuple[VisibleMark, str | None]] = []
     for found in find_brand_marks(analysis):
+        found = replace(found, mark=_in_stored_pixels(found.mark, raster.scale))
         # a wordmark OCR read where a template matched is the same mark: its words join it
         read = next((w for w in wordmarks if _touching(w.box, found.mark.box)), None)
         mark = replace(found.mark, phrases=read.phrases, text=read.text) if read else found.mark
@@ -463,6 +466,18 @@ def _visible_label(report: Report, raster: Raster, expected: bool) -> None:
                 "warning",
             )
         )
+
+
+def _in_stored_pixels(mark: VisibleMark, scale: float) -> VisibleMark:
+    """``mark`` as measured on a frame decoded at ``scale``, in the image's own pixels."""
+    if scale == 1:
+        return mark
+    return replace(
+        mark,
+        box=tuple(round(v / scale) for v in mark.box),  # type: ignore[arg-type]
+        height_px=round(mark.height_px / scale),
+        shortest_side=round(mark.shortest_side / scale),
+    )
 
 
 def _touching(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:

@@ -3,7 +3,7 @@
 A browser draws JPEG, PNG, WebP, GIF and AVIF itself; it cannot draw TIFF,
 HEIF or a PDF page without a viewer plugin, and the page loads nothing from a
 CDN. This module renders those through the libraries the service already
-trusts with untrusted bytes: images through :func:`labelers.imaging.open_raster`
+trusts with untrusted bytes: images through :func:`labelers.imaging.open_for_analysis`
 (its size and frame budgets are checked before decoding) and shown upright
 (EXIF orientation applied), PDFs through :func:`labelers.formats.pdf.open_pdf`
 (size, encryption and page budgets) and then PDFium (``pypdfium2``) for the
@@ -24,7 +24,7 @@ from PIL import Image
 
 from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import sniff
-from labelers.imaging import ORIENTATION_TRANSPOSE, open_raster
+from labelers.imaging import ORIENTATION_TRANSPOSE, open_for_analysis
 from labelers.limits import DEFAULT_LIMITS, Limits
 
 #: longest side of a preview, in pixels: enough for a card on a wide screen
@@ -50,8 +50,7 @@ def render_preview(
     """
     media_type = sniff(data)
     if media_type.startswith("image/"):
-        picture = _image(data, media_type, limits)
-        source_size = picture.size
+        picture, source_size = _image(data, media_type, limits)
     elif media_type == "application/pdf":
         picture, source_size = _pdf_first_page(data, limits, max_side)
     else:
@@ -64,12 +63,15 @@ def render_preview(
     return Preview(out.getvalue(), media_type, source_size)
 
 
-def _image(data: bytes, media_type: str, limits: Limits) -> Image.Image:
-    raster = open_raster(data, media_type, limits)
+def _image(data: bytes, media_type: str, limits: Limits) -> tuple[Image.Image, tuple[int, int]]:
+    """The first frame as viewed, and its size in the image's own pixels (a large
+    JPEG is decoded at half size: the preview is far smaller anyway)."""
+    raster = open_for_analysis(data, media_type, limits)
     shown = raster.frames[0]
     if raster.orientation in ORIENTATION_TRANSPOSE:
         shown = shown.transpose(ORIENTATION_TRANSPOSE[raster.orientation])
-    return shown
+    width, height = shown.size
+    return shown, (round(width / raster.scale), round(height / raster.scale))
 
 
 def _pdf_first_page(

@@ -229,3 +229,27 @@ def test_sm2_scheme_signs_and_verifies_producer_and_platform(tmp_path: Path) -> 
     assert report["integrity"]["producer"]["status"] == "valid"
     assert report["integrity"]["platform"]["status"] == "valid"
     assert (tmp_path / "var" / "record-signing-key-sm2.pem").exists()
+
+
+@needs_ocr
+def test_a_large_jpeg_is_read_at_half_size_with_the_same_findings(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify decodes JPEGs over ANALYSIS_PIXELS at half size: the watermark and the
+    visible label are still found, and the label's box is reported in the image's pixels."""
+    from labelers import imaging
+
+    labelled = _label(client, _photo(size=(1600, 1200), seed=5))
+    reports = [_verify(client, labelled, check_visible="true")]
+    monkeypatch.setattr(imaging, "ANALYSIS_PIXELS", 1600 * 1200 - 1)
+    assert imaging.open_for_analysis(labelled, "image/jpeg").scale == 0.5
+    reports.append(_verify(client, labelled, check_visible="true"))
+    boxes = []
+    for report in reports:
+        carriers = {e["carrier"] for e in report["evidence"]}
+        assert "image:spread-spectrum" in carriers, carriers
+        assert not [f for f in report["findings"] if f["code"] == "explicit-label-missing"]
+        boxes.append(next(e for e in report["evidence"] if e["carrier"] == "image:visible-ocr"))
+    full, half = (np.array(b["data"]["box"], float) for b in boxes)
+    assert np.abs(full - half).max() <= 0.02 * 1200, (full, half)
+    assert boxes[1]["data"]["shortest_side"] == 1200

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin, features
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.imaging import SUPPORTED_MEDIA_TYPES, open_raster, save_raster
+from labelers.imaging import SUPPORTED_MEDIA_TYPES, open_for_analysis, open_raster, save_raster
 from labelers.limits import Limits
 
 HAS_EXIFTOOL = shutil.which("exiftool") is not None
@@ -422,3 +422,33 @@ def test_too_many_frames_is_limit_exceeded():
 def test_oversized_upload_is_limit_exceeded():
     with pytest.raises(LimitExceeded, match="AIGC_MAX_UPLOAD_BYTES"):
         open_raster(jpeg_source(), "image/jpeg", Limits(max_bytes=1000))
+
+
+# ------------------------------------------------------------ reading only
+def test_analysis_decodes_a_large_jpeg_at_half_size_and_says_so():
+    data = jpeg_source()
+    raster = open_for_analysis(data, "image/jpeg", reduce_above=640 * 480 - 1)
+    assert raster.frames[0].size == (320, 240)
+    assert raster.scale == 0.5
+    assert raster.orientation == 6  # read from the header as for open_raster
+    full = open_for_analysis(data, "image/jpeg")  # under the default threshold
+    assert full.frames[0].size == (640, 480) and full.scale == 1
+    # the half-size frame is the image, reduced: close to a resize of the full decode
+    reference = np.asarray(full.frames[0].resize((320, 240), Image.Resampling.BOX), np.float32)
+    assert np.abs(np.asarray(raster.frames[0], np.float32) - reference).mean() < 4
+
+
+def test_analysis_decodes_only_the_first_frame_of_an_animation():
+    raster = open_for_analysis(animated_gif(), "image/gif")
+    assert len(raster.frames) == 1 and raster.scale == 1
+    first = open_raster(animated_gif(), "image/gif").frames[0]
+    assert np.array_equal(
+        np.asarray(raster.frames[0].convert("RGB")), np.asarray(first.convert("RGB"))
+    )
+
+
+def test_analysis_checks_the_declared_size_like_open_raster():
+    with pytest.raises(LimitExceeded):
+        open_for_analysis(jpeg_source(), "image/jpeg", Limits(max_pixels=640 * 480 - 1))
+    with pytest.raises(CorruptInput):
+        open_for_analysis(jpeg_source()[:300], "image/jpeg")
