@@ -233,7 +233,7 @@ GOLDEN: dict[str, dict[str, str]] = {
     "docx": {
         "input": "dbb52b548bfe6588cd6f2e64",
         "full": "a9485bad09c6d2095843a190",
-        "full.notes": "footer|not available for application/vnd.openxmlformats-officedocument.wordprocessingml.document|no signer configured|None",
+        "full.notes": "footer|not available for application/vnd.openxmlformats-officedocument.wordprocessingml.document|not available for application/vnd.openxmlformats-officedocument.wordprocessingml.document|None",
         "bare": "4a1be8b4d77cd0df647d0cc6",
         "bare.notes": "none|off|off",
         "top": "a7a98a9469b0a2ae049de320",
@@ -259,7 +259,7 @@ GOLDEN: dict[str, dict[str, str]] = {
     "html": {
         "input": "a6fc9ee749c31e044fd34197",
         "full": "e79761c41e174ad43095b94f",
-        "full.notes": "footer|not available for text/html|no signer configured|None",
+        "full.notes": "footer|not available for text/html|not available for text/html|None",
         "bare": "f508558602cd77bf93b295d5",
         "bare.notes": "none|off|off",
         "top": "76f746daae6ee4551a9f8967",
@@ -285,7 +285,7 @@ GOLDEN: dict[str, dict[str, str]] = {
     "markdown": {
         "input": "6af49d8b1dde899e39114aee",
         "full": "40675a04ab607888d861315b",
-        "full.notes": "footer|embedded|no signer configured|None",
+        "full.notes": "footer|embedded|not available for text/markdown|None",
         "bare": "5e86b096b1c1876873b69829",
         "bare.notes": "none|off|off",
         "top": "488354b8081ac1e4eed79497",
@@ -326,7 +326,7 @@ GOLDEN: dict[str, dict[str, str]] = {
         "full": "2d9038dfddd02aa746da9606",
         "full.notes": "start|embedded|not available for text/plain|None",
         "bare": "42641f576627944d18a78d5b",
-        "bare.notes": "none|off|not available for text/plain",
+        "bare.notes": "none|off|off",
         "top": "2d9038dfddd02aa746da9606",
         "propagated": "444e98cc91aa10c5fb299d87",
         "verify.input": "872571689ef873e2f7fe528f",
