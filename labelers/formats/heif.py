@@ -346,7 +346,7 @@ _FTYP_BRANDS = {
 
 
 class HeifHandler:
-    name = "HEIF/AVIF"
+    name = "AVIF/HEIC/HEIF"
     media_type = "image/heif"
     media_types = ("image/avif", "image/heic", "image/heif")
     kind = Kind.IMAGE

@@ -3,8 +3,8 @@
 Reading uses the stdlib ``html.parser`` (tolerant of real-world markup) with
 source offsets recorded for every tag; writing splices new text at those
 offsets, so every byte outside the edited tags stays as it was. The meta
-content is the bare seven-field object (the meta is already named AIGC, as in
-STANDARD.md section 2), HTML-escaped; reading accepts the wrapped form too.
+content is the bare seven-field object (a carrier already named AIGC holds
+the inner object, not the wrapper), HTML-escaped; reading accepts the wrapped form too.
 
 :func:`decode_html`, :func:`scan` and :func:`splice` are shared with
 ``labelers/visible/markup.py`` for the visible notice.

@@ -1,7 +1,7 @@
 """Markdown files: the record in YAML front matter, and the text around it.
 
 The record goes in the front matter as a block mapping under ``AIGC:`` with
-the seven Annex E keys (STANDARD.md section 3). Writing edits the front matter
+the seven Annex E keys (the TC260 text-file guide's placement). Writing edits the front matter
 text surgically (only the AIGC block is replaced or appended), so other keys,
 their order, comments and formatting survive; the result is checked by
 re-reading it with ``yaml.safe_load`` before it is returned. Reading accepts

@@ -10,9 +10,10 @@ This module owns the bytes of OOXML packages in both directions:
   (local header + compressed data) so they stay byte-identical.
 * :data:`HANDLER` reads and writes the GB 45438 record: custom document
   property ``AIGC`` (``vt:lpwstr``) in ``docProps/custom.xml``, holding the
-  bare seven-field object (the property is already named AIGC, STANDARD.md
-  section 2); reading accepts the wrapped form too. It also reads the core/app
-  properties and the document text (for finding visible labels).
+  bare seven-field object (a carrier whose key is already named AIGC holds
+  the inner object, not the ``{"AIGC": ...}`` wrapper); reading accepts the
+  wrapped form too. It also reads the core/app properties and the document
+  text (for finding visible labels).
 
 ``labelers/visible/office.py`` edits parts through :class:`OoxmlPackage`, so
 the container is parsed in exactly one place.

@@ -6,7 +6,7 @@ metadata detectors use, and writing exactly one record. ``labelers.visible.pdf``
 opens and saves documents through the helpers here, so a PDF is parsed in one
 place.
 
-Carriers (STANDARD.md section 3): the Info dictionary key ``/AIGC`` holding the
+Carriers: the Info dictionary key ``/AIGC`` (the placement for PDF) holding the
 wrapped compact JSON as a literal string, and ``TC260:AIGC`` in the document's
 XMP packet (written through :mod:`labelers.formats.xmp`, which keeps every
 other XMP property).
