@@ -77,6 +77,7 @@ from labelers.errors import (
     SigningError,
     UnsupportedMedia,
 )
+from labelers.formats import png as png_format
 from labelers.formats import sniff
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import KEYS, Record
@@ -748,16 +749,12 @@ def _readable_media_types() -> frozenset[str]:
     return frozenset(t for t in c2pa.Reader.get_supported_mime_types() if "/" in t)
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 # a 1x1 grey PNG for the credential probe
 _PROBE_PNG = (
-    b"\x89PNG\r\n\x1a\n"
-    + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-    + _png_chunk(b"IDAT", zlib.compress(b"\x00\x80"))
-    + _png_chunk(b"IEND", b"")
+    png_format.SIGNATURE
+    + png_format.make_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    + png_format.make_chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+    + png_format.make_chunk(b"IEND", b"")
 )
 
 
