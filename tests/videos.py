@@ -175,7 +175,7 @@ def exiftool_values(path: Path, tag: str = "AIGC") -> list[str]:
         timeout=60,
     )
     found = json.loads(out.stdout)[0]
-    return [v for k, v in found.items() if k.split(":")[-1] == tag]
+    return [v for k, v in found.items() if k.split(":")[-1].lower() == tag.lower()]
 
 
 def mediainfo_text(path: Path) -> str:
