@@ -25,6 +25,11 @@ class Limits:
     # of them (a 196-byte PNG must not declare 10000x10000 and cost 1.4 GB)
     max_pixels_per_byte: int = 1000  # AIGC_MAX_PIXELS_PER_BYTE
     pixel_budget_floor: int = 16_000_000  # AIGC_PIXEL_BUDGET_FLOOR
+    # video, checked from the container's headers before any frame is decoded
+    max_video_seconds: float = 3600.0  # AIGC_MAX_VIDEO_SECONDS
+    max_video_pixels: int = 8_294_400  # AIGC_MAX_VIDEO_PIXELS (per frame: 3840x2160)
+    max_video_frames: int = 216_000  # AIGC_MAX_VIDEO_FRAMES
+    max_video_bitrate: int = 200_000_000  # AIGC_MAX_VIDEO_BITRATE (bits per second)
 
 
 DEFAULT_LIMITS = Limits()
