@@ -525,6 +525,12 @@ class IsoBmffHandler:
     def kind(self, media_type: str) -> str:
         return MEDIA_TYPES[media_type]
 
+    def carry_metadata(
+        self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS
+    ) -> bytes:
+        """See :func:`carry_metadata`."""
+        return carry_metadata(original, reencoded, limits)
+
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         movie = parse(data, limits)
         media_type = accept(data[:128]) or "video/mp4"
@@ -850,18 +856,20 @@ def _replace_moov(data: bytes, movie: Movie, tree: _Node, limits: Limits) -> byt
         delta = grown
     else:
         raise CorruptInput("the movie's chunk offsets could not be settled")
-    out = bytearray(data[: old.start])
-    out += new_moov
-    after = len(out)
-    out += data[old.end :]
-    if delta:
-        _shift_fragments(out, after, old.end, delta, limits)
-    if len(out) > limits.max_bytes:
+    size = len(data) + delta
+    if size > limits.max_bytes:
         raise LimitExceeded(
-            f"the labelled file would be {len(out)} bytes, over the {limits.max_bytes}-byte "
+            f"the labelled file would be {size} bytes, over the {limits.max_bytes}-byte "
             "limit (AIGC_MAX_UPLOAD_BYTES)"
         )
-    return bytes(out)
+    # one copy of the samples: joined from views, not sliced and appended
+    view = memoryview(data)
+    out = b"".join((view[: old.start], new_moov, view[old.end :]))
+    if delta and movie.fragmented:
+        patched = bytearray(out)
+        _shift_fragments(patched, old.start + len(new_moov), old.end, delta, limits)
+        out = bytes(patched)
+    return out
 
 
 def _shift_chunk_offsets(node: _Node, btype: bytes, payload: bytes, at: int, delta: int) -> None:

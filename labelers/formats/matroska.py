@@ -400,6 +400,12 @@ class MatroskaHandler:
     def kind(self, media_type: str) -> str:
         return MEDIA_TYPES[media_type]
 
+    def carry_metadata(
+        self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS
+    ) -> bytes:
+        """See :func:`carry_metadata`."""
+        return carry_metadata(original, reencoded, limits)
+
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         seg = parse(data, limits)
         meta = Metadata(media_type="video/webm" if seg.doctype == "webm" else "video/x-matroska")
@@ -812,30 +818,31 @@ def _apply(data: bytes, seg: Segment, edits: dict[int, _Edit], limits: Limits) -
             break
     else:
         raise CorruptInput("the segment's positions could not be settled")
-    out = bytearray()
-    pos = 0
-    for edit in ordered:
-        out += data[pos : edit.start]
-        out += edit.out
-        pos = max(pos, edit.covered)
-    out += data[pos:]
-    result = _fix_segment_size(bytes(out), seg, len(out) - len(data))
-    result = _fix_cluster_positions(result, limits)
-    if len(result) > limits.max_bytes:
+    # the output is joined once from views of the input (the frames are copied once)
+    view = memoryview(data)
+    grown = sum(len(e.out) - (e.covered - e.start) for e in ordered)
+    if len(data) + grown > limits.max_bytes:
         raise LimitExceeded(
-            f"the labelled file would be {len(result)} bytes, over the {limits.max_bytes}-byte "
-            "limit (AIGC_MAX_UPLOAD_BYTES)"
+            f"the labelled file would be {len(data) + grown} bytes, over the "
+            f"{limits.max_bytes}-byte limit (AIGC_MAX_UPLOAD_BYTES)"
         )
-    return result
-
-
-def _fix_segment_size(data: bytes, seg: Segment, grown: int) -> bytes:
-    if seg.element.unknown_size or grown == 0:
-        return data
     el = seg.element
+    pieces: list[bytes | memoryview] = [view[: el.start], _segment_header(data, seg, grown)]
+    pos = el.body
+    for edit in ordered:
+        pieces += [view[pos : edit.start], edit.out]
+        pos = max(pos, edit.covered)
+    pieces.append(view[pos:])
+    return _fix_cluster_positions(b"".join(pieces), limits)
+
+
+def _segment_header(data: bytes, seg: Segment, grown: int) -> bytes:
+    """The segment's ID and size after it grew by ``grown`` (an unknown size stays so)."""
+    el = seg.element
+    if el.unknown_size:
+        return data[el.start : el.body]
     width = el.header - 4  # the segment's ID is 4 bytes
-    new_size = _size_bytes(el.end - el.body + grown, width)
-    return data[: el.start + 4] + new_size + data[el.start + el.header :]
+    return _encode_id(SEGMENT) + _size_bytes(el.end - el.body + grown, width)
 
 
 def _fix_cluster_positions(data: bytes, limits: Limits) -> bytes:
