@@ -47,7 +47,7 @@ from labelers.formats.xmp import digital_source_type, simple_properties
 from labelers.imaging import ORIENTATION_TRANSPOSE, Raster
 from labelers.integrity import INVALID, PLATFORM, PRODUCER, UNVERIFIABLE, VALID, Check, Keyring
 from labelers.integrity import verify as check_signature
-from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.limits import DEFAULT_LIMITS, Limits, check_video
 from labelers.provenance import read_manifest, supported_media_types
 from labelers.record import Record, provider_code_problems
 from labelers.visible.wording import find_wording
@@ -91,6 +91,8 @@ def verify_file(
     _c2pa(report, data, media_type, trust_anchors_pem, limits)
     if media_type.startswith("image/"):
         _image_pixels(report, data, media_type, lookup, limits, check_visible)
+    elif _kind(handler, media_type) == "video":
+        _video_frames(report, data, meta, lookup, limits)
     else:
         _document_text(report, data, meta, lookup)
     _conformance(report)
@@ -550,6 +552,115 @@ def _image_watermark(report: Report, frame: Image.Image, lookup: LabelLookup) ->
     )
     if record is not None:
         report.records.append(CarriedRecord("image:watermark", record, source="ledger"))
+
+
+def _kind(handler: Any, media_type: str) -> str | None:
+    kind = getattr(handler, "kind", None)
+    return kind(media_type) if callable(kind) else None
+
+
+#: GB 45438 clause 5: a video's label shows in the opening frames for at least 2 s
+MIN_LABEL_SECONDS = 2.0
+
+
+def _video_frames(
+    report: Report, data: bytes, meta: Metadata, lookup: LabelLookup, limits: Limits
+) -> None:
+    """What a few sampled frames show: our watermark, and the visible label's duration.
+
+    The container's headers are checked against the video limits first: a
+    video over them keeps its record, C2PA and trace evidence, and says its
+    frames were not read. Work is bounded by detectors.video's sampling.
+    """
+    from detectors.video import inspect_video
+
+    info = meta.video
+    if info is None:
+        report.findings.append(
+            Finding("video-undecodable", "the file declares no video track", "warning")
+        )
+        return
+    try:
+        check_video(
+            limits,
+            seconds=info.seconds,
+            width=info.width,
+            height=info.height,
+            frames=info.frames,
+            bitrate=info.bitrate,
+        )
+        evidence = inspect_video(data, report.media_type, limits)
+    except ServiceBusy:
+        raise
+    except AigcError as exc:
+        report.findings.append(
+            Finding("video-frames-not-read", f"the frames were not read: {exc.detail}", "warning")
+        )
+        return
+    if evidence.watermark_key is not None:
+        key = evidence.watermark_key
+        record = lookup.by_watermark_key(key)
+        report.evidence.append(
+            Evidence(
+                WATERMARK,
+                "video:watermark",
+                f"invisible video watermark decoded (key {key:016x})"
+                + ("; found in the ledger" if record else "; not in this service's ledger"),
+                {
+                    "key": f"{key:016x}",
+                    "score": evidence.watermark_score,
+                    "in_ledger": bool(record),
+                },
+            )
+        )
+        if record is not None:
+            report.records.append(CarriedRecord("video:watermark", record, source="ledger"))
+    has_record = any(r.source == "metadata" for r in report.records)
+    seconds = evidence.label_seconds
+    for mark in evidence.label_boxes[:1]:
+        data_ = {**mark.to_data(), "seconds": seconds, "notes": evidence.notes}
+        report.evidence.append(
+            Evidence(
+                EXPLICIT,
+                "video:visible-ocr",
+                f"visible label wording read by OCR at the {mark.region} of the opening "
+                f"frames, shown for {seconds:.1f} s: " + ", ".join(mark.phrases),
+                data_,
+            )
+        )
+        if mark.height_ratio < MIN_LABEL_HEIGHT:
+            report.findings.append(
+                Finding(
+                    "explicit-label-too-small",
+                    f"the video's visible label is {mark.height_px} px tall, "
+                    f"{100 * mark.height_ratio:.1f}% of the shortest side "
+                    f"({mark.shortest_side} px); GB 45438 clause 5 asks for at least 5%",
+                    "warning",
+                )
+            )
+    if evidence.label_boxes and seconds < MIN_LABEL_SECONDS:
+        report.findings.append(
+            Finding(
+                "explicit-label-too-short",
+                f"the video's visible label shows for {seconds:.1f} s of the opening frames; "
+                f"GB 45438 clause 5 asks for at least {MIN_LABEL_SECONDS:g} s",
+                "warning",
+                action="ask the publisher to relabel the video with a label shown for at "
+                "least 2 s from the start",
+            )
+        )
+    elif has_record and not evidence.label_boxes:
+        unread = any("OCR" in note for note in evidence.notes)
+        report.findings.append(
+            Finding(
+                "ocr-unavailable" if unread else "explicit-label-missing",
+                "visible label not checked: " + "; ".join(evidence.notes)
+                if unread
+                else "the video carries a record but no visible AI-generation label shows at "
+                "the edges or corners of its opening frames (GB 45438 clause 5)",
+                "info" if unread else "warning",
+            )
+        )
 
 
 def _document_text(report: Report, data: bytes, meta: Metadata, lookup: LabelLookup) -> None:

@@ -565,6 +565,9 @@ class IsoBmffHandler:
         )
         if encoder:
             meta.properties["video:encoder"] = encoder
+        video = next((t for t in movie.tracks if t.handler == b"vide" and t.handler_name), None)
+        if video is not None:
+            meta.properties["video:handler"] = video.handler_name
         meta.video = video_info(movie, len(data))
         if meta.video is not None:
             meta.size = (meta.video.width, meta.video.height)

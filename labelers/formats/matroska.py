@@ -439,6 +439,9 @@ class MatroskaHandler:
         encoder = meta.properties.get("mkv:tag:ENCODER") or seg.writing_app
         if encoder:
             meta.properties["video:encoder"] = encoder
+        video = next((t for t in seg.tracks if t.type == 1 and t.name), None)
+        if video is not None:
+            meta.properties["video:handler"] = video.name
         meta.video = video_info(seg, len(data))
         if meta.video is not None:
             meta.size = (meta.video.width, meta.video.height)
