@@ -190,10 +190,7 @@ def label_file(
     if media_type == "application/pdf":
         _label_pdf(result, options, limits, record_signer)
     else:
-        if media_kind(media_type) == "video":
-            _video_content(result, options, watermark_payload, limits)
-        else:
-            apply_content(result, options, watermark_payload, limits)
+        apply_content(result, options, watermark_payload, limits)
         if record_signer is not None:
             result.record = record_signer.sign_producer(
                 record, handler.content_digest(result.data, limits)
@@ -218,6 +215,8 @@ def apply_content(
     """The content stage: visible label and watermark, before any metadata."""
     if result.media_type.startswith("image/"):
         _image_content(result, options, payload, limits)
+    elif media_kind(result.media_type) == "video":
+        _video_content(result, options, payload, limits)
     else:
         _document_content(result, options, limits)
 
