@@ -121,11 +121,11 @@ def parse_positions(spec: str) -> dict[str, str]:
         fits = [k for k, values in POSITIONS.items() if part in values]
         if not fits:
             raise InvalidOption(
-                f"position {part!r} applies to no kind of file: images take "
+                f"position {part!r} applies to no kind of file: images and videos take "
                 + ", ".join(IMAGE_POSITIONS)
                 + "; documents take "
                 + ", ".join(DOCUMENT_POSITIONS)
-                + " (per kind: image=top-left,document=header)"
+                + " (per kind: image=top-left,video=top,document=header)"
             )
         positions.update(dict.fromkeys(fits, part))
     return positions

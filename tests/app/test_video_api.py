@@ -174,3 +174,22 @@ def test_bad_containers_are_4xx_naming_the_problem(client, case, endpoint):
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
+
+
+def test_a_platform_propagates_into_the_videos_one_record_streams_untouched(client, tmp_path):
+    labelled = label(client, clip("h264-aac"), "omit-key", explicit="none", watermark="false")
+    response = client.post(
+        "/v1/propagate",
+        headers=auth("platform-key"),
+        files={"file": ("clip", labelled.content)},
+        data={"propagate_id": "PLATFORM-VIDEO-1"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["AIGC-Classification"] == "confirmed"
+    meta = isobmff.HANDLER.read(response.content)
+    assert [f.record.propagate_id for f in meta.records] == ["PLATFORM-VIDEO-1"]
+    after = write(tmp_path, response.content)
+    assert json.loads(format_tags(after)["AIGC"])["PropagateID"] == "PLATFORM-VIDEO-1"
+    assert packets(after) == packets(write(tmp_path, clip("h264-aac")))
+    reader = c2pa.Reader("video/mp4", io.BytesIO(response.content))
+    assert reader.get_validation_state() in ("Valid", "Trusted")
