@@ -830,9 +830,18 @@ def _put_record(moov: _Node, value: str) -> None:
     keys.append(b"mdta" + RECORD_KEY.encode())
     keys_node, ilst = meta.child(b"keys"), meta.child(b"ilst")
     assert keys_node is not None and ilst is not None
-    keys_node.payload = _dump_keys(keys)
     data_box = _leaf(b"data", _UTF8.to_bytes(4, "big") + b"\x00" * 4 + value.encode("utf-8"))
     ilst.children.append(_Node(len(keys).to_bytes(4, "big"), container=True, children=[data_box]))
+    # keys of another namespace go last: FFmpeg (5.x) misreads every key after
+    # one whose namespace is not mdta, and the record must stay readable
+    order = [i for i, k in enumerate(keys, 1) if k[:4] == b"mdta"]
+    order += [i for i, k in enumerate(keys, 1) if k[:4] != b"mdta"]
+    renumber = {old: new for new, old in enumerate(order, 1)}
+    for item in ilst.children:
+        index = int.from_bytes(item.type, "big")
+        if index in renumber:
+            item.type = renumber[index].to_bytes(4, "big")
+    keys_node.payload = _dump_keys([keys[i - 1] for i in order])
 
 
 # ==================================================== splicing the new moov
