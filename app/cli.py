@@ -215,7 +215,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _check_position(parser, args.position)
     if getattr(args, "span", None):
         from labelers.errors import InvalidOption
-        from labelers.pipeline import check_span
+        from labelers.kinds.video import check_span
 
         try:
             check_span(args.span)
@@ -335,17 +335,13 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
 def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
     """A position no file can take fails once, up front; one that fits some kinds says so."""
     from labelers.errors import InvalidOption
-    from labelers.pipeline import DOCUMENT_POSITIONS, IMAGE_POSITIONS, POSITIONS, parse_positions
+    from labelers.pipeline import POSITIONS, parse_positions
 
     try:
         positions = parse_positions(spec)
     except InvalidOption as exc:
         parser.error(f"--position: {exc.detail}")
-    defaults = {
-        "image": IMAGE_POSITIONS[0],
-        "video": IMAGE_POSITIONS[0],
-        "document": DOCUMENT_POSITIONS[0],
-    }
+    defaults = {kind: values[0] for kind, values in POSITIONS.items()}
     others = [k for k in POSITIONS if k not in positions]
     if others:
         given = ", ".join(f"{k}s {v}" for k, v in positions.items())

@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata, VideoInfo
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -391,14 +391,18 @@ def video_info(seg: Segment, file_bytes: int) -> VideoInfo | None:
 class MatroskaHandler:
     """WebM and Matroska: the record as the global SimpleTag ``AIGC``."""
 
+    name = "WebM/MKV"
     media_type = "video/webm"
     media_types = tuple(MEDIA_TYPES)
+    kind = Kind.VIDEO
+    # no C2PA: the bundled c2pa cannot write Matroska
+    capabilities = frozenset(
+        {Capability.RECORD, Capability.VISIBLE, Capability.WATERMARK, Capability.DIGEST}
+    )
+    paged_types = ()
 
-    def accept(self, head: bytes) -> str | None:
-        return accept(head)
-
-    def kind(self, media_type: str) -> str:
-        return MEDIA_TYPES[media_type]
+    def accept(self, data: bytes) -> str | None:
+        return accept(data[:4096])
 
     def carry_metadata(
         self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS
