@@ -193,3 +193,37 @@ def test_a_platform_propagates_into_the_videos_one_record_streams_untouched(clie
     assert packets(after) == packets(write(tmp_path, clip("h264-aac")))
     reader = c2pa.Reader("video/mp4", io.BytesIO(response.content))
     assert reader.get_validation_state() in ("Valid", "Trusted")
+
+
+WQY = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+
+
+def test_a_visible_label_shown_for_under_two_seconds_is_a_finding(client, tmp_path):
+    """Another tool's label (ffmpeg drawtext, Debian's CJK font) shown for the first second."""
+    import os
+    import subprocess
+
+    if not os.path.exists(WQY):
+        pytest.skip("needs fonts-wqy-microhei")
+    out = tmp_path / "short.mp4"
+    caption = (
+        f"drawtext=fontfile={WQY}:text='人工智能生成':fontsize=20:fontcolor=white:box=1:"
+        "boxcolor=black@0.7:boxborderw=4:x=w-tw-10:y=h-th-10:enable='lt(t,1)'"
+    )
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-y", "-f", "lavfi"),
+            *("-i", "testsrc2=size=320x240:rate=25:duration=3", "-vf", caption),
+            *("-c:v", "libx264", "-preset", "ultrafast", str(out)),
+        ],
+        check=True,
+        timeout=120,
+    )
+    from labelers.record import Record
+
+    record = Record.first_write("0011911100007109120X0010001", "01JSHORTLABEL0000000000001")
+    report = verify(client, isobmff.HANDLER.write_record(out.read_bytes(), record))
+    assert report["classification"] == "confirmed"
+    shown = [e for e in report["evidence"] if e["carrier"] == "video:visible-ocr"]
+    assert shown and shown[0]["data"]["seconds"] < 2
+    assert "explicit-label-too-short" in [f["code"] for f in report["findings"]]
