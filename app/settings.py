@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_text_chars: int = 5_000_000
     max_pixels_per_byte: int = 1000
     pixel_budget_floor: int = 16_000_000
+    max_video_seconds: float = 600.0
+    max_video_pixels: int = 4096 * 2160
+    max_video_frames: int = 36_000
+    max_video_bitrate: int = 100_000_000
     max_concurrent_decodes: int = 2
     decode_memory_bytes: int = 1024 * 1024 * 1024
     decode_wait_seconds: float = 2.0
@@ -100,4 +104,8 @@ class Settings(BaseSettings):
             max_text_chars=self.max_text_chars,
             max_pixels_per_byte=self.max_pixels_per_byte,
             pixel_budget_floor=self.pixel_budget_floor,
+            max_video_seconds=self.max_video_seconds,
+            max_video_pixels=self.max_video_pixels,
+            max_video_frames=self.max_video_frames,
+            max_video_bitrate=self.max_video_bitrate,
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labelers.errors import LimitExceeded
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -25,6 +27,49 @@ class Limits:
     # of them (a 196-byte PNG must not declare 10000x10000 and cost 1.4 GB)
     max_pixels_per_byte: int = 1000  # AIGC_MAX_PIXELS_PER_BYTE
     pixel_budget_floor: int = 16_000_000  # AIGC_PIXEL_BUDGET_FLOOR
+    # video, checked from the container's headers before any frame is decoded
+    max_video_seconds: float = 600.0  # AIGC_MAX_VIDEO_SECONDS
+    max_video_pixels: int = 4096 * 2160  # AIGC_MAX_VIDEO_PIXELS (per frame)
+    max_video_frames: int = 36_000  # AIGC_MAX_VIDEO_FRAMES (10 minutes at 60 fps)
+    max_video_bitrate: int = 100_000_000  # AIGC_MAX_VIDEO_BITRATE (bits per second)
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def check_video(
+    limits: Limits,
+    *,
+    seconds: float,
+    width: int,
+    height: int,
+    frames: int | None,
+    bitrate: int | None,
+    what: str = "the video",
+) -> None:
+    """Raise LimitExceeded when a video's declared size is over a limit.
+
+    Called with what the container's headers say, before decoding, so a
+    bomb costs nothing; the decoder stops at the same limits in case the
+    headers lied (they may understate what the stream holds).
+    """
+    if seconds > limits.max_video_seconds:
+        raise LimitExceeded(
+            f"{what} lasts {seconds:.1f} s, over the limit of {limits.max_video_seconds:g} s "
+            "(AIGC_MAX_VIDEO_SECONDS)"
+        )
+    if width * height > limits.max_video_pixels:
+        raise LimitExceeded(
+            f"{what}'s frames are {width}x{height} = {width * height} pixels, over the limit "
+            f"of {limits.max_video_pixels} (AIGC_MAX_VIDEO_PIXELS)"
+        )
+    if frames is not None and frames > limits.max_video_frames:
+        raise LimitExceeded(
+            f"{what} has {frames} frames, over the limit of {limits.max_video_frames} "
+            "(AIGC_MAX_VIDEO_FRAMES)"
+        )
+    if bitrate is not None and bitrate > limits.max_video_bitrate:
+        raise LimitExceeded(
+            f"{what}'s stream runs at {bitrate} bit/s, over the limit of "
+            f"{limits.max_video_bitrate} bit/s (AIGC_MAX_VIDEO_BITRATE)"
+        )

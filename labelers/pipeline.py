@@ -96,7 +96,7 @@ def parse_positions(spec: str) -> dict[str, str]:
             raise InvalidOption(
                 f"position {part!r} applies to no kind of file: "
                 + "; ".join(f"{k}s take {', '.join(v)}" for k, v in POSITIONS.items())
-                + " (per kind: image=top-left,document=header)"
+                + " (per kind: image=top-left,video=top,document=header)"
             )
         positions.update(dict.fromkeys(fits, part))
     return positions
@@ -109,6 +109,7 @@ class FileOptions:
     explicit: bool = True  # False only with the omit permission (checked by the caller)
     position: str | None = None  # image corner/edge, or footer/header for documents
     pages: str = "all"  # PDF pages / PPTX slides that get the visible label: all | first
+    span: str = "start"  # video: how long the label shows (labelers.kinds.video.SPANS)
     wording: str = DEFAULT_WORDING
     watermark: bool = True
     c2pa: bool = True

@@ -36,6 +36,7 @@ class LibraryBackend(Backend):
             explicit=options.explicit != "none",
             position=options.position,
             pages=options.pages,
+            span=options.span,
             wording=wording,
             watermark=options.watermark,
             c2pa=options.c2pa,

@@ -44,6 +44,7 @@ class BatchOptions:
     explicit: str = "on"  # on | none
     position: str | None = None
     pages: str = "all"
+    span: str = "start"  # video: how long the label shows
     wording: str | None = None
     watermark: bool = True
     c2pa: bool = True

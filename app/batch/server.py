@@ -69,6 +69,7 @@ class ServerBackend(Backend):
         form = {
             "explicit": o.explicit,
             "pages": o.pages,
+            "span": o.span,
             "watermark": str(o.watermark).lower(),
             "c2pa": str(o.c2pa).lower(),
             "produce_id": produce_id,

@@ -59,6 +59,7 @@ STAGES: dict[Kind, str] = {
     Kind.IMAGE: "image",
     Kind.DOCUMENT: "document",
     Kind.TEXT: "text",
+    Kind.VIDEO: "video",
 }
 
 

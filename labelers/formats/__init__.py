@@ -46,6 +46,21 @@ class Metadata:
     text_pages: list[str] | None = None
     # pixel size for images, for label-size checks
     size: tuple[int, int] | None = None
+    # what a video's headers declare, read before any decode (limits, verify)
+    video: VideoInfo | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video track as its container's headers describe it (nothing decoded)."""
+
+    seconds: float  # duration; 0.0 when the headers do not say
+    width: int  # coded frame size
+    height: int
+    frames: int | None  # sample count, None when the headers do not say
+    bitrate: int | None  # bits per second of the video stream, None without a duration
+    codec: str = ""  # the container's codec tag: avc1, hvc1, V_VP9, ...
+    rotation: int = 0  # degrees, from the display matrix
 
 
 #: domain separator of every content digest; bump the version when what a
@@ -167,6 +182,9 @@ REGISTRY: list[str] = [
     "webp",
     "tiff",
     "heif",
+    "isobmff",
+    "m4a",
+    "matroska",
     "ooxml",
     "pdf",
     "html",

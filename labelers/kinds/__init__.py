@@ -73,6 +73,8 @@ IMAGE_POSITIONS = (
     "right",
 )
 DOCUMENT_POSITIONS = ("footer", "header")
+#: a video's caption goes where an image's does, in the frames as a viewer sees them
+VIDEO_POSITIONS = IMAGE_POSITIONS
 
 #: one line per kind of content
 KINDS: dict[Kind, KindSpec] = {
@@ -81,6 +83,7 @@ KINDS: dict[Kind, KindSpec] = {
         KindSpec(Kind.IMAGE, "image", IMAGE_POSITIONS),
         KindSpec(Kind.DOCUMENT, "document", DOCUMENT_POSITIONS),
         KindSpec(Kind.TEXT, "text"),
+        KindSpec(Kind.VIDEO, "video", VIDEO_POSITIONS),
     )
 }
 

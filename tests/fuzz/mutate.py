@@ -74,6 +74,29 @@ def _docx() -> bytes:
     return out.getvalue()
 
 
+def video_sample(container: str, codec: str, side: int = 64) -> bytes:
+    """Ten ``side``-square frames of a moving gradient, encoded by PyAV (its bundled FFmpeg)."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=container) as muxer:
+        stream = muxer.add_stream(codec, rate=10)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.thread_count = 1  # the same bytes on every run
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
+        elif codec == "libvpx-vp9":
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        ramp = np.add.outer(np.arange(side), np.arange(side)).astype(np.uint8)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.dstack([ramp + 8 * i] * 3), format="rgb24")
+            muxer.mux(stream.encode(frame))
+        muxer.mux(stream.encode(None))
+    return out.getvalue()
+
+
 def _with_record(data: bytes, media_type: str) -> bytes:
     """A seed that already carries a record, so record-parsing paths are fuzzed too."""
     return get_handler(media_type).write_record(data, RECORD)
@@ -93,6 +116,8 @@ SEED_BUILDERS: dict[str, Callable[[], bytes]] = {
         b"<!doctype html><html><head><meta charset='utf-8'><title>t</title></head>"
         b"<body><p>Generated.</p></body></html>"
     ),
+    "video/mp4": lambda: video_sample("mp4", "libx264"),
+    "video/webm": lambda: video_sample("webm", "libvpx-vp9"),
 }
 
 #: short names for reports and regression file names
@@ -107,6 +132,8 @@ SHORT = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
     "text/markdown": "markdown",
     "text/html": "html",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
 }
 
 
