@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_text_chars: int = 5_000_000
     max_pixels_per_byte: int = 1000
     pixel_budget_floor: int = 16_000_000
+    max_audio_seconds: float = 3600.0
+    max_audio_sample_rate: int = 192_000
+    max_audio_channels: int = 8
+    max_audio_decoded_bytes: int = 2 * 1024**3
     max_concurrent_decodes: int = 2
     decode_memory_bytes: int = 1024 * 1024 * 1024
     decode_wait_seconds: float = 2.0
@@ -100,4 +104,8 @@ class Settings(BaseSettings):
             max_text_chars=self.max_text_chars,
             max_pixels_per_byte=self.max_pixels_per_byte,
             pixel_budget_floor=self.pixel_budget_floor,
+            max_audio_seconds=self.max_audio_seconds,
+            max_audio_sample_rate=self.max_audio_sample_rate,
+            max_audio_channels=self.max_audio_channels,
+            max_audio_decoded_bytes=self.max_audio_decoded_bytes,
         )
