@@ -142,6 +142,9 @@ def sniff(data: bytes) -> str:
             return media_type
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    audio = _sniff_audio(data)
+    if audio is not None:
+        return audio
     if data[4:8] == b"ftyp":
         brand = data[8:12]
         if brand in _FTYP_BRANDS:
@@ -158,6 +161,18 @@ def sniff(data: bytes) -> str:
                 return media_type
         raise UnsupportedMedia("ZIP archive that is not a DOCX, PPTX or XLSX package")
     return _sniff_text(data)
+
+
+def _sniff_audio(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav"
+    if data.startswith(b"OggS"):
+        return "audio/ogg"
+    if data.startswith(b"fLaC"):
+        return "audio/flac"
+    from labelers.formats.mp3 import sniff as sniff_mp3  # ID3 in front: MP3, or FLAC
+
+    return sniff_mp3(data)
 
 
 def _sniff_text(data: bytes) -> str:
@@ -225,6 +240,10 @@ _HANDLER_MODULES = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "ooxml",
     "text/markdown": "markdown",
     "text/html": "html",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/flac": "flac",
+    "audio/ogg": "ogg",
 }
 
 
