@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     _common(label, writes=True)
     label.add_argument(
         "--explicit",
-        choices=("on", "none"),
+        choices=("on", "rhythm", "speech", "none"),
         default="on",
-        help='visible label; "none" needs the omit_explicit permission (logged)',
+        help='visible/audible label (audio: "rhythm", the default, or "speech"); '
+        '"none" needs the omit_explicit permission (logged)',
     )
     label.add_argument("--position", help=POSITION_HELP)
     label.add_argument(

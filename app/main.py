@@ -31,7 +31,7 @@ from app.ui import router as ui_router
 from detectors.files import verify_file
 from detectors.text import verify_text
 from labelers.imaging import DECODE_GATE
-from labelers.pipeline import FileOptions, label_file, label_text
+from labelers.pipeline import FileOptions, explicit_choice, label_file, label_text
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
 
@@ -392,13 +392,17 @@ def _routes(app: FastAPI) -> None:
         identity: Annotated[Identity, Depends(require("label"))],
         file: Annotated[UploadFile, File(description="the AI-generated file")],
         explicit: Annotated[
-            Literal["on", "none"], Form(description='"none" needs omit_explicit')
+            Literal["on", "rhythm", "speech", "none"],
+            Form(
+                description='the explicit label; audio: "rhythm" (Morse "AI", the default for '
+                '"on") or "speech" (the wording spoken); "none" needs omit_explicit'
+            ),
         ] = "on",
         position: Annotated[
             str | None,
             Form(
                 description="image: bottom-right (default), corners or edges; "
-                "documents: footer (default) or header"
+                "documents: footer (default) or header; audio: start (default), end or both"
             ),
         ] = None,
         pages: Annotated[
@@ -420,7 +424,7 @@ def _routes(app: FastAPI) -> None:
         st = state(request)
         _check_omission(identity, explicit)
         options = FileOptions(
-            explicit=explicit != "none",
+            **explicit_choice(explicit),
             position=position,
             pages=pages,
             wording=resolve_wording(wording),

@@ -91,6 +91,8 @@ def verify_file(
     _c2pa(report, data, media_type, trust_anchors_pem, limits)
     if media_type.startswith("image/"):
         _image_pixels(report, data, media_type, lookup, limits, check_visible)
+    elif media_type.startswith("audio/"):
+        _audio_signal(report, data, media_type, lookup, limits)
     else:
         _document_text(report, data, meta, lookup)
     _conformance(report)
@@ -550,6 +552,64 @@ def _image_watermark(report: Report, frame: Image.Image, lookup: LabelLookup) ->
     )
     if record is not None:
         report.records.append(CarriedRecord("image:watermark", record, source="ledger"))
+
+
+def _audio_signal(
+    report: Report, data: bytes, media_type: str, lookup: LabelLookup, limits: Limits
+) -> None:
+    """What the audio carries: our watermark (-> ledger) and the audible rhythm label.
+
+    The signal is read by ``detectors.audio`` over a bounded part of the file.
+    A record without an audible label is a finding; only the rhythm is
+    detected, so a spoken label is reported as not found (the finding says so).
+    """
+    from detectors.audio import inspect_audio
+
+    try:
+        found = inspect_audio(data, media_type, limits)
+    except ServiceBusy:
+        raise
+    except AigcError as exc:
+        report.findings.append(Finding("audio-undecodable", exc.detail, "warning"))
+        return
+    if found.watermark_key is not None:
+        key = found.watermark_key
+        record = lookup.by_watermark_key(key)
+        report.evidence.append(
+            Evidence(
+                WATERMARK,
+                "audio:spread-spectrum",
+                f"audio watermark decoded (key {key:016x})"
+                + ("; found in the ledger" if record else "; not in this service's ledger"),
+                {"key": f"{key:016x}", "in_ledger": bool(record)},
+            )
+        )
+        if record is not None:
+            report.records.append(CarriedRecord("audio:watermark", record, source="ledger"))
+    if found.rhythm_spans:
+        spans = [[round(a, 3), round(b, 3)] for a, b in found.rhythm_spans]
+        where = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans[:4])
+        report.evidence.append(
+            Evidence(
+                EXPLICIT,
+                "audio:rhythm",
+                f'audible label: the Morse "AI" rhythm (short-long-short-short) at {where}',
+                {"spans": spans, "notes": list(found.notes)},
+            )
+        )
+    elif any(r.source == "metadata" for r in report.records):
+        read = f" ({'; '.join(found.notes)})" if found.notes else ""
+        report.findings.append(
+            Finding(
+                "explicit-label-missing",
+                "the audio carries a record but no audible AI label was found: the Morse "
+                f'"AI" rhythm is not at its start or end{read}; a spoken label is not '
+                "checked (GB 45438 clause 5)",
+                "warning",
+                action="listen to the start and end; ask the publisher to add the audible label "
+                "if there is none",
+            )
+        )
 
 
 def _document_text(report: Report, data: bytes, meta: Metadata, lookup: LabelLookup) -> None:

@@ -64,14 +64,20 @@ IMAGE_POSITIONS = (
     "right",
 )
 DOCUMENT_POSITIONS = ("footer", "header")
+#: where in the programme the audible label plays
+AUDIO_POSITIONS = ("start", "end", "both")
+#: what the audible label is: the Morse "AI" rhythm (GB 45438 clause 5) or the spoken wording
+AUDIBLE_LABELS = ("rhythm", "speech")
 #: the positions each kind of file takes (plain text has none: its label starts the text)
-POSITIONS = {"image": IMAGE_POSITIONS, "document": DOCUMENT_POSITIONS}
+POSITIONS = {"image": IMAGE_POSITIONS, "document": DOCUMENT_POSITIONS, "audio": AUDIO_POSITIONS}
 
 
 def position_kind(media_type: str) -> str | None:
     """Which of :data:`POSITIONS` a file of ``media_type`` takes (None: plain text)."""
     if media_type == "text/plain":
         return None
+    if media_type.startswith("audio/"):
+        return "audio"
     return "image" if media_type.startswith("image/") else "document"
 
 
@@ -107,10 +113,24 @@ def parse_positions(spec: str) -> dict[str, str]:
                 + ", ".join(IMAGE_POSITIONS)
                 + "; documents take "
                 + ", ".join(DOCUMENT_POSITIONS)
-                + " (per kind: image=top-left,document=header)"
+                + "; audio takes "
+                + ", ".join(AUDIO_POSITIONS)
+                + " (per kind: image=top-left,document=header,audio=end)"
             )
         positions.update(dict.fromkeys(fits, part))
     return positions
+
+
+#: the ``explicit`` values a caller may send for files: ``on`` is each kind's default
+#: label (the rhythm for audio), ``rhythm``/``speech`` choose the audible one
+EXPLICIT_CHOICES = ("on", *AUDIBLE_LABELS, "none")
+
+
+def explicit_choice(value: str) -> dict[str, bool | str]:
+    """``FileOptions`` fields for an ``explicit`` value of :data:`EXPLICIT_CHOICES`."""
+    if value not in EXPLICIT_CHOICES:
+        raise InvalidOption(f"explicit must be one of {', '.join(EXPLICIT_CHOICES)}")
+    return {"explicit": value != "none", "audible": value if value in AUDIBLE_LABELS else "rhythm"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ class FileOptions:
     wording: str = DEFAULT_WORDING
     watermark: bool = True
     c2pa: bool = True
+    audible: str = "rhythm"  # audio: the rhythm or the spoken wording (AUDIBLE_LABELS)
 
 
 @dataclass
@@ -196,6 +217,8 @@ def apply_content(
     """The content stage: visible label and watermark, before any metadata."""
     if result.media_type.startswith("image/"):
         _image_content(result, options, payload, limits)
+    elif result.media_type.startswith("audio/"):
+        _audio_content(result, options, payload, limits)
     else:
         _document_content(result, options, limits)
 
@@ -274,6 +297,55 @@ def _embed_image_watermark(raster: Raster, payload: int) -> tuple[str, int | Non
     marked = image_watermark.embed(plane, payload)
     raster.frames[0] = marked if plane is frame else with_luminance(frame, plane, marked)
     return "embedded", payload
+
+
+def _audio_content(
+    result: FileResult, options: FileOptions, payload: int | None, limits: Limits
+) -> None:
+    """The audible label and the audio watermark (labelers.sound), then the
+    original's tags put back on the re-encoded audio (the container's handler).
+
+    The header limits are checked first, from the container alone. With no
+    audible label and no watermark nothing is decoded: the audio stays bit-exact.
+    """
+    place = options.position or "start"
+    if place not in AUDIO_POSITIONS:
+        raise InvalidOption(
+            f"position {place!r} does not apply to audio; use one of " + ", ".join(AUDIO_POSITIONS)
+        )
+    if options.explicit and options.audible not in AUDIBLE_LABELS:
+        raise InvalidOption(
+            f"the audible label {options.audible!r} is unknown; use one of "
+            + ", ".join(AUDIBLE_LABELS)
+        )
+    handler = get_handler(result.media_type)
+    handler.stream_info(result.data, limits)
+    audible = options.audible if options.explicit else "none"
+    key = payload if options.watermark else None
+    if options.watermark and payload is None:
+        result.watermark = "off: no watermark key given"
+    elif not options.watermark:
+        result.watermark = "off"
+    if audible == "none" and key is None:
+        return
+    from labelers import sound
+
+    outcome = sound.apply_audio(
+        result.data,
+        result.media_type,
+        audible=audible,
+        place=place,
+        wording=options.wording,
+        watermark_key=key,
+        limits=limits,
+    )
+    if outcome.data is not result.data:
+        result.data = handler.carry_metadata(result.data, outcome.data, limits)
+    result.explicit = "none" if outcome.audible == "none" else f"{outcome.audible} ({place})"
+    result.watermark = outcome.watermark
+    if outcome.watermark == "embedded":
+        result.watermark_key = key
+    result.notes.extend(outcome.notes)
 
 
 def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:
