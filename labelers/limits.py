@@ -25,6 +25,10 @@ class Limits:
     # of them (a 196-byte PNG must not declare 10000x10000 and cost 1.4 GB)
     max_pixels_per_byte: int = 1000  # AIGC_MAX_PIXELS_PER_BYTE
     pixel_budget_floor: int = 16_000_000  # AIGC_PIXEL_BUDGET_FLOOR
+    max_audio_seconds: float = 3600.0  # AIGC_MAX_AUDIO_SECONDS
+    max_audio_sample_rate: int = 192_000  # AIGC_MAX_AUDIO_SAMPLE_RATE
+    max_audio_channels: int = 8  # AIGC_MAX_AUDIO_CHANNELS
+    max_audio_decoded_bytes: int = 2 * 1024 * 1024 * 1024  # AIGC_MAX_AUDIO_DECODED_BYTES
 
 
 DEFAULT_LIMITS = Limits()
