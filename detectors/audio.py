@@ -152,9 +152,7 @@ def find_rhythm(samples: np.ndarray, rate: int, offset: float = 0.0) -> list[tup
     return spans
 
 
-def inspect_audio(
-    data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS
-) -> AudioEvidence:
+def inspect_audio(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -> AudioEvidence:
     """The rhythm spans and the watermark key of an audio file (bounded work, see module doc).
 
     Raises the same errors as :func:`labelers.sound.decode` for damaged input or
