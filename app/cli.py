@@ -21,8 +21,8 @@ from typing import Any
 
 POSITION_HELP = (
     "image: bottom-right (default), bottom-left, top-right, top-left, bottom, top, left, "
-    "right; documents: footer (default) or header. A value applies to the kinds it fits; "
-    "per kind: image=top-left,document=header"
+    "right; documents: footer (default) or header; audio: start (default), end or both. A "
+    "value applies to the kinds it fits; per kind: image=top-left,document=header,audio=end"
 )
 
 
@@ -321,17 +321,17 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
 def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
     """A position no file can take fails once, up front; one that fits some kinds says so."""
     from labelers.errors import InvalidOption
-    from labelers.pipeline import DOCUMENT_POSITIONS, IMAGE_POSITIONS, POSITIONS, parse_positions
+    from labelers.pipeline import POSITIONS, parse_positions
 
     try:
         positions = parse_positions(spec)
     except InvalidOption as exc:
         parser.error(f"--position: {exc.detail}")
-    defaults = {"image": IMAGE_POSITIONS[0], "document": DOCUMENT_POSITIONS[0]}
+    names = {"image": "images", "document": "documents", "audio": "audio files"}
     others = [k for k in POSITIONS if k not in positions]
     if others:
-        given = ", ".join(f"{k}s {v}" for k, v in positions.items())
-        kept = ", ".join(f"{k}s keep {defaults[k]}" for k in others)
+        given = ", ".join(f"{names[k]} {v}" for k, v in positions.items())
+        kept = ", ".join(f"{names[k]} keep {POSITIONS[k][0]}" for k in others)
         print(f"aigc-label: --position {spec}: {given}; {kept}", file=sys.stderr)
 
 

@@ -151,3 +151,13 @@ def mediainfo(data: bytes) -> str:
         return subprocess.run(
             ["mediainfo", "--Full", f.name], capture_output=True, text=True, check=True
         ).stdout
+
+
+def exiftool_riff_record(data: bytes) -> str:
+    """The WAV ``AIGC`` chunk as exiftool extracts it (binary values come base64-encoded)."""
+    import base64
+
+    value = exiftool(data, "-RIFF:Unknown_AIGC")["RIFF:Unknown_AIGC"]
+    if value.startswith("base64:"):
+        value = base64.b64decode(value[7:]).decode("ascii")
+    return value.rstrip("\x00")

@@ -23,7 +23,7 @@ from tests.audio_samples import (
     FORMATS,
     MEDIA_TYPES,
     decoded,
-    exiftool,
+    exiftool_riff_record,
     ffmpeg_file,
     ffprobe,
     mediainfo,
@@ -69,8 +69,7 @@ def test_record_round_trips_through_independent_readers_and_the_audio_is_untouch
     # exactly the same samples
     before, after = ffprobe(original), ffprobe(out)
     if fmt == "wav":  # ffprobe does not list custom RIFF chunks; exiftool does
-        raw = exiftool(out, "-RIFF:Unknown_AIGC")["RIFF:Unknown_AIGC"]
-        assert Record.parse(raw) == RECORD
+        assert Record.parse(exiftool_riff_record(out)) == RECORD
     else:
         assert Record.parse(after["tags"]["aigc"]) == RECORD
         assert {k: v for k, v in after["tags"].items() if k != "aigc"} == before["tags"]
