@@ -23,17 +23,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # poppler (pdftotext/pdftoppm), qpdf, LibreOffice (opens labelled DOCX/PPTX/XLSX),
 # a CJK font so LibreOffice renders the label, PostgreSQL (the ledger's server
 # option), tesseract with Chinese data (the optional OCR of visible image labels)
-# wrk for benchmarks/text.py and Chromium for the browser tests (driven by Playwright).
+# wrk for benchmarks/text.py and Chromium for the browser tests (driven by Playwright),
+# ffmpeg (ffprobe) and mediainfo: an independent encoder and readers for video files.
 DEBIAN_TEST_PACKAGES := libimage-exiftool-perl poppler-utils qpdf libreoffice-writer-nogui \
 	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei postgresql \
-	tesseract-ocr tesseract-ocr-chi-sim wrk chromium fonts-noto-color-emoji
-# ffmpeg (ffmpeg/ffprobe) and mediainfo: independent encoders and readers for the audio tests
-DEBIAN_TEST_PACKAGES += ffmpeg mediainfo
+	tesseract-ocr tesseract-ocr-chi-sim wrk chromium fonts-noto-color-emoji ffmpeg mediainfo
 system-deps:
 	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null \
 		|| ! command -v qpdf >/dev/null || ! command -v soffice >/dev/null \
-		|| ! command -v wrk >/dev/null || ! command -v chromium >/dev/null \
-		|| ! command -v ffprobe >/dev/null || ! command -v mediainfo >/dev/null || ! ls /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| ! command -v ffprobe >/dev/null || ! command -v mediainfo >/dev/null \
+		|| ! command -v wrk >/dev/null || ! command -v chromium >/dev/null || ! ls /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 		|| ! ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

@@ -130,6 +130,7 @@ class BatchOptions:
     explicit: str = "on"  # on | rhythm | speech (audio) | none
     position: str | None = None
     pages: str = "all"
+    span: str = "start"  # video: how long the label shows
     wording: str | None = None
     watermark: bool = True
     c2pa: bool = True
@@ -991,6 +992,7 @@ class LibraryBackend(Backend):
             **explicit_choice(options.explicit),
             position=options.position,
             pages=options.pages,
+            span=options.span,
             wording=wording,
             watermark=options.watermark,
             c2pa=options.c2pa,
@@ -1209,6 +1211,7 @@ class ServerBackend(Backend):
         form = {
             "explicit": o.explicit,
             "pages": o.pages,
+            "span": o.span,
             "watermark": str(o.watermark).lower(),
             "c2pa": str(o.c2pa).lower(),
             "produce_id": produce_id,

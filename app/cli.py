@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 POSITION_HELP = (
-    "image: bottom-right (default), bottom-left, top-right, top-left, bottom, top, left, "
-    "right; documents: footer (default) or header; audio: start (default), end or both. A "
-    "value applies to the kinds it fits; per kind: image=top-left,document=header,audio=end"
+    "image and video: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
+    "left, right; documents: footer (default) or header; audio: start (default), end or both. "
+    "A value applies to the kinds it fits; per kind: image=top-left,video=top,document=header,"
+    "audio=end"
 )
 
 
@@ -54,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     label.add_argument("--position", help=POSITION_HELP)
     label.add_argument(
         "--pages", choices=("all", "first"), default="all", help="PDF pages / PPTX slides"
+    )
+    label.add_argument(
+        "--span",
+        default="start",
+        help="video: how long the label shows: start (the first 3 s, default), start:N "
+        "(the first N seconds, N >= 2), whole, start+end",
     )
     label.add_argument(
         "--wording", help="label wording or a preset (zh, zh-short, zh-synthetic, bilingual)"
@@ -208,6 +215,14 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--workers must be at least 1")
     if getattr(args, "position", None):
         _check_position(parser, args.position)
+    if getattr(args, "span", None):
+        from labelers.errors import InvalidOption
+        from labelers.pipeline import check_span
+
+        try:
+            check_span(args.span)
+        except InvalidOption as exc:
+            parser.error(f"--span: {exc.detail}")
     api_key = None
     if args.server:
         api_key = os.environ.get("AIGC_API_KEY")
@@ -221,6 +236,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         explicit=getattr(args, "explicit", "on"),
         position=getattr(args, "position", None),
         pages=getattr(args, "pages", "all"),
+        span=getattr(args, "span", "start"),
         wording=getattr(args, "wording", None),
         watermark=getattr(args, "watermark", True),
         c2pa=getattr(args, "c2pa", True),
@@ -327,7 +343,7 @@ def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
         positions = parse_positions(spec)
     except InvalidOption as exc:
         parser.error(f"--position: {exc.detail}")
-    names = {"image": "images", "document": "documents", "audio": "audio files"}
+    names = {"image": "images", "video": "videos", "document": "documents", "audio": "audio files"}
     others = [k for k in POSITIONS if k not in positions]
     if others:
         given = ", ".join(f"{names[k]} {v}" for k, v in positions.items())

@@ -380,7 +380,8 @@ def _routes(app: FastAPI) -> None:
         tags=["label"],
         summary="Label a file",
         description="Visible label, invisible watermark, the metadata record and a C2PA "
-        "manifest, in that order, for images (JPEG, PNG, WebP, TIFF, GIF, AVIF), PDF, "
+        "manifest, in that order, for images (JPEG, PNG, WebP, TIFF, GIF, AVIF), video "
+        "(MP4, MOV, M4V, WebM, MKV), PDF, "
         "DOCX/PPTX/XLSX, Markdown, HTML and plain text; the media type is sniffed from the "
         "bytes. Answers the labelled file in the same format; the `AIGC-*` headers say what "
         "was done (`AIGC-Watermark` and `AIGC-C2PA` say why a step was skipped).",
@@ -401,13 +402,21 @@ def _routes(app: FastAPI) -> None:
         position: Annotated[
             str | None,
             Form(
-                description="image: bottom-right (default), corners or edges; "
+                description="image and video: bottom-right (default), corners or edges; "
                 "documents: footer (default) or header; audio: start (default), end or both"
             ),
         ] = None,
         pages: Annotated[
             Literal["all", "first"], Form(description="PDF pages / PPTX slides labelled")
         ] = "all",
+        span: Annotated[
+            str,
+            Form(
+                max_length=32,
+                description="video: how long the label shows: start (the first 3 s), "
+                "start:N (the first N seconds, N >= 2), whole, start+end",
+            ),
+        ] = "start",
         wording: Annotated[str | None, Form(description=WORDING_HELP, examples=["zh"])] = None,
         watermark: Annotated[bool, Form(description="embed the invisible watermark")] = True,
         c2pa: Annotated[bool, Form(description="sign a C2PA manifest (last step)")] = True,
@@ -427,6 +436,7 @@ def _routes(app: FastAPI) -> None:
             **explicit_choice(explicit),
             position=position,
             pages=pages,
+            span=span,
             wording=resolve_wording(wording),
             watermark=watermark,
             c2pa=c2pa,
@@ -444,6 +454,7 @@ def _routes(app: FastAPI) -> None:
             st.settings.limits,
             st.record_signer,
         )
+        del data  # a video can be large: hold only the labelled copy from here on
         request.state.media_type = result.media_type
         await _ledger_insert(
             st,

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     max_audio_sample_rate: int = 192_000
     max_audio_channels: int = 8
     max_audio_decoded_bytes: int = 2 * 1024**3
+    max_video_seconds: float = 600.0
+    max_video_pixels: int = 4096 * 2160
+    max_video_frames: int = 36_000
+    max_video_bitrate: int = 100_000_000
     max_concurrent_decodes: int = 2
     decode_memory_bytes: int = 1024 * 1024 * 1024
     decode_wait_seconds: float = 2.0
@@ -108,4 +112,8 @@ class Settings(BaseSettings):
             max_audio_sample_rate=self.max_audio_sample_rate,
             max_audio_channels=self.max_audio_channels,
             max_audio_decoded_bytes=self.max_audio_decoded_bytes,
+            max_video_seconds=self.max_video_seconds,
+            max_video_pixels=self.max_video_pixels,
+            max_video_frames=self.max_video_frames,
+            max_video_bitrate=self.max_video_bitrate,
         )

@@ -33,6 +33,11 @@ class Limits:
     max_audio_channels: int = 8  # AIGC_MAX_AUDIO_CHANNELS
     # decoded as float32: seconds x rate x channels x 4 bytes
     max_audio_decoded_bytes: int = 2 * 1024**3  # AIGC_MAX_AUDIO_DECODED_BYTES
+    # video, checked from the container's headers before any frame is decoded
+    max_video_seconds: float = 600.0  # AIGC_MAX_VIDEO_SECONDS
+    max_video_pixels: int = 4096 * 2160  # AIGC_MAX_VIDEO_PIXELS (per frame)
+    max_video_frames: int = 36_000  # AIGC_MAX_VIDEO_FRAMES (10 minutes at 60 fps)
+    max_video_bitrate: int = 100_000_000  # AIGC_MAX_VIDEO_BITRATE (bits per second)
 
 
 DEFAULT_LIMITS = Limits()
@@ -69,4 +74,42 @@ def check_audio(
         raise LimitExceeded(
             f"{what} would decode to {decoded} bytes, over the limit of "
             f"{limits.max_audio_decoded_bytes} bytes (AIGC_MAX_AUDIO_DECODED_BYTES)"
+        )
+
+
+def check_video(
+    limits: Limits,
+    *,
+    seconds: float,
+    width: int,
+    height: int,
+    frames: int | None,
+    bitrate: int | None,
+    what: str = "the video",
+) -> None:
+    """Raise LimitExceeded when a video's declared size is over a limit.
+
+    Called with what the container's headers say, before decoding, so a
+    bomb costs nothing; the decoder stops at the same limits in case the
+    headers lied (they may understate what the stream holds).
+    """
+    if seconds > limits.max_video_seconds:
+        raise LimitExceeded(
+            f"{what} lasts {seconds:.1f} s, over the limit of {limits.max_video_seconds:g} s "
+            "(AIGC_MAX_VIDEO_SECONDS)"
+        )
+    if width * height > limits.max_video_pixels:
+        raise LimitExceeded(
+            f"{what}'s frames are {width}x{height} = {width * height} pixels, over the limit "
+            f"of {limits.max_video_pixels} (AIGC_MAX_VIDEO_PIXELS)"
+        )
+    if frames is not None and frames > limits.max_video_frames:
+        raise LimitExceeded(
+            f"{what} has {frames} frames, over the limit of {limits.max_video_frames} "
+            "(AIGC_MAX_VIDEO_FRAMES)"
+        )
+    if bitrate is not None and bitrate > limits.max_video_bitrate:
+        raise LimitExceeded(
+            f"{what}'s stream runs at {bitrate} bit/s, over the limit of "
+            f"{limits.max_video_bitrate} bit/s (AIGC_MAX_VIDEO_BITRATE)"
         )

@@ -8,12 +8,13 @@ to a database.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from labelers.errors import InvalidOption, LimitExceeded
+from labelers.errors import InvalidOption, LimitExceeded, UnsupportedMedia
 from labelers.formats import decode_plain_text, get_handler, sniff
-from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.limits import DEFAULT_LIMITS, Limits, check_video
 from labelers.record import Record
 from labelers.visible import text as visible_text
 from labelers.visible.wording import DEFAULT_WORDING
@@ -68,17 +69,39 @@ DOCUMENT_POSITIONS = ("footer", "header")
 AUDIO_POSITIONS = ("start", "end", "both")
 #: what the audible label is: the Morse "AI" rhythm (GB 45438 clause 5) or the spoken wording
 AUDIBLE_LABELS = ("rhythm", "speech")
+#: a video's caption goes where an image's does, in the frames as a viewer sees them
+VIDEO_POSITIONS = IMAGE_POSITIONS
 #: the positions each kind of file takes (plain text has none: its label starts the text)
-POSITIONS = {"image": IMAGE_POSITIONS, "document": DOCUMENT_POSITIONS, "audio": AUDIO_POSITIONS}
+POSITIONS = {
+    "image": IMAGE_POSITIONS,
+    "document": DOCUMENT_POSITIONS,
+    "video": VIDEO_POSITIONS,
+    "audio": AUDIO_POSITIONS,
+}
+#: how long a video's caption shows: the first 3 s, the first N s, all of it, or also the end
+VIDEO_SPANS = ("start", "start:N", "whole", "start+end")
 
 
 def position_kind(media_type: str) -> str | None:
     """Which of :data:`POSITIONS` a file of ``media_type`` takes (None: plain text)."""
     if media_type == "text/plain":
         return None
-    if media_type.startswith("audio/"):
-        return "audio"
-    return "image" if media_type.startswith("image/") else "document"
+    if media_type.startswith("image/"):
+        return "image"
+    kind = media_kind(media_type)
+    if kind in ("video", "audio") or media_type.startswith("audio/"):
+        return kind or "audio"
+    return "document"
+
+
+def media_kind(media_type: str) -> str | None:
+    """The content kind a format handler declares for ``media_type`` (None: it declares none)."""
+    try:
+        handler = get_handler(media_type)
+    except UnsupportedMedia:
+        return None
+    kind = getattr(handler, "kind", None)
+    return kind(media_type) if callable(kind) else None
 
 
 def parse_positions(spec: str) -> dict[str, str]:
@@ -97,7 +120,8 @@ def parse_positions(spec: str) -> dict[str, str]:
             kind, value = kind.strip(), value.strip()
             if kind not in POSITIONS:
                 raise InvalidOption(
-                    f"position kind {kind!r} is unknown; write image=... and/or document=..."
+                    f"position kind {kind!r} is unknown; write image=..., video=... and/or "
+                    "document=..."
                 )
             if value not in POSITIONS[kind]:
                 raise InvalidOption(
@@ -140,6 +164,7 @@ class FileOptions:
     explicit: bool = True  # False only with the omit permission (checked by the caller)
     position: str | None = None  # image corner/edge, or footer/header for documents
     pages: str = "all"  # PDF pages / PPTX slides that get the visible label: all | first
+    span: str = "start"  # video: how long the label shows (VIDEO_SPANS)
     wording: str = DEFAULT_WORDING
     watermark: bool = True
     c2pa: bool = True
@@ -192,7 +217,10 @@ def label_file(
     if media_type == "application/pdf":
         _label_pdf(result, options, limits, record_signer)
     else:
-        apply_content(result, options, watermark_payload, limits)
+        if media_kind(media_type) == "video":
+            _video_content(result, options, watermark_payload, limits)
+        else:
+            apply_content(result, options, watermark_payload, limits)
         if record_signer is not None:
             result.record = record_signer.sign_producer(
                 record, handler.content_digest(result.data, limits)
@@ -305,8 +333,10 @@ def _audio_content(
     """The audible label and the audio watermark (labelers.sound), then the
     original's tags put back on the re-encoded audio (the container's handler).
 
-    The header limits are checked first, from the container alone. With no
-    audible label and no watermark nothing is decoded: the audio stays bit-exact.
+    The audio limits are checked from the headers before any decode (by the
+    container handlers when they parse, by labelers.sound before it decodes).
+    With no audible label and no watermark nothing is decoded: the audio stays
+    bit-exact.
     """
     place = options.position or "start"
     if place not in AUDIO_POSITIONS:
@@ -319,7 +349,6 @@ def _audio_content(
             + ", ".join(AUDIBLE_LABELS)
         )
     handler = get_handler(result.media_type)
-    handler.stream_info(result.data, limits)
     audible = options.audible if options.explicit else "none"
     key = payload if options.watermark else None
     if options.watermark and payload is None:
@@ -346,6 +375,82 @@ def _audio_content(
     if outcome.watermark == "embedded":
         result.watermark_key = key
     result.notes.extend(outcome.notes)
+
+
+def _video_content(
+    result: FileResult, options: FileOptions, payload: int | None, limits: Limits
+) -> None:
+    """The caption burned into the opening frames and the mark, in one re-encode.
+
+    Only the video stream is re-encoded (labelers.video); the container's
+    metadata (every tag, chapter and the record's carrier) is then carried
+    from the original onto the new file by the container's handler. With
+    neither a caption nor a mark nothing is decoded and every stream stays
+    bit-exact. Limits are checked from the container's headers first.
+    """
+    position = options.position or "bottom-right"
+    if position not in VIDEO_POSITIONS:
+        raise InvalidOption(
+            f"position {position!r} does not apply to videos; use one of "
+            + ", ".join(VIDEO_POSITIONS)
+        )
+    check_span(options.span)
+    want_mark = options.watermark and payload is not None
+    result.watermark = "off" if not options.watermark else "off: no watermark key given"
+    if not options.explicit and not want_mark:
+        return
+    handler = get_handler(result.media_type)
+    info = handler.read(result.data, limits).video
+    if info is None:
+        raise UnsupportedMedia(f"the {result.media_type} file has no video track")
+    check_video(
+        limits,
+        seconds=info.seconds,
+        width=info.width,
+        height=info.height,
+        frames=info.frames,
+        bitrate=info.bitrate,
+    )
+    from labelers.video import apply_video
+
+    original = result.data
+    outcome = apply_video(
+        original,
+        result.media_type,
+        wording=options.wording if options.explicit else "",
+        position=position,
+        span=options.span,
+        watermark_key=payload if want_mark else None,
+        limits=limits,
+    )
+    if outcome.data is not original:
+        result.data = handler.carry_metadata(original, outcome.data, limits)
+    result.explicit = outcome.explicit
+    if want_mark:
+        result.watermark = outcome.watermark
+        if outcome.watermark == "embedded":
+            result.watermark_key = payload
+    result.notes.extend(outcome.notes)
+
+
+def check_span(span: str) -> None:
+    """InvalidOption unless ``span`` is one of VIDEO_SPANS (``start:N`` with N >= 2)."""
+    if span in ("start", "whole", "start+end"):
+        return
+    head, _, seconds = span.partition(":")
+    try:
+        value = float(seconds) if head == "start" else None
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):
+        raise InvalidOption(
+            f"span must be start (the first 3 s), start:N (the first N seconds), whole or "
+            f"start+end, not {span!r}"
+        )
+    if value < 2:
+        raise InvalidOption(
+            f"span {span!r}: GB 45438 asks a video's label to show for at least 2 s"
+        )
 
 
 def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:

@@ -44,6 +44,21 @@ class Metadata:
     text_pages: list[str] | None = None
     # pixel size for images, for label-size checks
     size: tuple[int, int] | None = None
+    # what a video's headers declare, read before any decode (limits, verify)
+    video: VideoInfo | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video track as its container's headers describe it (nothing decoded)."""
+
+    seconds: float  # duration; 0.0 when the headers do not say
+    width: int  # coded frame size
+    height: int
+    frames: int | None  # sample count, None when the headers do not say
+    bitrate: int | None  # bits per second of the video stream, None without a duration
+    codec: str = ""  # the container's codec tag: avc1, hvc1, V_VP9, ...
+    rotation: int = 0  # degrees, from the display matrix
 
 
 class FormatHandler(Protocol):
@@ -149,11 +164,18 @@ def sniff(data: bytes) -> str:
         brand = data[8:12]
         if brand in _FTYP_BRANDS:
             return _FTYP_BRANDS[brand]
+        movie = isobmff_accept(data[:128])
+        if movie is not None:
+            return movie
         # compatible brands follow the minor version
         size = int.from_bytes(data[:4], "big")
         for i in range(16, min(size, 64), 4):
             if data[i : i + 4] in _FTYP_BRANDS:
                 return _FTYP_BRANDS[data[i : i + 4]]
+    for accept in (isobmff_accept, matroska_accept):
+        found = accept(data[:4096])
+        if found is not None:
+            return found
     if data.startswith(b"PK\x03\x04"):
         head = data[:65536]
         for marker, media_type in _OOXML_MAIN.items():
@@ -244,6 +266,12 @@ _HANDLER_MODULES = {
     "audio/mpeg": "mp3",
     "audio/flac": "flac",
     "audio/ogg": "ogg",
+    "video/mp4": "isobmff",
+    "video/quicktime": "isobmff",
+    "video/x-m4v": "isobmff",
+    "audio/mp4": "isobmff",
+    "video/webm": "matroska",
+    "video/x-matroska": "matroska",
 }
 
 
@@ -309,3 +337,8 @@ def text_content_digest(text: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
             "(AIGC_MAX_TEXT_CHARS)"
         )
     return hashlib.sha256(visible_text(text.removeprefix("\ufeff")).encode("utf-8")).digest()
+
+
+# the movie containers sniff themselves (imported last: they import this module)
+from labelers.formats.isobmff import accept as isobmff_accept  # noqa: E402
+from labelers.formats.matroska import accept as matroska_accept  # noqa: E402

@@ -312,7 +312,7 @@ def _stored_box(
 
 def _plate_alpha(background: Image.Image) -> float:
     """How opaque the plate must be so that white text reads on this background."""
-    low, high = _PLATE_ALPHA_RANGE
+    _low, high = _PLATE_ALPHA_RANGE
     if background.mode == "RGBA" and np.asarray(background.getchannel("A")).mean() < 128:
         # mostly transparent: the viewer's backdrop is unknown, the plate must
         # carry the contrast itself
@@ -321,8 +321,19 @@ def _plate_alpha(background: Image.Image) -> float:
     luma = luminance_plane(background) if background.mode != "L" else background
     counts = np.asarray(luma.histogram(), dtype=np.float64)
     bright = float(np.searchsorted(np.cumsum(counts), 0.95 * counts.sum()))
-    plate = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]
-    alpha = (bright - _MAX_UNDER_TEXT) / max(1.0, bright - plate)
+    return plate_alpha_for(bright)
+
+
+#: The plate's grey level (sRGB 0-255 luma) and the text's.
+PLATE_LUMA = 0.299 * _PLATE_RGB[0] + 0.587 * _PLATE_RGB[1] + 0.114 * _PLATE_RGB[2]
+TEXT_LUMA = 0.299 * _TEXT_RGB[0] + 0.587 * _TEXT_RGB[1] + 0.114 * _TEXT_RGB[2]
+
+
+def plate_alpha_for(bright: float) -> float:
+    """Plate opacity that darkens a background whose bright details reach luma
+    ``bright`` (0-255, its 95th percentile) to at most the level white text reads on."""
+    low, high = _PLATE_ALPHA_RANGE
+    alpha = (bright - _MAX_UNDER_TEXT) / max(1.0, bright - PLATE_LUMA)
     return min(high, max(low, alpha))
 
 
@@ -568,6 +579,27 @@ def draw_label(
     else:
         target.paste(result, box[:2], covered)
     return target
+
+
+def label_sprite(
+    wording: str, position: str, width: int, height: int, orientation: int = 1
+) -> tuple[tuple[int, int, int, int], Image.Image, Image.Image, int]:
+    """The label for a ``width`` x ``height`` stored frame, for callers that composite
+    it themselves (video draws it on YUV planes, frame after frame).
+
+    Returns the box (left, top, right, bottom) in stored pixels, the plate
+    and glyph masks ("L", the box's size, in the stored orientation) and the
+    ink height in displayed pixels. The same layout and sizing rules as
+    :func:`draw_label`, and the same errors.
+    """
+    if position not in POSITIONS:
+        raise InvalidOption(f"position must be one of {', '.join(POSITIONS)}, not {position!r}")
+    display = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    layout = _layout_for(wording, *display)
+    x, y = _place(position, layout, *display)
+    box = _stored_box((x, y, x + layout.width, y + layout.height), orientation, (width, height))
+    sprite = _SPRITES.get(layout, orientation)
+    return box, sprite.shape, sprite.text, layout.ink
 
 
 def label_frames(raster: Raster, wording: str, position: str = "bottom-right") -> Raster:

@@ -564,7 +564,18 @@ def _hypotheses(image: Image.Image) -> list[tuple[float, np.ndarray]]:
     """(sync score, P x P chip values) for each lattice the image suggests, best first."""
     if min(image.size) < 2 * _P:
         return []
-    z = _whitened(image)
+    return hypotheses_whitened(_whitened(image))
+
+
+def whitened(image: Image.Image) -> np.ndarray:
+    """The decoder's input for ``image``: its normalised luma residual at the working
+    size. Video averages these over frames (the mark is the same in each frame,
+    the content and the codec's noise are not) before :func:`detect_whitened`."""
+    return _whitened(image)
+
+
+def hypotheses_whitened(z: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """:func:`_hypotheses` on an already whitened luma ``z``."""
     # chips below ~1.5 px do not survive; at least 1.6 periods must fit
     lo, hi = _MIN_CHIP * _P, min(z.shape) / 1.6
     found = [_align(_fold(z, basis)) for basis in lattice.lattices(z, lo, hi, _LATTICE_TRIES)]
@@ -573,9 +584,30 @@ def _hypotheses(image: Image.Image) -> list[tuple[float, np.ndarray]]:
 
 def _detect(image: Image.Image) -> tuple[float, WatermarkResult | None]:
     """Best sync score over all hypotheses, and the decoded mark if any."""
-    hyps = _hypotheses(image)
+    return _decide(_hypotheses(image), THRESHOLD)
+
+
+def detect_whitened(z: np.ndarray, threshold: float) -> tuple[float, WatermarkResult | None]:
+    """Best sync score and the decoded mark for a whitened luma ``z``.
+
+    ``threshold`` replaces :data:`THRESHOLD` when the caller searches more
+    alignments than one image decode does (several frame windows, say): it
+    must come from :func:`threshold_for` with the caller's whole search.
+    """
+    return _decide(hypotheses_whitened(z), threshold)
+
+
+def threshold_for(searches: int) -> float:
+    """The sync threshold that keeps :data:`SYNC_FALSE_POSITIVE_BOUND` over
+    ``searches`` independent decodes of :data:`_CANDIDATES` alignments each."""
+    return math.sqrt(2.0 * math.log(searches * _CANDIDATES / SYNC_FALSE_POSITIVE_BOUND))
+
+
+def _decide(
+    hyps: list[tuple[float, np.ndarray]], threshold: float
+) -> tuple[float, WatermarkResult | None]:
     for score, chips in hyps:
-        if score < THRESHOLD:
+        if score < threshold:
             break
         soft = _soft_bits(chips)
         info = _viterbi(soft)
@@ -583,7 +615,7 @@ def _detect(image: Image.Image) -> tuple[float, WatermarkResult | None]:
         if _crc24(bits) != _bits_int(info[PAYLOAD_BITS:]):
             continue
         errors = int(np.sum((soft < 0) != (_conv_encode(info) == 1)))
-        return score, WatermarkResult(_bits_int(bits), score, THRESHOLD, errors, _CODED_BITS)
+        return score, WatermarkResult(_bits_int(bits), score, threshold, errors, _CODED_BITS)
     return (hyps[0][0] if hyps else -math.inf), None
 
 

@@ -1,0 +1,576 @@
+"""Video I/O for labelling: probe, and the one re-encode that carries the signal.
+
+Owns reading a video's stream parameters (PyAV on its bundled FFmpeg), the
+limits checked from them before any frame is decoded, and
+:func:`apply_video`: decode the video stream once, draw the visible label
+(:mod:`labelers.visible.video`) and embed the watermark
+(:mod:`labelers.watermark.video`) on each frame in the same pass, and encode
+it again with the input's codec, frame rate and timestamps, pixel format,
+colour tags and a quality chosen from the input's bitrate. Every other stream
+(audio, subtitles) is remuxed packet for packet. The container's own metadata
+(records, tags) is not this module's business: the container modules carry
+the original's metadata onto this output.
+
+Memory is bounded: frames are handled one at a time and the output is
+written to a temporary file, never collected in a list.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from labelers.errors import CorruptInput, InvalidOption, LimitExceeded, UnsupportedMedia
+from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.visible.video import PLANAR_FORMATS, FrameLabel, plane_array
+from labelers.watermark import video as video_mark
+
+logging.getLogger("libav").setLevel(logging.CRITICAL)
+
+#: media type -> (demuxer, muxer) names of PyAV/FFmpeg
+CONTAINERS = {
+    "video/mp4": ("mov", "mp4"),
+    "video/x-m4v": ("mov", "mp4"),
+    "video/quicktime": ("mov", "mov"),
+    "video/webm": ("matroska", "webm"),
+    "video/x-matroska": ("matroska", "matroska"),
+}
+
+#: decoder name -> the encoder that writes the same codec
+ENCODERS = {
+    "h264": "libx264",
+    "hevc": "libx265",
+    "vp9": "libvpx-vp9",
+    "vp8": "libvpx",
+    "av1": "libsvtav1",
+    "libdav1d": "libsvtav1",
+    "mpeg4": "mpeg4",
+    "prores": "prores_ks",
+    "mjpeg": "mjpeg",
+}
+# when the input's codec has no encoder here: the muxer's usual codec
+_FALLBACK = {"webm": "libvpx-vp9", "matroska": "libx264", "mp4": "libx264", "mov": "libx264"}
+
+DEFAULT_SECONDS = 3.0  # the visible label's default span: the first 3 s
+
+# Quality: a CRF from the input's bits per pixel per frame. Each codec has a
+# reference point (a CRF that gives about that many bits per pixel on
+# ordinary footage); 6 CRF steps double or halve the rate for x264/x265 (and
+# roughly so for VP9/AV1 on their 0-63 scales). The output aims two steps
+# *better* than the input's rate suggests, since it is a second generation.
+_CRF = {
+    # encoder: (crf at the reference bpp, reference bpp, lowest, highest crf)
+    "libx264": (23, 0.10, 10, 30),
+    "libx265": (28, 0.06, 12, 34),
+    "libvpx-vp9": (33, 0.08, 10, 45),
+    "libvpx": (20, 0.10, 4, 40),
+    "libsvtav1": (35, 0.05, 10, 50),
+}
+_MARGIN_STEPS = 2
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the headers (and the first frame) say about the video stream."""
+
+    container: str  # the demuxer's format name
+    codec: str
+    width: int  # stored frame size, px
+    height: int
+    sample_aspect: Fraction  # pixel width / pixel height (1 for square pixels)
+    rotation: int  # display matrix: degrees counter-clockwise (0, 90, 180, -90)
+    fps: Fraction
+    duration: float  # seconds
+    frames: int  # from the headers or duration x fps
+    pix_fmt: str
+    color_range: int  # FFmpeg's enums: 1 limited (MPEG), 2 full (JPEG), 0 unknown
+    colorspace: int
+    color_primaries: int
+    color_trc: int
+    bitrate: int  # bits per second of the video stream (estimated when not declared)
+    has_audio: bool = False
+    streams: int = 1
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as a viewer sees it: pixel aspect applied, then rotation."""
+        w = max(1, round(self.width * self.sample_aspect))
+        return (self.height, w) if abs(self.rotation) % 180 == 90 else (w, self.height)
+
+    @property
+    def full_range(self) -> bool:
+        return self.color_range == 2 or self.pix_fmt.startswith("yuvj")
+
+
+@dataclass
+class VideoOutcome:
+    """The re-encoded file and what went into it."""
+
+    data: bytes
+    explicit: str  # where the visible label went ("bottom-right, 0-3 s"), or "none"
+    watermark: str  # "embedded", "off", or why it was skipped
+    notes: list[str] = field(default_factory=list)
+    # the label's box (left, top, right, bottom) in stored pixels and its ink in displayed px
+    label_box: tuple[int, int, int, int] | None = None
+    ink_px: int = 0
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def _open(data: bytes, media_type: str) -> av.container.InputContainer:
+    if media_type not in CONTAINERS:
+        raise UnsupportedMedia(f"{media_type} is not a video container this service reads")
+    demuxer = CONTAINERS[media_type][0]
+    try:
+        return av.open(io.BytesIO(data), mode="r", format=demuxer)
+    except av.FFmpegError as exc:
+        raise CorruptInput(f"the {media_type} file cannot be read: {_reason(exc)}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise CorruptInput(f"the {media_type} file cannot be read: {exc}") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(":", 1)[-1].strip() if ":" in text and "Errno" in text else text
+
+
+def _video_stream(container, media_type: str):
+    if not container.streams.video:
+        raise CorruptInput(f"the {media_type} file holds no video stream")
+    return container.streams.video[0]
+
+
+def _header_info(container, stream, size: int) -> dict:
+    ctx = stream.codec_context
+    width, height = ctx.width or 0, ctx.height or 0
+    if width <= 0 or height <= 0:
+        raise CorruptInput("the video stream declares no frame size")
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(0)
+    fps = Fraction(fps) if fps else Fraction(0)
+    duration = 0.0
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    if duration <= 0 and container.duration:
+        duration = container.duration / 1_000_000
+    frames = stream.frames or (round(duration * fps) if fps and duration else 0)
+    bitrate = stream.bit_rate or container.bit_rate or 0
+    if not bitrate and duration > 0:
+        bitrate = round(size * 8 / duration)
+    sar = ctx.sample_aspect_ratio or stream.sample_aspect_ratio
+    sar = Fraction(sar) if sar else Fraction(1)
+    if sar <= 0 or sar > 16 or sar < Fraction(1, 16):
+        sar = Fraction(1)
+    return {
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "duration": duration,
+        "frames": int(frames),
+        "bitrate": int(bitrate),
+        "sample_aspect": sar,
+        "codec": ctx.name,
+        "pix_fmt": ctx.pix_fmt or "",
+    }
+
+
+def check_limits(head: dict, limits: Limits) -> None:
+    """Raise LimitExceeded when the headers declare more than ``limits`` allow."""
+    pixels = head["width"] * head["height"]
+    checks = (
+        (head["duration"], limits.max_video_seconds, "seconds long", "AIGC_MAX_VIDEO_SECONDS"),
+        (pixels, limits.max_video_pixels, "pixels per frame", "AIGC_MAX_VIDEO_PIXELS"),
+        (head["frames"], limits.max_video_frames, "frames", "AIGC_MAX_VIDEO_FRAMES"),
+        (head["bitrate"], limits.max_video_bitrate, "bits per second", "AIGC_MAX_VIDEO_BITRATE"),
+    )
+    for value, limit, what, setting in checks:
+        if value > limit:
+            shown = f"{value:.1f}" if isinstance(value, float) else str(value)
+            raise LimitExceeded(
+                f"the video is {shown} {what}, over the limit of {limit} ({setting})"
+            )
+
+
+def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, media_type: str = "video/mp4") -> VideoInfo:
+    """Read the video stream's parameters; limits are checked before any decoding.
+
+    The rotation and colour tags come from the first decoded frame (the
+    headers alone do not carry the display matrix through PyAV), which is
+    decoded only after the declared size, length and rate passed the limits.
+    Raises CorruptInput, LimitExceeded or UnsupportedMedia.
+    """
+    with _open(data, media_type) as container:
+        stream = _video_stream(container, media_type)
+        head = _header_info(container, stream, len(data))
+        check_limits(head, limits)
+        frame = _first_frame(container, stream)
+        return _info(container, stream, head, frame)
+
+
+def _first_frame(container, stream):
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
+    raise CorruptInput("the video stream holds no decodable frame")
+
+
+def _info(container, stream, head: dict, frame) -> VideoInfo:
+    ctx = stream.codec_context
+    return VideoInfo(
+        container=container.format.name,
+        codec=head["codec"],
+        width=head["width"],
+        height=head["height"],
+        sample_aspect=head["sample_aspect"],
+        rotation=round(frame.rotation or 0),
+        fps=head["fps"],
+        duration=head["duration"],
+        frames=head["frames"],
+        pix_fmt=frame.format.name or head["pix_fmt"],
+        color_range=int(frame.color_range or ctx.color_range or 0),
+        colorspace=int(frame.colorspace or 2),
+        color_primaries=int(frame.color_primaries or 2),
+        color_trc=int(frame.color_trc or 2),
+        bitrate=head["bitrate"],
+        has_audio=bool(container.streams.audio),
+        streams=len(container.streams),
+    )
+
+
+# --------------------------------------------------------------------------- spans
+
+
+def parse_span(span: str, duration: float) -> list[tuple[float, float]]:
+    """The time ranges (seconds from the first frame) that get the visible label.
+
+    ``start`` (the first 3 s), ``start:N`` (the first N s), ``whole``,
+    ``start+end`` (the first and the last 3 s).
+    """
+    span = (span or "start").strip()
+    if span == "whole":
+        return [(0.0, math.inf)]
+    if span == "start":
+        return [(0.0, DEFAULT_SECONDS)]
+    if span == "start+end":
+        return [(0.0, DEFAULT_SECONDS), (max(0.0, duration - DEFAULT_SECONDS), math.inf)]
+    if span.startswith("start:"):
+        try:
+            seconds = float(span.split(":", 1)[1])
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds >= 2.0):
+            raise InvalidOption(
+                f"span {span!r}: the label must show for at least 2 s (GB 45438 5.3); "
+                "use start:N with N >= 2"
+            )
+        return [(0.0, seconds)]
+    raise InvalidOption(f"span must be start, start:N, whole or start+end, not {span!r}")
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _encoder_for(info: VideoInfo, muxer: str, notes: list[str]) -> str:
+    name = ENCODERS.get(info.codec)
+    if name is not None:
+        try:
+            av.Codec(name, "w")
+            return name
+        except (av.FFmpegError, ValueError):
+            pass
+    fallback = _FALLBACK[muxer]
+    notes.append(f"no {info.codec} encoder here: the video stream is re-encoded with {fallback}")
+    return fallback
+
+
+def _encoder_format(encoder: str, pix_fmt: str, notes: list[str]) -> str:
+    formats = [f.name for f in (av.Codec(encoder, "w").video_formats or [])]
+    if not formats or pix_fmt in formats:
+        return pix_fmt
+    deep = any(tag in pix_fmt for tag in ("10", "12", "16"))
+    choice = next((f for f in formats if ("10" in f) == deep and f in PLANAR_FORMATS), formats[0])
+    notes.append(f"{encoder} cannot write {pix_fmt}: the video is written as {choice}")
+    return choice
+
+
+def quality_options(encoder: str, info: VideoInfo) -> dict[str, str]:
+    """Encoder options for a quality no worse than the input's (see _CRF)."""
+    pixels_per_second = info.width * info.height * float(info.fps or 25)
+    bpp = info.bitrate / pixels_per_second if info.bitrate and pixels_per_second else 0.0
+    if encoder in _CRF:
+        crf0, ref, low, high = _CRF[encoder]
+        crf = crf0 if bpp <= 0 else crf0 - 6.0 * math.log2(bpp / ref)
+        crf = int(min(high, max(low, round(crf - _MARGIN_STEPS))))
+        if encoder == "libx264":
+            return {"crf": str(crf), "preset": "fast"}
+        if encoder == "libx265":
+            return {"crf": str(crf), "preset": "fast", "x265-params": "log-level=error"}
+        if encoder in ("libvpx-vp9", "libvpx"):
+            return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+        return {"crf": str(crf), "preset": "8"}
+    # codecs without a constant-quality mode here: the input's rate and a quarter
+    rate = max(200_000, int(info.bitrate * 1.25)) if info.bitrate else 8_000_000
+    return {"b": str(rate)}
+
+
+def _work_format(pix_fmt: str) -> str:
+    """The pixel format frames are drawn in: the input's when it is planar Y'CbCr."""
+    if pix_fmt in PLANAR_FORMATS:
+        return pix_fmt
+    deep = any(tag in pix_fmt for tag in ("10", "12", "16"))
+    return "yuv420p10le" if deep else "yuv420p"
+
+
+def _chroma_shift(pix_fmt: str) -> tuple[int, int]:
+    if "420" in pix_fmt:
+        return 1, 1
+    if "422" in pix_fmt:
+        return 1, 0
+    if "440" in pix_fmt:
+        return 0, 1
+    return 0, 0
+
+
+def _in_spans(t: float, spans: list[tuple[float, float]]) -> bool:
+    return any(start <= t < end for start, end in spans)
+
+
+def apply_video(
+    data: bytes,
+    media_type: str,
+    *,
+    wording: str,
+    position: str,
+    span: str = "start",
+    watermark_key: int | None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VideoOutcome:
+    """Burn the visible label into the video and embed the watermark, in one re-encode.
+
+    ``wording`` empty (or ``span`` "none") draws no label; ``watermark_key``
+    None embeds no mark; with neither the input comes back unchanged. Only
+    the video stream is re-encoded; audio and other streams are copied
+    packet for packet. The container's metadata is not carried here (see the
+    container modules). Raises CorruptInput, LimitExceeded, InvalidOption,
+    UnsupportedMedia.
+    """
+    draw = bool(wording) and span != "none"
+    if not draw and watermark_key is None:
+        return VideoOutcome(data, "none", "off")
+    info = probe(data, limits, media_type)
+    notes: list[str] = []
+    spans = parse_span(span, info.duration) if draw else []
+    watermark = "off"
+    if watermark_key is not None:
+        reason = video_mark.check_size(info.width, info.height)
+        watermark = "embedded" if reason is None else f"skipped: {reason}"
+    if not draw and watermark != "embedded":
+        return VideoOutcome(data, "none", watermark)
+    work_fmt = _work_format(info.pix_fmt)
+    label = None
+    if draw:
+        label = FrameLabel(
+            wording,
+            position,
+            info.width,
+            info.height,
+            pix_fmt=work_fmt,
+            full_range=info.full_range,
+            sample_aspect=info.sample_aspect,
+            rotation=info.rotation,
+            chroma_shift=_chroma_shift(work_fmt),
+        )
+        if info.duration and info.duration < 2.0:
+            notes.append(
+                f"the video is {info.duration:.2f} s long: the label shows for all of it, "
+                "less than the 2 s GB 45438 asks"
+            )
+    marker = None
+    if watermark == "embedded":
+        marker = video_mark.FrameMarker(
+            watermark_key,
+            info.width,
+            info.height,
+            depth=PLANAR_FORMATS[work_fmt],
+            full_range=info.full_range,
+        )
+    out = _reencode(data, media_type, info, work_fmt, label, marker, spans, limits, notes)
+    explicit = "none"
+    if label is not None:
+        explicit = f"{position}, {span or 'start'}"
+    return VideoOutcome(
+        out,
+        explicit,
+        watermark,
+        notes,
+        label_box=label.box if label else None,
+        ink_px=label.ink_px if label else 0,
+    )
+
+
+def _reencode(
+    data: bytes,
+    media_type: str,
+    info: VideoInfo,
+    work_fmt: str,
+    label: FrameLabel | None,
+    marker: video_mark.FrameMarker | None,
+    spans: list[tuple[float, float]],
+    limits: Limits,
+    notes: list[str],
+) -> bytes:
+    muxer = CONTAINERS[media_type][1]
+    encoder = _encoder_for(info, muxer, notes)
+    out_fmt = _encoder_format(encoder, work_fmt, notes)
+    fd, path = tempfile.mkstemp(suffix="." + muxer)
+    os.close(fd)
+    try:
+        with _open(data, media_type) as source:
+            vin = _video_stream(source, media_type)
+            vin.thread_type = "AUTO"
+            options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
+            with av.open(path, mode="w", format=muxer, options=options) as sink:
+                vout = _video_output(sink, vin, encoder, out_fmt, info)
+                copies = {}
+                for stream in source.streams:
+                    if stream is vin or stream.type not in ("audio", "subtitle"):
+                        if stream is not vin:
+                            notes.append(
+                                f"a {stream.type} stream "
+                                f"({stream.codec_context.name}) is not copied"
+                            )
+                        continue
+                    try:
+                        copies[stream.index] = sink.add_stream_from_template(stream)
+                    except (av.FFmpegError, ValueError) as exc:
+                        notes.append(
+                            f"the {stream.type} stream {stream.index} is not copied: {exc}"
+                        )
+                _transcode(
+                    source,
+                    vin,
+                    sink,
+                    vout,
+                    copies,
+                    info,
+                    work_fmt,
+                    out_fmt,
+                    label,
+                    marker,
+                    spans,
+                    limits,
+                )
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def _video_output(sink, vin, encoder: str, out_fmt: str, info: VideoInfo):
+    rate = info.fps if info.fps else Fraction(25)
+    vout = sink.add_stream(encoder, rate=rate, options=quality_options(encoder, info))
+    ctx = vout.codec_context
+    ctx.width, ctx.height = info.width, info.height
+    ctx.pix_fmt = out_fmt
+    ctx.time_base = vin.time_base
+    vout.time_base = vin.time_base
+    ctx.sample_aspect_ratio = info.sample_aspect
+    ctx.color_range = info.color_range
+    ctx.colorspace = info.colorspace
+    ctx.color_primaries = info.color_primaries
+    ctx.color_trc = info.color_trc
+    ctx.thread_type = "AUTO"
+    if info.rotation:
+        vout.set_display_rotation(info.rotation)
+    for key in ("language", "handler_name"):
+        if key in vin.metadata:
+            vout.metadata[key] = vin.metadata[key]
+    return vout
+
+
+def _transcode(
+    source, vin, sink, vout, copies, info, work_fmt, out_fmt, label, marker, spans, limits
+):
+    first_pts = None
+    last_pts = None
+    count = 0
+    time_base = vin.time_base
+    try:
+        for packet in source.demux():
+            if packet.stream.index in copies:
+                if packet.dts is None:
+                    continue
+                packet.stream = copies[packet.stream.index]
+                sink.mux(packet)
+                continue
+            if packet.stream is not vin:
+                continue
+            for frame in packet.decode():
+                count += 1
+                if count > limits.max_video_frames:
+                    raise LimitExceeded(
+                        f"the video has more than {limits.max_video_frames} frames "
+                        "(AIGC_MAX_VIDEO_FRAMES)"
+                    )
+                pts = (
+                    frame.pts
+                    if frame.pts is not None
+                    else (last_pts + 1 if last_pts is not None else 0)
+                )
+                if last_pts is not None and pts <= last_pts:
+                    pts = last_pts + 1
+                if first_pts is None:
+                    first_pts = pts
+                t = (
+                    float((pts - first_pts) * time_base)
+                    if time_base
+                    else count / float(info.fps or 25)
+                )
+                if t > limits.max_video_seconds:
+                    raise LimitExceeded(
+                        f"the video runs longer than {limits.max_video_seconds} s "
+                        "(AIGC_MAX_VIDEO_SECONDS)"
+                    )
+                last_pts = pts
+                work = _as_work(frame, work_fmt, info)
+                if label is not None and _in_spans(t, spans):
+                    label.draw(work)
+                if marker is not None:
+                    depth = PLANAR_FORMATS[work_fmt]
+                    marker.mark(plane_array(work.planes[0], work.height, work.width, depth))
+                if out_fmt != work_fmt:
+                    work = work.reformat(format=out_fmt)
+                work.pts = pts
+                work.time_base = time_base
+                for out_packet in vout.encode(work):
+                    sink.mux(out_packet)
+        for out_packet in vout.encode(None):
+            sink.mux(out_packet)
+    except av.FFmpegError as exc:
+        raise CorruptInput(f"the video cannot be decoded or written: {_reason(exc)}") from None
+    if count == 0:
+        raise CorruptInput("the video stream holds no decodable frame")
+
+
+def _as_work(frame, work_fmt: str, info: VideoInfo):
+    """The decoded frame as a writable frame of the working format and the stream's size."""
+    if frame.format.name != work_fmt or frame.width != info.width or frame.height != info.height:
+        return frame.reformat(width=info.width, height=info.height, format=work_fmt)
+    frame.make_writable()
+    return frame
+
+
+def luma_array(frame) -> np.ndarray:
+    """The Y plane of a decoded frame as a (height x width) array (a view)."""
+    depth = PLANAR_FORMATS.get(frame.format.name, 8)
+    return plane_array(frame.planes[0], frame.height, frame.width, depth)

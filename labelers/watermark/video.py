@@ -1,0 +1,180 @@
+"""The invisible video watermark: the image mark in every frame's luma.
+
+Owns embedding the 64-bit ledger key in video frames and decoding it from a
+handful of sampled frames.
+
+How it works
+------------
+* The image mark's tile (:mod:`labelers.watermark.image`: sync chips, CRC-24
+  and rate-1/3 convolutional code, the same 64-bit key) is repeated over
+  every frame, at the same place in every frame: a still pattern under the
+  moving content. Its chips are larger than an image's of the same size
+  (``shortest side / 120``): video is downscaled and quantised harder than a
+  photo (H.264 CRF 28 at 480p keeps little above a quarter of the Nyquist
+  band), and a larger chip keeps the pattern below what the codec discards.
+* Embedding works on the decoded Y plane in place (no RGB round trip), with
+  the image mark's perceptual mask computed per frame on a reduced copy and
+  its PSNR budget (~41.5 dB per frame, measured on luma code values); chroma
+  is never touched. The pattern and the dither are rendered once per video.
+* Decoding whitens each sampled frame (the image decoder's normalised
+  residual), *averages* them (the mark is the same in every frame; content
+  that moves, and the codec's noise, average out), and runs the image
+  decoder's lattice search, fold, sync and Viterbi once on the average.
+  Because the tile repeats everywhere and the lattice search recovers scale
+  and rotation, a cut (any start), a crop, a rescale, a frame-rate change or
+  a re-encode leave it decodable: none of them moves the pattern relative to
+  the frame's content in a way the fold cannot follow.
+
+False alarms
+------------
+One decode scans the image decoder's alignments (sub-chip offsets x cyclic
+shifts x 8 symmetries x lattice hypotheses) and is bounded by Hoeffding as in
+:mod:`labelers.watermark.image`. A verifier may decode several sampled
+windows of one video (and their average); each window is one more decode,
+so the sync threshold is raised to :func:`image.threshold_for` (``windows``)
+and the union bound stays at ``SYNC_FALSE_POSITIVE_BOUND`` for the whole
+search; the CRC-24 multiplies it by 2^-24, as for images
+(:data:`FALSE_POSITIVE_BOUND`). Averaging frames does not change the bound:
+the average of the whitened frames of an unmarked video is again a field
+whose folded chip signs are fair coins given their magnitudes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+
+import numpy as np
+from PIL import Image
+
+from labelers.errors import InvalidOption
+from labelers.watermark import image as image_mark
+from labelers.watermark.image import PAYLOAD_BITS, WatermarkResult
+
+#: Smallest shortest side (stored px) of a video that takes the mark: a
+#: downscale to 480p must still leave chips the decoder can read.
+MIN_SIDE = 240
+_CHIPS_PER_SIDE = int(os.environ.get("VWM_CPS", "120"))
+_MIN_CHIP = 4
+#: Strength floor (luma levels, 8-bit) on flat areas, see _video_strength.
+FLAT_FLOOR = float(os.environ.get("VWM_FLOOR", "1.5"))
+_BUDGET = 255.0**2 / 10 ** (image_mark._TARGET_PSNR / 10) - 1.0 / 12.0
+#: Decodes one verification may run (sampled windows and their average): the
+#: sync threshold covers all of them.
+WINDOWS = 4
+THRESHOLD = image_mark.threshold_for(WINDOWS)
+FALSE_POSITIVE_BOUND = image_mark.SYNC_FALSE_POSITIVE_BOUND * 2.0**-image_mark._CRC_BITS
+
+
+def chip_size(width: int, height: int) -> int:
+    return max(_MIN_CHIP, round(min(width, height) / _CHIPS_PER_SIDE))
+
+
+def check_size(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` video cannot take the mark, or None."""
+    if min(width, height) < MIN_SIDE:
+        return (
+            f"the video is {width}x{height} px; the invisible watermark needs a shortest "
+            f"side of at least {MIN_SIDE} px"
+        )
+    return None
+
+
+class FrameMarker:
+    """Embeds ``payload`` in the luma of frames of one size, frame after frame.
+
+    ``depth`` is the luma's bit depth (8-16), ``full_range`` whether its code
+    values span the whole range (else 16-235 scaled). The marked frame's
+    luma PSNR against the unmarked one stays at or above ~41 dB.
+    """
+
+    def __init__(
+        self, payload: int, width: int, height: int, *, depth: int = 8, full_range: bool = False
+    ) -> None:
+        if isinstance(payload, bool) or not isinstance(payload, int):
+            raise InvalidOption("watermark payload must be an integer in [0, 2**64)")
+        if not 0 <= payload < 1 << PAYLOAD_BITS:
+            raise InvalidOption(f"watermark payload {payload} is outside [0, 2**64)")
+        reason = check_size(width, height)
+        if reason:
+            raise InvalidOption(reason)
+        self.width, self.height = width, height
+        self.chip = chip_size(width, height)
+        tile = image_mark._render_tile(payload, self.chip)
+        period = tile.shape[0]
+        reps = (-(-height // period), -(-width // period))
+        self.pattern = np.tile(tile, reps)[:height, :width].astype(np.float32)
+        rng = np.random.default_rng(image_mark._SEED)
+        # dither instead of rounding: a sub-level change becomes fine grain
+        # whose local mean is the change (the same grain in every frame, so
+        # it does not shimmer)
+        self.pattern_dither = rng.random((height, width), dtype=np.float32)
+        self.scale = float(1 << (depth - 8))
+        self.depth = depth
+        top = (1 << depth) - 1
+        self.low, self.high = (
+            (0.0, float(top)) if full_range else (16.0 * self.scale, 235.0 * self.scale)
+        )
+
+    def mark(self, luma: np.ndarray) -> None:
+        """Add the mark to ``luma`` (height x width, uint8 or uint16) in place."""
+        y8 = luma if self.depth == 8 else (luma >> (self.depth - 8)).astype(np.uint8)
+        amp, _f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
+        amp = _video_strength(amp)
+        # the mask is smooth: a bilinear stretch to full size in C
+        full = Image.fromarray(amp, "F").resize(
+            (self.width, self.height), Image.Resampling.BILINEAR
+        )
+        delta = np.asarray(full, dtype=np.float32) * self.pattern
+        if self.scale != 1.0:
+            delta *= np.float32(self.scale)
+        delta += luma
+        delta += self.pattern_dither
+        np.floor(delta, out=delta)
+        np.clip(delta, self.low, self.high, out=delta)
+        luma[...] = delta.astype(luma.dtype)
+
+
+def _video_strength(amp: np.ndarray) -> np.ndarray:
+    """The image mask, with a higher floor on flat areas.
+
+    An image's flat areas keep ~0.4 levels (a still is looked at closely,
+    and JPEG keeps that much); a video codec's quantiser zeroes such a faint
+    residual on every flat block, and a video frame is seen for 1/30 s. The
+    floor is still within the image mark's per-frame PSNR budget.
+    """
+    amp = np.maximum(amp, np.float32(FLAT_FLOOR))
+    mse = float(np.mean(amp * amp))
+    if mse > _BUDGET:
+        amp *= np.float32(math.sqrt(_BUDGET / mse))
+    return amp
+
+
+def decode_frames(
+    frames: Iterable[Image.Image | np.ndarray], threshold: float = THRESHOLD
+) -> WatermarkResult | None:
+    """The mark in a few frames of one video (same size, as decoded), or None.
+
+    Frames are whitened one by one and averaged; the cost is one image
+    decode plus a luma reduction per frame.
+    """
+    total: np.ndarray | None = None
+    count = 0
+    for frame in frames:
+        if isinstance(frame, np.ndarray):
+            frame = Image.fromarray(
+                frame if frame.dtype == np.uint8 else (frame >> 2).astype(np.uint8)
+            )
+        if min(frame.size) < 2 * image_mark._P:
+            return None
+        z = image_mark.whitened(frame)
+        if total is not None and z.shape != total.shape:
+            continue  # a frame of another size (a stream that changes size): skip it
+        total = z if total is None else total + z
+        count += 1
+    if total is None:
+        return None
+    z = total / count
+    z -= z.mean()
+    return image_mark.detect_whitened(z, threshold)[1]
