@@ -23,6 +23,7 @@ FORMATS = {
     "flac": (".flac", "flac", "flac", "flac"),
     "vorbis": (".ogg", "libvorbis", "ogg", "vorbis"),
     "opus": (".opus", "libopus", "ogg", "libopus"),
+    "m4a": (".m4a", "aac", "ipod", "aac"),
 }
 MEDIA_TYPES = {
     "wav": "audio/wav",
@@ -30,6 +31,7 @@ MEDIA_TYPES = {
     "flac": "audio/flac",
     "vorbis": "audio/ogg",
     "opus": "audio/ogg",
+    "m4a": "audio/mp4",
 }
 
 

@@ -29,7 +29,7 @@ from tests.audio_samples import (
 )
 from tests.support import KEYS, auth
 
-C2PA_FORMATS = ("wav", "mp3", "flac")  # what c2pa-python 0.38 writes; Ogg it does not
+C2PA_FORMATS = ("wav", "mp3", "flac", "m4a")  # what c2pa-python 0.38 writes; not Ogg
 TAGS = {"title": "Kept Title", "artist": "Kept Artist"}
 
 
@@ -84,7 +84,7 @@ def test_metadata_only_label_keeps_the_audio_bit_exact_signs_c2pa_and_verifies(c
     assert "explicit-label-missing" in {f["code"] for f in report["findings"]}
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "flac"])
+@pytest.mark.parametrize("fmt", ["mp3", "flac", "m4a"])
 def test_default_label_adds_the_rhythm_and_the_watermark_and_keeps_tags_and_duration(client, fmt):
     original = ffmpeg_file(fmt, seconds=12.0, tags=TAGS)
     response = _label(client, original)
