@@ -134,11 +134,14 @@ def _block(kind: int, body: bytes, last: bool) -> bytes:
     return bytes(((0x80 if last else 0) | kind,)) + len(body).to_bytes(3, "big") + body
 
 
-def _assemble(head: bytes, blocks: list[tuple[int, bytes]], frames: bytes, tail: bytes) -> bytes:
-    parts = [head, b"fLaC"]
+def _assemble(
+    head: bytes, blocks: list[tuple[int, bytes]], frames: memoryview, tail: memoryview
+) -> bytes:
+    """One join, so the frames (most of the file) are copied once."""
+    parts: list[bytes | memoryview] = [head, b"fLaC"]
     for i, (kind, body) in enumerate(blocks):
         parts.append(_block(kind, body, i == len(blocks) - 1))
-    return b"".join(parts) + frames + tail
+    return b"".join([*parts, frames, tail])
 
 
 def _head_without_records(data: bytes, layout: Layout) -> bytes:
@@ -190,8 +193,8 @@ class FlacHandler:
         return _assemble(
             _head_without_records(data, layout),
             blocks,
-            data[layout.frames_start : layout.frames_end],
-            data[layout.frames_end :],
+            memoryview(data)[layout.frames_start : layout.frames_end],
+            memoryview(data)[layout.frames_end :],
         )
 
     def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -225,8 +228,8 @@ class FlacHandler:
         return _assemble(
             original[: source.marker],
             blocks,
-            reencoded[target.frames_start : target.frames_end],
-            original[source.frames_end :],
+            memoryview(reencoded)[target.frames_start : target.frames_end],
+            memoryview(original)[source.frames_end :],
         )
 
     def stream_info(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> StreamInfo:

@@ -186,10 +186,10 @@ class Mp3Handler:
         layout = _layout(data, limits)
         _first_frame(data, layout)
         if not layout.tags:
-            return id3.new_tag(record) + data
-        parts = [id3.rebuild(data, layout.tags[0], record)]
+            return b"".join([id3.new_tag(record), data])
+        parts: list[bytes | memoryview] = [id3.rebuild(data, layout.tags[0], record)]
         parts += [id3.rebuild(data, tag, None) for tag in layout.tags[1:]]
-        parts.append(data[layout.audio_start :])
+        parts.append(memoryview(data)[layout.audio_start :])  # copied once, by the join
         return b"".join(parts)
 
     def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -210,8 +210,11 @@ class Mp3Handler:
         source = _layout(original, limits)
         target = _layout(reencoded, limits)
         _first_frame(reencoded, target)
-        frames = reencoded[target.audio_start : target.audio_end]
-        return original[: source.audio_start] + frames + original[source.audio_end :]
+        frames = memoryview(reencoded)[target.audio_start : target.audio_end]
+        original_view = memoryview(original)
+        return b"".join(
+            [original_view[: source.audio_start], frames, original_view[source.audio_end :]]
+        )
 
     def stream_info(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> StreamInfo:
         return stream_info(data, limits)

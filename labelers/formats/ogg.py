@@ -46,6 +46,15 @@ def page_crc(page: bytes | bytearray) -> int:
     return int.from_bytes(crc.to_bytes(4, "big").translate(_BITSWAP), "little")
 
 
+def _stored_page_crc(view: memoryview, start: int, end: int) -> int:
+    """The CRC of the page at ``start`` as it should be, without copying the page twice."""
+    crc = zlib.crc32(view[start : start + 22].tobytes().translate(_BITSWAP), 0xFFFFFFFF)
+    crc = zlib.crc32(b"\x00\x00\x00\x00", crc)
+    crc = zlib.crc32(view[start + 26 : end].tobytes().translate(_BITSWAP), crc)
+    crc = ~crc & 0xFFFFFFFF
+    return int.from_bytes(crc.to_bytes(4, "big").translate(_BITSWAP), "little")
+
+
 @dataclass
 class Page:
     start: int
@@ -97,9 +106,7 @@ def _pages(data: bytes, limits: Limits) -> list[Page]:
         end = pos + PAGE_HEADER + nsegs + sum(lacing)
         if len(lacing) < nsegs or end > n:
             raise CorruptInput(f"the Ogg page at byte {pos} runs past the end of the file")
-        check = bytearray(view[pos:end])
-        check[22:26] = b"\x00\x00\x00\x00"
-        if page_crc(check) != crc:
+        if _stored_page_crc(view, pos, end) != crc:
             raise CorruptInput(f"the Ogg page at byte {pos} has a wrong CRC (damaged file)")
         pages.append(Page(pos, end, flags, granule, serial, seqno, lacing))
         pos = end
@@ -271,12 +278,13 @@ def _page(flags: int, granule: int, serial: int, seqno: int, lacing: bytes, body
     return bytes(page)
 
 
-def _renumbered(data: bytes, page: Page, shift: int) -> bytes:
+def _renumbered(data: bytes, page: Page, shift: int) -> bytes | memoryview:
+    if not shift:
+        return memoryview(data)[page.start : page.end]  # as it was: copied once, by the join
     raw = bytearray(data[page.start : page.end])
-    if shift:
-        raw[18:22] = struct.pack("<I", (page.seqno + shift) & 0xFFFFFFFF)
-        raw[22:26] = b"\x00\x00\x00\x00"
-        raw[22:26] = struct.pack("<I", page_crc(raw))
+    raw[18:22] = struct.pack("<I", (page.seqno + shift) & 0xFFFFFFFF)
+    raw[22:26] = b"\x00\x00\x00\x00"
+    raw[22:26] = struct.pack("<I", page_crc(raw))
     return bytes(raw)
 
 
@@ -298,7 +306,7 @@ def _rewrite(data: bytes, layout: Layout, comments: dict[int, vc.Comments]) -> b
         skip.update(stream.header_pages)
         shift = len(new_pages) - len(stream.header_pages)
         shift_at[stream.serial] = (stream.header_pages[-1], shift)
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     shifts: dict[int, int] = {}
     for index, page in enumerate(pages):
         if index in replaced:

@@ -108,11 +108,17 @@ def _chunks(data: bytes, pos: int, end: int, streaming: bool = False) -> list[Ch
     return chunks
 
 
-def _chunk_bytes(cid: bytes, body: bytes | memoryview) -> bytes:
-    return struct.pack("<4sI", cid, len(body)) + bytes(body) + (b"\x00" if len(body) & 1 else b"")
+# Outputs are lists of parts joined once: the samples (most of the file) are
+# copied a single time, as memoryview slices of the input.
+Parts = list[bytes | memoryview]
 
 
-def _copy(data: bytes, chunk: Chunk) -> bytes:
+def _chunk_bytes(cid: bytes, body: bytes | memoryview) -> Parts:
+    pad = [b"\x00"] if len(body) & 1 else []
+    return [struct.pack("<4sI", cid, len(body)), body, *pad]
+
+
+def _copy(data: bytes, chunk: Chunk) -> Parts:
     """A chunk as stored, its size field made true and its pad byte present."""
     return _chunk_bytes(chunk.id, memoryview(data)[chunk.body_start : chunk.body_end])
 
@@ -218,19 +224,19 @@ class WavHandler:
         riff = _parse(data, limits)
         _stream_info(data, riff, limits)
         new = _chunk_bytes(RECORD_ID, record.dumps().encode("ascii"))
-        parts: list[bytes] = []
+        parts: Parts = []
         placed = False
         for chunk in riff.chunks:
             if chunk.id.upper() == RECORD_ID:
                 if not placed:
-                    parts.append(new)
+                    parts += new
                     placed = True
                 continue
             if chunk.id == b"data" and not placed:
-                parts.append(new)
+                parts += new
                 placed = True
-            parts.append(_without_records(data, chunk))
-        return _form(parts) + data[riff.end :]
+            parts += _without_records(data, chunk)
+        return _form(parts, memoryview(data)[riff.end :])
 
     def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
         """SHA-256 of the ``fmt ``, ``fact`` and ``data`` chunk bodies, in file order.
@@ -254,32 +260,32 @@ class WavHandler:
         source = _parse(original, limits)
         target = _parse(reencoded, limits)
         fresh = {c.id: c for c in target.chunks if c.id in ESSENCE_CHUNKS}
-        parts: list[bytes] = []
+        parts: Parts = []
         for chunk in source.chunks:
             if chunk.id not in ESSENCE_CHUNKS:
-                parts.append(_copy(original, chunk))
+                parts += _copy(original, chunk)
                 continue
             if chunk.id == b"data":  # a fact the re-encoder added goes before the samples
                 for cid in (b"fmt ", b"fact"):
                     if cid in fresh and not any(c.id == cid for c in source.chunks):
-                        parts.append(_copy(reencoded, fresh.pop(cid)))
+                        parts += _copy(reencoded, fresh.pop(cid))
             replacement = fresh.pop(chunk.id, None)
             if replacement is not None:
-                parts.append(_copy(reencoded, replacement))
-        return _form(parts) + original[source.end :]
+                parts += _copy(reencoded, replacement)
+        return _form(parts, memoryview(original)[source.end :])
 
     def stream_info(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> StreamInfo:
         return stream_info(data, limits)
 
 
-def _without_records(data: bytes, chunk: Chunk) -> bytes:
+def _without_records(data: bytes, chunk: Chunk) -> Parts:
     """``chunk`` copied, with an ``AIGC`` INFO entry or ``TXXX:AIGC`` frame removed."""
     body = chunk.body(data)
     if chunk.id == b"LIST":
         entries = _info_entries(body)
         if entries and any(e.id.upper() == RECORD_ID for e in entries):
-            kept = b"".join(_copy(body, e) for e in entries if e.id.upper() != RECORD_ID)
-            return _chunk_bytes(b"LIST", b"INFO" + kept)
+            kept = [p for e in entries if e.id.upper() != RECORD_ID for p in _copy(body, e)]
+            return _chunk_bytes(b"LIST", b"".join([b"INFO", *kept]))
     elif _is_id3(chunk):
         tag = _embedded_tag(body)
         if tag is not None and any(id3.is_record_frame(f) for f in tag.frames):
@@ -287,11 +293,12 @@ def _without_records(data: bytes, chunk: Chunk) -> bytes:
     return _copy(data, chunk)
 
 
-def _form(chunks: list[bytes]) -> bytes:
-    body = b"WAVE" + b"".join(chunks)
-    if len(body) > 0xFFFFFFFF:
+def _form(chunks: Parts, trailer: memoryview) -> bytes:
+    """The RIFF file of ``chunks``, then ``trailer`` (bytes after the form, kept)."""
+    size = 4 + sum(len(c) for c in chunks)
+    if size > 0xFFFFFFFF:
         raise LimitExceeded("the WAV would exceed the 4 GiB a RIFF file can hold")
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+    return b"".join([b"RIFF", struct.pack("<I", size), b"WAVE", *chunks, trailer])
 
 
 def sniff(data: bytes) -> str | None:
