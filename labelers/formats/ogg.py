@@ -361,8 +361,9 @@ class OggHandler:
         view = memoryview(data)
         for index, page in enumerate(layout.pages):
             if index not in header_pages:
-                hasher.add(page.granule, page.flags & (CONTINUED | EOS), page.lacing)
-                hasher.add(view[page.body_start : page.end])
+                # granule (8 bytes LE), the continued/EOS flags, then lacing and body
+                head = struct.pack("<qB", page.granule, page.flags & (CONTINUED | EOS))
+                hasher.add(head + page.lacing, view[page.body_start : page.end])
         return hasher.digest()
 
     def carry_metadata(
