@@ -382,7 +382,8 @@ def _routes(app: FastAPI) -> None:
         description="Visible label, invisible watermark, the metadata record and a C2PA "
         "manifest, in that order, for images (JPEG, PNG, WebP, TIFF, GIF, AVIF), video "
         "(MP4, MOV, M4V, WebM, MKV), PDF, "
-        "DOCX/PPTX/XLSX, Markdown, HTML and plain text; the media type is sniffed from the "
+        "DOCX/PPTX/XLSX, Markdown, HTML, plain text and audio (WAV, MP3, FLAC, Ogg, M4A: an "
+        "audible label); the media type is sniffed from the "
         "bytes. Answers the labelled file in the same format; the `AIGC-*` headers say what "
         "was done (`AIGC-Watermark` and `AIGC-C2PA` say why a step was skipped).",
         response_class=Response,

@@ -192,3 +192,31 @@ def test_cli_labels_audio_with_the_chosen_audible_label_and_place(tmp_path):
     out = (tmp_path / "out" / "a.flac").read_bytes()
     assert sniff(out) == "audio/flac"
     assert len(get_handler("audio/flac").read(out).records) == 1
+
+
+def test_a_platform_propagates_into_the_one_audio_record(client):
+    from tests.support import PLATFORM
+
+    labelled = _label(client, ffmpeg_file("flac", seconds=1.0, tags=TAGS), "omit-key",
+                      explicit="none", watermark="false").content  # fmt: skip
+    response = client.post(
+        "/v1/propagate", headers=auth("platform-key"), files={"file": ("clip", labelled)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["AIGC-Classification"] == "confirmed"
+    [found] = get_handler("audio/flac").read(response.content).records
+    assert found.record.content_propagator == PLATFORM
+    assert Record.parse(ffprobe(response.content)["tags"]["aigc"]) == found.record
+    assert decoded(response.content) == decoded(labelled)
+
+    # no record, but the uploader declares AI: the platform creates one with Label "2"
+    bare = ffmpeg_file("mp3", seconds=1.0, tags=TAGS)
+    response = client.post(
+        "/v1/propagate",
+        headers=auth("platform-key"),
+        files={"file": ("clip", bare)},
+        data={"declared_ai": "true"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["AIGC-Record-Created"] == "true"
+    assert Record.parse(ffprobe(response.content)["tags"]["aigc"]).label == "2"
