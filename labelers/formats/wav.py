@@ -280,6 +280,8 @@ class WavHandler:
 
 def _without_records(data: bytes, chunk: Chunk) -> Parts:
     """``chunk`` copied, with an ``AIGC`` INFO entry or ``TXXX:AIGC`` frame removed."""
+    if chunk.id not in (b"LIST", b"id3 ", b"ID3 "):
+        return _copy(data, chunk)  # the samples above all: not sliced into a copy here
     body = chunk.body(data)
     if chunk.id == b"LIST":
         entries = _info_entries(body)
