@@ -401,6 +401,10 @@ def encode_like(pcm: Pcm, original: Pcm) -> bytes:
         bit_rate = _bit_rate(original)
         if bit_rate:
             stream.bit_rate = bit_rate
+        if codec.name == "libopus":
+            # libopus's VBR spends far below its target on simple audio: constant bitrate
+            # is the one way to promise "no lower than the input's"
+            stream.codec_context.options = {"vbr": "off"}
         block = 1 << 15
         for i in range(0, samples.shape[1], block):
             frame = av.AudioFrame.from_ndarray(
