@@ -89,7 +89,7 @@ _SEED = 0x41554449  # "AUDI": fixes the sync pattern, signs and places
 
 PERIOD_SECONDS = _COLUMNS * _CHIP_FRAMES * _HOP / WORK_RATE
 #: shortest programme the embedder marks (below, apply_audio says "skipped")
-MIN_SECONDS = 10.0
+MIN_SECONDS = 8.0
 #: shortest excerpt the decoder tries
 MIN_DECODE_SECONDS = 4.0
 MAX_DECODE_SECONDS = 60.0
