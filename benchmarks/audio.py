@@ -26,22 +26,22 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: the targets are per core
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, table, update_section  # noqa: E402
-from detectors.audio import find_rhythm  # noqa: E402
-from labelers import sound  # noqa: E402
-from labelers.visible import audio as label  # noqa: E402
-from labelers.watermark import audio as mark  # noqa: E402
-from tests import sounds  # noqa: E402
+from benchmarks.common import machine, table, update_section
+from detectors.audio import find_rhythm
+from labelers import sound
+from labelers.visible import audio as label
+from labelers.watermark import audio as mark
+from tests import sounds
 
 CLIP_S = 40.0
 ATTACKS_KEEPING_START = {"mp3_128", "mp3_64", "aac_96", "opus_48", "resample_16k_mono"}
@@ -126,7 +126,8 @@ def robustness(n: int) -> dict:
                 if len(spans) == 1 and abs(spans[0][0] - label.EDGE_S) < 0.05:
                     rhythm_hits[name] += 1
         print(
-            f"clip {i} {kind}: SNR {snrs[-1]:.1f} dB, {sum(1 for m in misses if f'clip {i} ' in m)} misses",
+            f"clip {i} {kind}: SNR {snrs[-1]:.1f} dB, "
+            f"{sum(1 for m in misses if f'clip {i} ' in m)} misses",
             flush=True,
         )
     return {
@@ -145,7 +146,7 @@ def null(n: int) -> dict:
     rng = np.random.default_rng(2026)
     for i in range(n):
         seconds = float(rng.uniform(8, 20))
-        kind, x, rate = clip(10_000 + i, seconds)
+        _, x, rate = clip(10_000 + i, seconds)
         if i % 4 == 3:
             x, rate = mp3_64(x, rate)
         score, result = mark._detect(x, rate)
@@ -245,16 +246,17 @@ threshold {mark.THRESHOLD:.2f}, which bounds a false sync at
 correlation, union over the {mark._CANDIDATES} alignments); with the CRC-24 the bound on
 reporting a key for unmarked audio is {mark.FALSE_POSITIVE_BOUND:.1e}.
 
-Cost on one thread (process CPU time, median of {args.rounds} interleaved rounds; the decoder reads at most
-{mark.MAX_DECODE_SECONDS:.0f} s, so its cost per file is bounded; targets: embed <= 0.02,
-decode <= 0.01 x real time):
+Cost on one thread (process CPU time, median of {args.rounds} interleaved rounds; the
+decoder reads at most {mark.MAX_DECODE_SECONDS:.0f} s, so its cost per file is bounded;
+targets: embed <= 0.02, decode <= 0.01 x real time):
 
 {costs}
 
 Shortest programme marked: {mark.MIN_SECONDS:.0f} s (below it `apply_audio` reports
 `skipped: ...`); the decoder tries excerpts from {mark.MIN_DECODE_SECONDS:.0f} s.
 
-Command: `.venv/bin/python benchmarks/audio.py --clips {n} --null {args.null} --rounds {args.rounds} --update-docs` ({wall / 60:.0f} min)
+Command: `.venv/bin/python benchmarks/audio.py --clips {n} --null {args.null} \
+--rounds {args.rounds} --update-docs` ({wall / 60:.0f} min)
 
 Machine before: {before}
 
