@@ -275,7 +275,8 @@ def decode(
         if seconds is None or have < max_samples:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, ValueError) as exc:
+        # ValueError: PyAV refusing what the stream declares (an unnamed channel layout, ...)
         raise CorruptInput(f"the {media_type} audio cannot be decoded: {exc}") from None
     finally:
         container.close()
@@ -368,9 +369,12 @@ def _encode_vorbis(samples: np.ndarray, rate: int, original: Pcm) -> bytes:
     data = b""
     for level in _VORBIS_LEVELS:
         buf = io.BytesIO()
-        soundfile.write(
-            buf, samples.T, rate, format="OGG", subtype="VORBIS", compression_level=level
-        )
+        try:
+            soundfile.write(
+                buf, samples.T, rate, format="OGG", subtype="VORBIS", compression_level=level
+            )
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise UnsupportedMedia(f"the audio cannot be re-encoded as Vorbis: {exc}") from None
         data = buf.getvalue()
         if len(data) * 8 / max(seconds, 1e-3) >= target:
             break
@@ -416,8 +420,8 @@ def encode_like(pcm: Pcm, original: Pcm) -> bytes:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    except av.FFmpegError as exc:
-        raise CorruptInput(f"the audio cannot be re-encoded as {codec.name}: {exc}") from None
+    except (av.FFmpegError, ValueError) as exc:
+        raise UnsupportedMedia(f"the audio cannot be re-encoded as {codec.name}: {exc}") from None
     finally:
         out.close()
     return buf.getvalue()
