@@ -44,6 +44,7 @@ _ENCODERS = {
 #: the constant bitrates LAME offers (kbit/s): an input's rate is rounded up to one
 _MP3_RATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _ABR_HEADROOM = 1.12
+_MAX_BIT_RATE_PER_CHANNEL = 1_000_000  # above this a lossy stream's declared bitrate is junk
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 AUDIBLE_KINDS = ("rhythm", "speech", "none")
@@ -152,8 +153,13 @@ def _info(container, stream) -> StreamInfo:
     rate = int(ctx.sample_rate or stream.rate or 0)
     layout = ctx.layout
     channels = int(layout.nb_channels if layout is not None else ctx.channels or 0)
-    # Opus and some VBR streams declare no bitrate: the container's average stands in
-    bit_rate = int(ctx.bit_rate or stream.bit_rate or container.bit_rate or 0) or None
+    # Opus and some VBR streams declare no bitrate, and some Vorbis headers a nonsense
+    # one (0xFFFFFFFE for "unset"): the container's average stands in
+    channels_guess = max(1, int(ctx.channels or 1))
+    declared = int(ctx.bit_rate or stream.bit_rate or 0)
+    if not 0 < declared <= _MAX_BIT_RATE_PER_CHANNEL * channels_guess:
+        declared = 0
+    bit_rate = declared or int(container.bit_rate or 0) or None
     return StreamInfo(
         rate=rate,
         channels=channels,

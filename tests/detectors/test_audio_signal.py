@@ -8,6 +8,7 @@ quick attacks on short clips.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +78,19 @@ def test_rhythm_is_not_found_in_unlabelled_speech(seed):
 @pytest.mark.parametrize("seed", [2, 5, 8])
 def test_rhythm_is_not_found_in_unlabelled_music(seed):
     assert find_rhythm(sounds.music(seed, 12.0, RATE), RATE) == []
+
+
+THEME = Path("/usr/share/sounds/freedesktop/stereo")
+
+
+@pytest.mark.skipif(not THEME.is_dir(), reason="needs Debian's sound-theme-freedesktop")
+def test_rhythm_is_not_found_in_real_beeps_and_tones():
+    # 35 real sounds: alarm, bell, busy and calling tones, chimes, spoken channel names
+    files = sorted(THEME.glob("*.oga"))
+    assert len(files) > 20
+    for path in files:
+        pcm = sound.decode(path.read_bytes(), "audio/ogg")
+        assert find_rhythm(pcm.samples, pcm.rate) == [], path.name
 
 
 def test_morse_other_than_ai_is_not_the_label():

@@ -159,3 +159,22 @@ def test_limits_are_checked_from_the_headers():
             watermark_key=None,
             limits=Limits(max_audio_seconds=2.0),
         )
+
+
+THEME = Path("/usr/share/sounds/freedesktop/stereo")
+
+
+@pytest.mark.skipif(not THEME.is_dir(), reason="needs Debian's sound-theme-freedesktop")
+@pytest.mark.parametrize(
+    "name", ["phone-outgoing-busy.oga", "camera-shutter.oga", "service-login.oga"]
+)
+def test_real_vorbis_files_reencode_like_themselves(name):
+    # other encoders' Ogg Vorbis: 8 kHz mono, 96 kHz stereo with an "unset" bitrate, 22 kHz
+    data = (THEME / name).read_bytes()
+    before = ffprobe(data)
+    pcm = sound.decode(data, "audio/ogg")
+    out = sound.encode_like(pcm, pcm)
+    after = ffprobe(out)
+    for key in ("codec_name", "sample_rate", "channels"):
+        assert after["stream"][key] == before["stream"][key], key
+    assert abs(float(after["format"]["duration"]) - float(before["format"]["duration"])) < 0.06
