@@ -27,9 +27,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: the targets are per c
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,54 +100,49 @@ def cost(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
     )
 
 
-def robustness(n: int) -> dict:
+def one_clip(i: int) -> dict:
+    """Label, mark and attack clip ``i``; what each attack left."""
     attacks = sounds.attacks()
-    hits = {name: 0 for name in ["none", *attacks]}
-    rhythm_hits = {name: 0 for name in ["none", *ATTACKS_KEEPING_START]}
-    snrs, pesqs, misses, scores = [], [], [], {name: [] for name in hits}
-    for i in range(n):
-        kind, x, rate = clip(i, CLIP_S)
-        key = int.from_bytes(np.random.default_rng(i).bytes(8), "big")
-        labelled = label.add_audible(x, rate, "rhythm", "start")
-        marked = mark.embed(labelled, rate, key)
-        snrs.append(snr_db(labelled, marked))
-        if kind == "speech":
-            p = pesq_wb(labelled, marked, rate)
-            if p is not None:
-                pesqs.append(p)
-        for name in hits:
-            y, r = (marked, rate) if name == "none" else attacks[name](marked, rate)
-            score, found = mark._detect(y, r)
-            scores[name].append(score)
-            if found is not None and found.payload == key:
-                hits[name] += 1
-            else:
-                misses.append(f"{kind} clip {i} ({rate} Hz, {x.shape[0]} ch) after {name}")
-            if name in rhythm_hits:
-                spans = find_rhythm(y[:, : 5 * r], r)
-                if len(spans) == 1 and abs(spans[0][0] - label.EDGE_S) < 0.05:
-                    rhythm_hits[name] += 1
-        print(
-            f"clip {i} {kind}: SNR {snrs[-1]:.1f} dB, "
-            f"{sum(1 for m in misses if f'clip {i} ' in m)} misses",
-            flush=True,
-        )
+    kind, x, rate = clip(i, CLIP_S)
+    key = int.from_bytes(np.random.default_rng(i).bytes(8), "big")
+    labelled = label.add_audible(x, rate, "rhythm", "start")
+    marked = mark.embed(labelled, rate, key)
+    out = {"snr": snr_db(labelled, marked), "pesq": None, "hits": {}, "scores": {}, "rhythm": {}}
+    if kind == "speech":
+        out["pesq"] = pesq_wb(labelled, marked, rate)
+    out["misses"] = []
+    for name in ["none", *attacks]:
+        y, r = (marked, rate) if name == "none" else attacks[name](marked, rate)
+        score, found = mark._detect(y, r)
+        out["scores"][name] = score
+        out["hits"][name] = found is not None and found.payload == key
+        if not out["hits"][name]:
+            out["misses"].append(f"{kind} clip {i} ({rate} Hz, {x.shape[0]} ch) after {name}")
+        if name in ("none", *ATTACKS_KEEPING_START):
+            spans = find_rhythm(y[:, : 5 * r], r)
+            out["rhythm"][name] = len(spans) == 1 and abs(spans[0][0] - label.EDGE_S) < 0.05
+    print(f"clip {i} {kind}: SNR {out['snr']:.1f} dB, {len(out['misses'])} misses", flush=True)
+    return out
+
+
+def robustness(n: int, pool) -> dict:
+    per = list(pool.map(one_clip, range(n)))
+    names = list(per[0]["hits"])
     return {
-        "hits": hits,
-        "rhythm": rhythm_hits,
-        "snr": snrs,
-        "pesq": pesqs,
-        "misses": misses,
-        "scores": scores,
+        "hits": {k: sum(p["hits"][k] for p in per) for k in names},
+        "rhythm": {k: sum(p["rhythm"][k] for p in per) for k in per[0]["rhythm"]},
+        "snr": [p["snr"] for p in per],
+        "pesq": [p["pesq"] for p in per if p["pesq"] is not None],
+        "misses": [m for p in per for m in p["misses"]],
+        "scores": {k: [p["scores"][k] for p in per] for k in names},
     }
 
 
-def null(n: int) -> dict:
+def null_chunk(bounds: tuple[int, int]) -> dict:
     mp3_64 = sounds.attacks()["mp3_64"]
     best, found, rhythms = [], 0, 0
-    rng = np.random.default_rng(2026)
-    for i in range(n):
-        seconds = float(rng.uniform(8, 20))
+    for i in range(*bounds):
+        seconds = float(np.random.default_rng(2026 + i).uniform(8, 20))
         _, x, rate = clip(10_000 + i, seconds)
         if i % 4 == 3:
             x, rate = mp3_64(x, rate)
@@ -153,9 +150,18 @@ def null(n: int) -> dict:
         best.append(score)
         found += result is not None
         rhythms += bool(find_rhythm(x, rate))
-        if i % 100 == 99:
-            print(f"null {i + 1}: {found} keys, {rhythms} rhythms", flush=True)
+    print(f"null {bounds}: {found} keys, {rhythms} rhythms", flush=True)
     return {"scores": best, "keys": found, "rhythms": rhythms}
+
+
+def null(n: int, pool) -> dict:
+    step = 50
+    parts = list(pool.map(null_chunk, [(a, min(n, a + step)) for a in range(0, n, step)]))
+    return {
+        "scores": [s for p in parts for s in p["scores"]],
+        "keys": sum(p["keys"] for p in parts),
+        "rhythms": sum(p["rhythms"] for p in parts),
+    }
 
 
 def main() -> None:
@@ -163,6 +169,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--null", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the clips (not timing)")
     ap.add_argument("--update-docs", action="store_true")
     args = ap.parse_args()
     if not sounds.have_espeak():
@@ -170,8 +177,9 @@ def main() -> None:
     before = machine()
     t0 = time.perf_counter()
     times, walls = cost(args.rounds)
-    rob = robustness(args.clips)
-    nul = null(args.null)
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rob = robustness(args.clips, pool)
+        nul = null(args.null, pool)
     after = machine()
     wall = time.perf_counter() - t0
 
@@ -256,7 +264,7 @@ Shortest programme marked: {mark.MIN_SECONDS:.0f} s (below it `apply_audio` repo
 `skipped: ...`); the decoder tries excerpts from {mark.MIN_DECODE_SECONDS:.0f} s.
 
 Command: `.venv/bin/python benchmarks/audio.py --clips {n} --null {args.null} \
---rounds {args.rounds} --update-docs` ({wall / 60:.0f} min)
+--rounds {args.rounds} --jobs {args.jobs} --update-docs` ({wall / 60:.0f} min)
 
 Machine before: {before}
 
