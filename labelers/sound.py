@@ -44,6 +44,7 @@ _ENCODERS = {
 #: the constant bitrates LAME offers (kbit/s): an input's rate is rounded up to one
 _MP3_RATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 _ABR_HEADROOM = 1.12
+_MAX_BIT_RATE_PER_CHANNEL = 1_000_000  # above this a lossy stream's declared bitrate is junk
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 AUDIBLE_KINDS = ("rhythm", "speech", "none")
@@ -152,8 +153,13 @@ def _info(container, stream) -> StreamInfo:
     rate = int(ctx.sample_rate or stream.rate or 0)
     layout = ctx.layout
     channels = int(layout.nb_channels if layout is not None else ctx.channels or 0)
-    # Opus and some VBR streams declare no bitrate: the container's average stands in
-    bit_rate = int(ctx.bit_rate or stream.bit_rate or container.bit_rate or 0) or None
+    # Opus and some VBR streams declare no bitrate, and some Vorbis headers a nonsense
+    # one (0xFFFFFFFE for "unset"): the container's average stands in
+    channels_guess = max(1, int(ctx.channels or 1))
+    declared = int(ctx.bit_rate or stream.bit_rate or 0)
+    if not 0 < declared <= _MAX_BIT_RATE_PER_CHANNEL * channels_guess:
+        declared = 0
+    bit_rate = declared or int(container.bit_rate or 0) or None
     return StreamInfo(
         rate=rate,
         channels=channels,
@@ -275,7 +281,8 @@ def decode(
         if seconds is None or have < max_samples:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, ValueError) as exc:
+        # ValueError: PyAV refusing what the stream declares (an unnamed channel layout, ...)
         raise CorruptInput(f"the {media_type} audio cannot be decoded: {exc}") from None
     finally:
         container.close()
@@ -368,9 +375,12 @@ def _encode_vorbis(samples: np.ndarray, rate: int, original: Pcm) -> bytes:
     data = b""
     for level in _VORBIS_LEVELS:
         buf = io.BytesIO()
-        soundfile.write(
-            buf, samples.T, rate, format="OGG", subtype="VORBIS", compression_level=level
-        )
+        try:
+            soundfile.write(
+                buf, samples.T, rate, format="OGG", subtype="VORBIS", compression_level=level
+            )
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise UnsupportedMedia(f"the audio cannot be re-encoded as Vorbis: {exc}") from None
         data = buf.getvalue()
         if len(data) * 8 / max(seconds, 1e-3) >= target:
             break
@@ -401,6 +411,10 @@ def encode_like(pcm: Pcm, original: Pcm) -> bytes:
         bit_rate = _bit_rate(original)
         if bit_rate:
             stream.bit_rate = bit_rate
+        if codec.name == "libopus":
+            # libopus's VBR spends far below its target on simple audio: constant bitrate
+            # is the one way to promise "no lower than the input's"
+            stream.codec_context.options = {"vbr": "off"}
         block = 1 << 15
         for i in range(0, samples.shape[1], block):
             frame = av.AudioFrame.from_ndarray(
@@ -412,8 +426,8 @@ def encode_like(pcm: Pcm, original: Pcm) -> bytes:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    except av.FFmpegError as exc:
-        raise CorruptInput(f"the audio cannot be re-encoded as {codec.name}: {exc}") from None
+    except (av.FFmpegError, ValueError) as exc:
+        raise UnsupportedMedia(f"the audio cannot be re-encoded as {codec.name}: {exc}") from None
     finally:
         out.close()
     return buf.getvalue()

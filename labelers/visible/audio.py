@@ -72,29 +72,30 @@ _LOUDNESS_BLOCKS = 600  # 400 ms blocks: 4 minutes' worth at most
 def _k_weighting(rate: int) -> np.ndarray:
     """BS.1770 K-weighting (high shelf + high pass) as second-order sections for ``rate``.
 
-    The two biquads designed for any rate from the analogue prototypes' corner
-    frequencies, gains and Q (the coefficients BS.1770 tabulates are these at 48 kHz).
+    Both biquads come from their analogue prototypes by the bilinear transform
+    (corner frequencies, gain and Q as libebur128 derives them), so any rate
+    gets the filter BS.1770 tabulates for 48 kHz.
     """
-    sos = []
-    # high shelf: +4 dB above ~1.7 kHz (the head's acoustic effect)
-    g, q, fc = 3.99984385397, 0.7071752369554193, 1681.9744509555319
-    a = 10 ** (g / 40)
-    w0 = 2 * math.pi * fc / rate
-    alpha = math.sin(w0) / (2 * q)
-    cw, sa = math.cos(w0), 2 * math.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw)]
-    b.append(a * ((a + 1) + (a - 1) * cw - sa))
-    den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
-    sos.append([*(x / den[0] for x in b), 1.0, den[1] / den[0], den[2] / den[0]])
+    # high shelf: about +4 dB above ~1.7 kHz (the head's acoustic effect)
+    f0, g, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    k = math.tan(math.pi * f0 / rate)
+    vh = 10 ** (g / 20)
+    vb = vh**0.4996667741545416
+    a0 = 1 + k / q + k * k
+    shelf = [
+        (vh + vb * k / q + k * k) / a0,
+        2 * (k * k - vh) / a0,
+        (vh - vb * k / q + k * k) / a0,
+        1.0,
+        2 * (k * k - 1) / a0,
+        (1 - k / q + k * k) / a0,
+    ]
     # high pass at ~38 Hz (RLB weighting)
-    q, fc = 0.5003270373253953, 38.13547087613982
-    w0 = 2 * math.pi * fc / rate
-    alpha = math.sin(w0) / (2 * q)
-    cw = math.cos(w0)
-    b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
-    den = [1 + alpha, -2 * cw, 1 - alpha]
-    sos.append([*(x / den[0] for x in b), 1.0, den[1] / den[0], den[2] / den[0]])
-    return np.array(sos)
+    f0, q = 38.13547087602444, 0.5003270373238773
+    k = math.tan(math.pi * f0 / rate)
+    a0 = 1 + k / q + k * k
+    high_pass = [1.0, -2.0, 1.0, 1.0, 2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0]
+    return np.array([shelf, high_pass])
 
 
 def loudness(samples: np.ndarray, rate: int) -> float:
