@@ -163,3 +163,23 @@ def exiftool_riff_record(data: bytes) -> str:
     if value.startswith("base64:"):
         value = base64.b64decode(value[7:]).decode("ascii")
     return value.rstrip("\x00")
+
+
+def exiftool_records(data: bytes) -> list:
+    """Every AIGC record exiftool reads in the file, whatever the carrier
+    (RIFF:Unknown_AIGC, ID3 UserDefinedText "(AIGC) ...", Vorbis:Aigc, Keys:AIGC)."""
+    import base64
+
+    from labelers.record import Record
+
+    found = []
+    for key, value in exiftool(data).items():
+        for item in value if isinstance(value, list) else [value]:
+            text = str(item)
+            if text.startswith("base64:"):
+                text = base64.b64decode(text[7:]).decode("utf-8", "replace").rstrip("\x00")
+            if key.split(":")[-1].upper().endswith("AIGC"):
+                found.append(Record.parse(text))
+            elif key.endswith("UserDefinedText") and text.upper().startswith("(AIGC) "):
+                found.append(Record.parse(text[7:]))
+    return found
