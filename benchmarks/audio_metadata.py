@@ -172,8 +172,8 @@ def render(results: list[dict], seconds: float, rounds: int) -> str:
         + f"\n\nWorst label / remux: **{worst:.3f}**; worst write_record / remux: "
         f"**{worst_splice:.3f}**. What label adds to write_record is the ReservedCode1 "
         "binding: a SHA-256 of every coded frame or sample (the content digest) and its "
-        "signature, so it grows with the audio bytes where the splice does not; below 0.1 it "
-        "stays for the compressed formats with few bytes a second (MP3, M4A). "
+        "signature, so it grows with the audio bytes where the splice does not; it stays near or "
+        "below 0.1 only where the audio has few bytes a second (MP3, M4A). "
         f"Machine: {machine()}. The machine was shared with other jobs: the ratios, timed in "
         "the same rounds, are what to read.\n"
     )
