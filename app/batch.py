@@ -817,16 +817,16 @@ def _media_type_of(path: str) -> str | None:
 def carried_ids(data: bytes, limits: Any, record_field: str = "produce_id") -> list[str]:
     """IDs the file carries: from its metadata records, or its text watermark (plain text)."""
     from labelers.errors import AigcError
-    from labelers.formats import get_handler, sniff
+    from labelers.formats import Capability, sniff_handler
     from labelers.watermark import text as text_watermark
 
     try:
-        media_type = sniff(data)
-        if media_type == "text/plain":
+        handler, _ = sniff_handler(data)
+        if Capability.RECORD not in handler.capabilities:  # plain text: its watermark
             if record_field != "produce_id":
                 return []
             return text_watermark.decode(data.decode("utf-8", errors="replace"))
-        meta = get_handler(media_type).read(data, limits)
+        meta = handler.read(data, limits)
     except AigcError:
         return []
     ids = [getattr(f.record, record_field) for f in meta.records if f.record is not None]

@@ -217,7 +217,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _check_position(parser, args.position)
     if getattr(args, "span", None):
         from labelers.errors import InvalidOption
-        from labelers.pipeline import check_span
+        from labelers.kinds.video import check_span
 
         try:
             check_span(args.span)

@@ -32,6 +32,8 @@ _SOFTWARE_KEYS = (
     "pdf:Info:/Producer",
     "pdf:Info:/Creator",
     "ooxml:app:Application",
+    "video:encoder",
+    "video:handler",
 )
 
 

@@ -19,7 +19,15 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, id3
+from labelers.formats import (
+    AUDIO_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    id3,
+)
 from labelers.formats import vorbis_comment as vc
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
@@ -155,7 +163,22 @@ def _head_without_records(data: bytes, layout: Layout) -> bytes:
 
 
 class FlacHandler:
+    name = "FLAC"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.AUDIO
+    capabilities = AUDIO_CAPABILITIES | {Capability.C2PA}
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        """``fLaC``, or ID3v2 tags then ``fLaC`` (c2pa and some taggers put a tag first)."""
+        if data.startswith(b"fLaC"):
+            return MEDIA_TYPE
+        try:
+            pos = id3.leading_tags_end(data)
+        except CorruptInput:
+            return None
+        return MEDIA_TYPE if pos and data[pos : pos + 4] == b"fLaC" else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         layout = _parse(data, limits)

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata, VideoInfo
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -514,16 +514,20 @@ def video_info(movie: Movie, file_bytes: int) -> VideoInfo | None:
 
 
 class IsoBmffHandler:
-    """MP4, MOV, M4V and M4A: the record as the ``mdta`` key ``AIGC``."""
+    """MP4, MOV and M4V (and, as :data:`AUDIO_HANDLER`, M4A): the ``mdta`` key ``AIGC``."""
 
-    media_type = "video/mp4"
-    media_types = tuple(MEDIA_TYPES)
+    paged_types = ()
 
-    def accept(self, head: bytes) -> str | None:
-        return accept(head)
+    def __init__(self, kind: Kind, name: str, capabilities: frozenset[Capability]) -> None:
+        self.kind = kind
+        self.name = name
+        self.capabilities = capabilities
+        self.media_types = tuple(t for t, k in MEDIA_TYPES.items() if k == kind)
+        self.media_type = self.media_types[0]
 
-    def kind(self, media_type: str) -> str:
-        return MEDIA_TYPES[media_type]
+    def accept(self, data: bytes) -> str | None:
+        found = accept(data[:128])
+        return found if found in self.media_types else None
 
     def carry_metadata(
         self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS
@@ -565,6 +569,9 @@ class IsoBmffHandler:
         )
         if encoder:
             meta.properties["video:encoder"] = encoder
+        video = next((t for t in movie.tracks if t.handler == b"vide" and t.handler_name), None)
+        if video is not None:
+            meta.properties["video:handler"] = video.handler_name
         meta.video = video_info(movie, len(data))
         if meta.video is not None:
             meta.size = (meta.video.width, meta.video.height)
@@ -597,7 +604,23 @@ class IsoBmffHandler:
         return hasher.digest()
 
 
-HANDLER = IsoBmffHandler()
+HANDLER = IsoBmffHandler(
+    Kind.VIDEO,
+    "MP4/MOV/M4V",
+    frozenset(
+        {
+            Capability.RECORD,
+            Capability.C2PA,
+            Capability.VISIBLE,
+            Capability.WATERMARK,
+            Capability.DIGEST,
+        }
+    ),
+)
+#: M4A/M4B audio in the same container (registered by labelers.formats.m4a)
+AUDIO_HANDLER = IsoBmffHandler(
+    Kind.AUDIO, "M4A", frozenset({Capability.RECORD, Capability.C2PA, Capability.DIGEST})
+)
 
 
 def carry_metadata(original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -827,9 +850,18 @@ def _put_record(moov: _Node, value: str) -> None:
     keys.append(b"mdta" + RECORD_KEY.encode())
     keys_node, ilst = meta.child(b"keys"), meta.child(b"ilst")
     assert keys_node is not None and ilst is not None
-    keys_node.payload = _dump_keys(keys)
     data_box = _leaf(b"data", _UTF8.to_bytes(4, "big") + b"\x00" * 4 + value.encode("utf-8"))
     ilst.children.append(_Node(len(keys).to_bytes(4, "big"), container=True, children=[data_box]))
+    # keys of another namespace go last: FFmpeg (5.x) misreads every key after
+    # one whose namespace is not mdta, and the record must stay readable
+    order = [i for i, k in enumerate(keys, 1) if k[:4] == b"mdta"]
+    order += [i for i, k in enumerate(keys, 1) if k[:4] != b"mdta"]
+    renumber = {old: new for new, old in enumerate(order, 1)}
+    for item in ilst.children:
+        index = int.from_bytes(item.type, "big")
+        if index in renumber:
+            item.type = renumber[index].to_bytes(4, "big")
+    keys_node.payload = _dump_keys([keys[i - 1] for i in order])
 
 
 # ==================================================== splicing the new moov

@@ -16,7 +16,14 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, comment_text
+from labelers.formats import (
+    IMAGE_CAPABILITIES,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    comment_text,
+)
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -126,7 +133,15 @@ def _is_exif(seg: Segment, data: bytes) -> bool:
 
 
 class JpegHandler:
+    name = "JPEG"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith(b"\xff\xd8\xff") else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)

@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata, VideoInfo
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -391,14 +391,18 @@ def video_info(seg: Segment, file_bytes: int) -> VideoInfo | None:
 class MatroskaHandler:
     """WebM and Matroska: the record as the global SimpleTag ``AIGC``."""
 
+    name = "WebM/MKV"
     media_type = "video/webm"
     media_types = tuple(MEDIA_TYPES)
+    kind = Kind.VIDEO
+    # no C2PA: the bundled c2pa cannot write Matroska
+    capabilities = frozenset(
+        {Capability.RECORD, Capability.VISIBLE, Capability.WATERMARK, Capability.DIGEST}
+    )
+    paged_types = ()
 
-    def accept(self, head: bytes) -> str | None:
-        return accept(head)
-
-    def kind(self, media_type: str) -> str:
-        return MEDIA_TYPES[media_type]
+    def accept(self, data: bytes) -> str | None:
+        return accept(data[:4096])
 
     def carry_metadata(
         self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS
@@ -439,6 +443,9 @@ class MatroskaHandler:
         encoder = meta.properties.get("mkv:tag:ENCODER") or seg.writing_app
         if encoder:
             meta.properties["video:encoder"] = encoder
+        video = next((t for t in seg.tracks if t.type == 1 and t.name), None)
+        if video is not None:
+            meta.properties["video:handler"] = video.name
         meta.video = video_info(seg, len(data))
         if meta.video is not None:
             meta.size = (meta.video.width, meta.video.height)
@@ -846,21 +853,38 @@ def _segment_header(data: bytes, seg: Segment, grown: int) -> bytes:
 
 
 def _fix_cluster_positions(data: bytes, limits: Limits) -> bytes:
-    """Rewrite each Cluster/Position (its own segment position) in place, same width."""
+    """Rewrite each Cluster/Position (its own segment position) in place, same width.
+
+    Only the children before a cluster's first block are looked at; muxers
+    write a position in every cluster or in none, so a first cluster without
+    one ends the search.
+    """
     seg = parse(data, limits)
-    budget = _Budget()
     out: bytearray | None = None
     for el in seg.children:
         if el.id != CLUSTER:
             continue
-        for child in elements(data, el.body, el.end, budget):
-            if child.id == CLUSTER_POSITION:
-                value = el.start - seg.data_start
-                width = child.end - child.body
-                if value.bit_length() > 8 * width:
-                    raise UnsupportedMedia("a cluster's position no longer fits its field")
-                out = out if out is not None else bytearray(data)
-                out[child.body : child.end] = value.to_bytes(width, "big")
-            elif child.id in (0xA3, 0xA0):
-                break  # the position precedes the blocks
+        position = _cluster_position(data, el)
+        if position is None:
+            if out is None:
+                return data
+            continue
+        value = el.start - seg.data_start
+        width = position.end - position.body
+        if value.bit_length() > 8 * width:
+            raise UnsupportedMedia("a cluster's position no longer fits its field")
+        out = out if out is not None else bytearray(data)
+        out[position.body : position.end] = value.to_bytes(width, "big")
     return bytes(out) if out is not None else data
+
+
+def _cluster_position(data: bytes, cluster: Element) -> Element | None:
+    pos = cluster.body
+    while pos < cluster.end:
+        eid, head, size = header(data, pos, cluster.end)
+        if size is None or eid in (0xA3, 0xA0):  # the blocks start: no position before them
+            return None
+        if eid == CLUSTER_POSITION:
+            return Element(eid, pos, head, min(pos + head + size, cluster.end))
+        pos += head + size
+    return None

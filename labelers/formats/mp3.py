@@ -17,7 +17,15 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, id3
+from labelers.formats import (
+    AUDIO_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    id3,
+)
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
 
@@ -169,7 +177,15 @@ def _vbr_frame_count(data: bytes, pos: int, header: FrameHeader) -> int | None:
 
 
 class Mp3Handler:
+    name = "MP3"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.AUDIO
+    capabilities = AUDIO_CAPABILITIES | {Capability.C2PA}
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if sniff(data) == MEDIA_TYPE else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         layout = _layout(data, limits)

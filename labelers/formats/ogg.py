@@ -20,7 +20,13 @@ import zlib
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import (
+    AUDIO_CAPABILITIES,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+)
 from labelers.formats import vorbis_comment as vc
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
@@ -321,7 +327,15 @@ def _rewrite(data: bytes, layout: Layout, comments: dict[int, vc.Comments]) -> b
 
 
 class OggHandler:
+    name = "Ogg Vorbis/Opus"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.AUDIO
+    capabilities = AUDIO_CAPABILITIES  # c2pa has no Ogg support
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return sniff(data)
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         layout = _parse(data, limits)

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -139,7 +139,15 @@ def _text_chunk(data: bytes, chunk: Chunk) -> TextChunk | None:
 
 
 class PngHandler:
+    name = "PNG"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith(b"\x89PNG\r\n\x1a\n") else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         chunks, size = _parse(data, limits)

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -306,7 +306,15 @@ def _check_image_data(data: bytes, bo: str, ifd0: Ifd) -> None:
 
 
 class TiffHandler:
+    name = "TIFF"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith((b"II*\x00", b"MM\x00*")) else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         _, ifd0, size = _parse(data, limits)

@@ -19,7 +19,15 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, id3
+from labelers.formats import (
+    AUDIO_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    id3,
+)
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
@@ -192,7 +200,15 @@ def _stream_info(data: bytes, riff: Riff, limits: Limits) -> StreamInfo:
 
 
 class WavHandler:
+    name = "WAV"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.AUDIO
+    capabilities = AUDIO_CAPABILITIES | {Capability.C2PA}
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return sniff(data)
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         riff = _parse(data, limits)

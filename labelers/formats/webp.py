@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -137,7 +137,15 @@ def _exif_tiff(payload: bytes) -> tuple[int, bytes]:
 
 
 class WebpHandler:
+    name = "WebP"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)

@@ -425,7 +425,7 @@ def test_position_applies_per_kind_and_a_position_for_nothing_fails_up_front(tmp
     bare = run("label", str(src), "-o", str(tmp_path / "o"), "--position", "top-left",
                "--report", str(report), "--workers", "1", env=env)  # fmt: skip
     assert bare.returncode == 0, bare.stderr.decode()
-    assert b"images top-left; documents keep footer" in bare.stderr
+    assert b"images top-left, videos top-left; documents keep footer" in bare.stderr
     explicit = {Path(line["path"]).name: line["explicit"] for line in file_lines(report)}
     assert explicit == {"a.jpg": "top-left", "b.md": "footer"}
 
@@ -555,3 +555,22 @@ def test_propagate_writes_the_platform_into_each_record_once(labelled):
     again = run(*args, "--report", str(tmp / "p2.jsonl"), env=env)
     assert again.returncode == 0
     assert {line["outcome"] for line in file_lines(tmp / "p2.jsonl")} == {"skipped"}
+
+
+def test_a_video_is_labelled_with_its_span_and_a_bad_span_fails_up_front(tmp_path):
+    from tests.videos import FFMPEG, clip, format_tags, packets
+
+    if FFMPEG is None:
+        pytest.skip("needs Debian ffmpeg")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "clip.mp4").write_bytes(clip("h264-aac"))
+    env = dev_env(tmp_path)
+    bad = run("label", str(src), "-o", str(tmp_path / "x"), "--span", "start:1", env=env)
+    assert bad.returncode == 2 and b"at least 2 s" in bad.stderr
+    ok = run("label", str(src), "-o", str(tmp_path / "o"), "--explicit", "none",
+             "--no-watermark", "--span", "whole", "--workers", "1", env=env)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr.decode()
+    out = tmp_path / "o" / "clip.mp4"
+    assert json.loads(format_tags(out)["AIGC"])["ContentProducer"] == DEV_PRODUCER
+    assert packets(out) == packets(src / "clip.mp4")

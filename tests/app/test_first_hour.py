@@ -84,10 +84,11 @@ def test_alembic_info_lines_are_debug(tmp_path: Path, caplog: pytest.LogCaptureF
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("top-left", {"image": "top-left"}),
+        ("top-left", {"image": "top-left", "video": "top-left"}),
         ("header", {"document": "header"}),
         ("image=top,document=header", {"image": "top", "document": "header"}),
-        (" document=footer , left ", {"document": "footer", "image": "left"}),
+        (" document=footer , left ", {"document": "footer", "image": "left", "video": "left"}),
+        ("image=top,video=bottom-left", {"image": "top", "video": "bottom-left"}),
     ],
 )
 def test_positions_per_kind(spec: str, expected: dict[str, str]) -> None:
@@ -99,7 +100,8 @@ def test_positions_per_kind(spec: str, expected: dict[str, str]) -> None:
     [
         ("middle", "applies to no kind"),
         ("image=header", "does not apply to images"),
-        ("video=top", "unknown"),
+        ("audio=top", "unknown"),
+        ("video=footer", "does not apply to videos"),
     ],
 )
 def test_positions_that_fit_nothing_are_refused(spec: str, names: str) -> None:

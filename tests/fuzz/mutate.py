@@ -81,6 +81,29 @@ def _audio(fmt: str) -> bytes:
     return ffmpeg_file(fmt, rate=8000, channels=1, seconds=1.5, tags={"title": "t"})
 
 
+def video_sample(container: str, codec: str, side: int = 64) -> bytes:
+    """Ten ``side``-square frames of a moving gradient, encoded by PyAV (its bundled FFmpeg)."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=container) as muxer:
+        stream = muxer.add_stream(codec, rate=10)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.thread_count = 1  # the same bytes on every run
+        if codec == "libx264":
+            stream.options = {"preset": "ultrafast"}
+        elif codec == "libvpx-vp9":
+            stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        ramp = np.add.outer(np.arange(side), np.arange(side)).astype(np.uint8)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.dstack([ramp + 8 * i] * 3), format="rgb24")
+            muxer.mux(stream.encode(frame))
+        muxer.mux(stream.encode(None))
+    return out.getvalue()
+
+
 def _with_record(data: bytes, media_type: str) -> bytes:
     """A seed that already carries a record, so record-parsing paths are fuzzed too."""
     return get_handler(media_type).write_record(data, RECORD)
@@ -104,6 +127,8 @@ SEED_BUILDERS: dict[str, Callable[[], bytes]] = {
     "audio/mpeg": lambda: _audio("mp3"),
     "audio/flac": lambda: _audio("flac"),
     "audio/ogg": lambda: _audio("opus"),
+    "video/mp4": lambda: video_sample("mp4", "libx264"),
+    "video/webm": lambda: video_sample("webm", "libvpx-vp9"),
 }
 
 #: short names for reports and regression file names
@@ -122,6 +147,8 @@ SHORT = {
     "audio/mpeg": "mp3",
     "audio/flac": "flac",
     "audio/ogg": "ogg",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
 }
 
 

@@ -81,6 +81,12 @@ def open_independently(out: bytes, media_type: str) -> None:
             page.get_contents()
     elif media_type.startswith("audio/"):
         _decode_audio(out)
+    elif media_type.startswith("video/") or media_type == "audio/mp4":
+        import av  # FFmpeg's demuxer: every packet must still be found
+
+        with av.open(io.BytesIO(out)) as container:
+            for _ in container.demux():
+                pass
     elif media_type.startswith("application/vnd.openxmlformats"):
         import zipfile
 

@@ -27,6 +27,15 @@ from tests.videos import (
 )
 
 pytestmark = needs_ffmpeg
+
+
+def contract_sample() -> bytes:
+    """For the registry contract: 160x160, large enough for a legible caption."""
+    from tests.fuzz.mutate import video_sample
+
+    return video_sample("mp4", "libx264", side=160)
+
+
 PRODUCER = "0011911100007109120X0010001"
 HANDLER = isobmff.HANDLER
 
@@ -282,7 +291,9 @@ def test_the_box_count_is_bounded():
 
 
 def test_the_handler_is_registered_for_every_movie_type():
-    for media_type in isobmff.MEDIA_TYPES:
-        assert get_handler(media_type) is HANDLER
+    for media_type, kind in isobmff.MEDIA_TYPES.items():
+        handler = get_handler(media_type)
+        assert handler is (HANDLER if kind == "video" else isobmff.AUDIO_HANDLER)
+        assert handler.kind == kind
     assert shutil.which("ffprobe")
     assert probe  # the readers above are the independent ones

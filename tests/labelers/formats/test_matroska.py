@@ -28,6 +28,15 @@ from tests.videos import (
 from tests.videos import _workdir as _workdir
 
 pytestmark = needs_ffmpeg
+
+
+def contract_sample() -> bytes:
+    """For the registry contract: 160x160, large enough for a legible caption."""
+    from tests.fuzz.mutate import video_sample
+
+    return video_sample("webm", "libvpx-vp9", side=160)
+
+
 PRODUCER = "0011911100007109120X0010001"
 HANDLER = matroska.HANDLER
 
