@@ -126,6 +126,33 @@ def _first_frame(data: bytes, layout: Layout) -> tuple[int, FrameHeader]:
     raise CorruptInput("no MPEG audio frame found after the MP3's tags")
 
 
+def _checked_frames(data: bytes, layout: Layout) -> tuple[int, FrameHeader]:
+    """The first frame, after making sure the stream was not cut short."""
+    pos, header = _first_frame(data, layout)
+    _check_whole(data, layout, pos, header)
+    return pos, header
+
+
+def _check_whole(data: bytes, layout: Layout, pos: int, header: FrameHeader) -> None:
+    """CorruptInput when the stream was cut: it ends before the bytes its Xing/Info
+    header declares, or (without one) inside its last frame."""
+    declared = _vbr_byte_count(data, pos, header)
+    if declared is not None:
+        if pos + declared > layout.audio_end:
+            raise CorruptInput(
+                f"the MP3 is truncated: its Xing/Info header declares {declared} bytes of "
+                f"audio, {layout.audio_end - pos} are there"
+            )
+        return
+    while pos < layout.audio_end:
+        frame = frame_header(data, pos)
+        if frame is None or frame.size < 4:
+            return  # junk or padding after the frames: not a cut
+        if pos + frame.size > layout.audio_end:
+            raise CorruptInput(f"the MP3 is truncated: its last frame at byte {pos} is cut short")
+        pos += frame.size
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     seconds: float
@@ -137,7 +164,7 @@ class StreamInfo:
 def stream_info(data: bytes, limits: Limits = DEFAULT_LIMITS) -> StreamInfo:
     """Duration, rate, channels and bitrate from the frame headers; limits checked."""
     layout = _layout(data, limits)
-    pos, header = _first_frame(data, layout)
+    pos, header = _checked_frames(data, layout)
     frames = _vbr_frame_count(data, pos, header)
     if frames is not None:
         seconds = frames * header.samples / header.sample_rate
@@ -158,17 +185,31 @@ def stream_info(data: bytes, limits: Limits = DEFAULT_LIMITS) -> StreamInfo:
     return info
 
 
+def _xing_at(pos: int, header: FrameHeader) -> int:
+    """Where a Xing/Info header would start in the first frame (after the side info)."""
+    if header.version == 3:
+        return pos + 4 + (32 if header.channels == 2 else 17)
+    return pos + 4 + (17 if header.channels == 2 else 9)
+
+
+def _vbr_byte_count(data: bytes, pos: int, header: FrameHeader) -> int | None:
+    """The stream's byte count a Xing/Info header declares (flag 2), if any."""
+    xing = _xing_at(pos, header)
+    if data[xing : xing + 4] not in (b"Xing", b"Info") or xing + 8 > len(data):
+        return None
+    (flags,) = struct.unpack(">I", data[xing + 4 : xing + 8])
+    at = xing + 8 + (4 if flags & 1 else 0)
+    if not flags & 2 or at + 4 > len(data):
+        return None
+    return struct.unpack(">I", data[at : at + 4])[0]
+
+
 def _vbr_frame_count(data: bytes, pos: int, header: FrameHeader) -> int | None:
     """Frames declared by a Xing/Info or VBRI header in the first frame, if any."""
-    side = (
-        (32 if header.channels == 2 else 17)
-        if header.version == 3
-        else (17 if header.channels == 2 else 9)
-    )
-    xing = pos + 4 + side
-    if data[xing : xing + 4] in (b"Xing", b"Info"):
-        (flags,) = struct.unpack(">I", data[xing + 4 : xing + 8] or b"\0\0\0\0")
-        if flags & 1 and xing + 12 <= len(data):
+    xing = _xing_at(pos, header)
+    if data[xing : xing + 4] in (b"Xing", b"Info") and xing + 12 <= len(data):
+        (flags,) = struct.unpack(">I", data[xing + 4 : xing + 8])
+        if flags & 1:
             return struct.unpack(">I", data[xing + 8 : xing + 12])[0]
     vbri = pos + 36
     if data[vbri : vbri + 4] == b"VBRI" and vbri + 18 <= len(data):
@@ -189,7 +230,7 @@ class Mp3Handler:
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         layout = _layout(data, limits)
-        _first_frame(data, layout)
+        _checked_frames(data, layout)
         meta = Metadata(media_type=MEDIA_TYPE)
         records: list[FoundRecord] = []
         for tag in layout.tags:
@@ -200,7 +241,7 @@ class Mp3Handler:
     def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
         record.validate()
         layout = _layout(data, limits)
-        _first_frame(data, layout)
+        _checked_frames(data, layout)
         if not layout.tags:
             return b"".join([id3.new_tag(record), data])
         parts: list[bytes | memoryview] = [id3.rebuild(data, layout.tags[0], record)]
@@ -214,7 +255,7 @@ class Mp3Handler:
         included). Left out: the tags, where the record and c2pa's ``GEOB``
         manifest live."""
         layout = _layout(data, limits)
-        _first_frame(data, layout)
+        _checked_frames(data, layout)
         view = memoryview(data)
         return ContentHasher(MEDIA_TYPE).add(view[layout.audio_start : layout.audio_end]).digest()
 

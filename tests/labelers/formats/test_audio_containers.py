@@ -244,6 +244,7 @@ def _damaged() -> list[tuple[str, bytes]]:
         ("wav data size lies", bytes(lying_data)),
         ("wav without data", wav[:data_at]),
         ("id3 size past the end", bytes(lying_id3)),
+        ("mp3 cut in half", mp3[: len(mp3) // 2]),
         ("id3 size not sync-safe", bytes(not_syncsafe)),
         ("ogg crc wrong", bytes(bad_crc)),
         ("ogg truncated", vorbis[:100]),
