@@ -6,8 +6,6 @@ dispatches it to the audio stages. Registered as its own line so that sniffing
 tells the two apart by the ``ftyp`` brand.
 """
 
-from labelers.formats import AUDIO_CAPABILITIES, Capability, Kind
-from labelers.formats.isobmff import IsoBmffHandler
+from labelers.formats.isobmff import AUDIO_HANDLER as HANDLER
 
-#: the audio kind's stages (audible label, watermark: labelers.kinds.audio) and C2PA
-HANDLER = IsoBmffHandler(Kind.AUDIO, "M4A", AUDIO_CAPABILITIES | {Capability.C2PA})
+__all__ = ["HANDLER"]
