@@ -28,12 +28,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 DEBIAN_TEST_PACKAGES := libimage-exiftool-perl poppler-utils qpdf libreoffice-writer-nogui \
 	libreoffice-impress-nogui libreoffice-calc-nogui fonts-wqy-microhei postgresql \
 	tesseract-ocr tesseract-ocr-chi-sim wrk chromium fonts-noto-color-emoji ffmpeg mediainfo
+# ffmpeg/ffprobe: an independent encoder and reader of audio; espeak-ng: speech for the
+# audio tests and benchmark (and, by hand, labelers/visible/voice/make_clips.py);
+# sound-theme-freedesktop: real Ogg Vorbis files (beeps and tones among them)
+DEBIAN_TEST_PACKAGES += espeak-ng sound-theme-freedesktop
 system-deps:
 	@if ! command -v exiftool >/dev/null || ! command -v pdftotext >/dev/null \
 		|| ! command -v qpdf >/dev/null || ! command -v soffice >/dev/null \
 		|| ! command -v ffprobe >/dev/null || ! command -v mediainfo >/dev/null \
 		|| ! command -v wrk >/dev/null || ! command -v chromium >/dev/null || ! ls /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-		|| ! ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1; then \
+		|| ! ls /usr/share/tesseract-ocr/*/tessdata/chi_sim.traineddata >/dev/null 2>&1 \
+		|| ! command -v ffprobe >/dev/null || ! command -v espeak-ng >/dev/null \
+		|| ! ls /usr/share/sounds/freedesktop/stereo/bell.oga >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 				$(DEBIAN_TEST_PACKAGES) >/dev/null; \

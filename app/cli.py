@@ -21,8 +21,9 @@ from typing import Any
 
 POSITION_HELP = (
     "image and video: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
-    "left, right; documents: footer (default) or header. A value applies to the kinds it "
-    "fits; per kind: image=top-left,video=top,document=header"
+    "left, right; documents: footer (default) or header; audio: start (default), end or both. "
+    "A value applies to the kinds it fits; per kind: image=top-left,video=top,document=header,"
+    "audio=end"
 )
 
 
@@ -46,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     _common(label, writes=True)
     label.add_argument(
         "--explicit",
-        choices=("on", "none"),
+        choices=("on", "rhythm", "speech", "none"),
         default="on",
-        help='visible label; "none" needs the omit_explicit permission (logged)',
+        help='visible/audible label (audio: "rhythm", the default, or "speech"); '
+        '"none" needs the omit_explicit permission (logged)',
     )
     label.add_argument("--position", help=POSITION_HELP)
     label.add_argument(
@@ -341,11 +343,11 @@ def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
         positions = parse_positions(spec)
     except InvalidOption as exc:
         parser.error(f"--position: {exc.detail}")
-    defaults = {kind: values[0] for kind, values in POSITIONS.items()}
+    names = {"image": "images", "video": "videos", "document": "documents", "audio": "audio files"}
     others = [k for k in POSITIONS if k not in positions]
     if others:
-        given = ", ".join(f"{k}s {v}" for k, v in positions.items())
-        kept = ", ".join(f"{k}s keep {defaults[k]}" for k in others)
+        given = ", ".join(f"{names[k]} {v}" for k, v in positions.items())
+        kept = ", ".join(f"{names[k]} keep {POSITIONS[k][0]}" for k in others)
         print(f"aigc-label: --position {spec}: {given}; {kept}", file=sys.stderr)
 
 

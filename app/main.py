@@ -30,7 +30,7 @@ from app.ui import router as ui_router
 from detectors.files import verify_file
 from detectors.text import verify_text
 from labelers.imaging import DECODE_GATE
-from labelers.pipeline import FileOptions, label_file, label_text
+from labelers.pipeline import FileOptions, explicit_choice, label_file, label_text
 from labelers.record import Record, charset_violation, new_produce_id
 from labelers.visible.wording import resolve_wording
 
@@ -391,7 +391,8 @@ def _routes(app: FastAPI) -> None:
         description="Visible label, invisible watermark, the metadata record and a C2PA "
         "manifest, in that order, for images (JPEG, PNG, WebP, TIFF, GIF, AVIF), video "
         "(MP4, MOV, M4V, WebM, MKV), PDF, "
-        "DOCX/PPTX/XLSX, Markdown, HTML and plain text; the media type is sniffed from the "
+        "DOCX/PPTX/XLSX, Markdown, HTML, plain text and audio (WAV, MP3, FLAC, Ogg, M4A: an "
+        "audible label); the media type is sniffed from the "
         "bytes. Answers the labelled file in the same format; the `AIGC-*` headers say what "
         "was done (`AIGC-Watermark` and `AIGC-C2PA` say why a step was skipped).",
         response_class=Response,
@@ -402,13 +403,17 @@ def _routes(app: FastAPI) -> None:
         identity: Annotated[Identity, Depends(require("label"))],
         file: Annotated[UploadFile, File(description="the AI-generated file")],
         explicit: Annotated[
-            Literal["on", "none"], Form(description='"none" needs omit_explicit')
+            Literal["on", "rhythm", "speech", "none"],
+            Form(
+                description='the explicit label; audio: "rhythm" (Morse "AI", the default for '
+                '"on") or "speech" (the wording spoken); "none" needs omit_explicit'
+            ),
         ] = "on",
         position: Annotated[
             str | None,
             Form(
                 description="image and video: bottom-right (default), corners or edges; "
-                "documents: footer (default) or header"
+                "documents: footer (default) or header; audio: start (default), end or both"
             ),
         ] = None,
         pages: Annotated[
@@ -438,7 +443,7 @@ def _routes(app: FastAPI) -> None:
         st = state(request)
         _check_omission(identity, explicit)
         options = FileOptions(
-            explicit=explicit != "none",
+            **explicit_choice(explicit),
             position=position,
             pages=pages,
             span=span,

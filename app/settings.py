@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_text_chars: int = 5_000_000
     max_pixels_per_byte: int = 1000
     pixel_budget_floor: int = 16_000_000
+    max_audio_seconds: float = 3600.0
+    max_audio_sample_rate: int = 192_000
+    max_audio_channels: int = 8
+    max_audio_decoded_bytes: int = 2 * 1024**3
     max_video_seconds: float = 600.0
     max_video_pixels: int = 4096 * 2160
     max_video_frames: int = 36_000
@@ -104,6 +108,10 @@ class Settings(BaseSettings):
             max_text_chars=self.max_text_chars,
             max_pixels_per_byte=self.max_pixels_per_byte,
             pixel_budget_floor=self.pixel_budget_floor,
+            max_audio_seconds=self.max_audio_seconds,
+            max_audio_sample_rate=self.max_audio_sample_rate,
+            max_audio_channels=self.max_audio_channels,
+            max_audio_decoded_bytes=self.max_audio_decoded_bytes,
             max_video_seconds=self.max_video_seconds,
             max_video_pixels=self.max_video_pixels,
             max_video_frames=self.max_video_frames,

@@ -27,6 +27,12 @@ class Limits:
     # of them (a 196-byte PNG must not declare 10000x10000 and cost 1.4 GB)
     max_pixels_per_byte: int = 1000  # AIGC_MAX_PIXELS_PER_BYTE
     pixel_budget_floor: int = 16_000_000  # AIGC_PIXEL_BUDGET_FLOOR
+    # audio, checked from the container's headers before any decode
+    max_audio_seconds: float = 3600.0  # AIGC_MAX_AUDIO_SECONDS
+    max_audio_sample_rate: int = 192_000  # AIGC_MAX_AUDIO_SAMPLE_RATE
+    max_audio_channels: int = 8  # AIGC_MAX_AUDIO_CHANNELS
+    # decoded as float32: seconds x rate x channels x 4 bytes
+    max_audio_decoded_bytes: int = 2 * 1024**3  # AIGC_MAX_AUDIO_DECODED_BYTES
     # video, checked from the container's headers before any frame is decoded
     max_video_seconds: float = 600.0  # AIGC_MAX_VIDEO_SECONDS
     max_video_pixels: int = 4096 * 2160  # AIGC_MAX_VIDEO_PIXELS (per frame)
@@ -35,6 +41,40 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+#: bytes per decoded sample: audio is decoded to 32-bit floats
+AUDIO_SAMPLE_BYTES = 4
+
+
+def check_audio(
+    limits: Limits, *, seconds: float, sample_rate: int, channels: int, what: str = "the audio"
+) -> None:
+    """Raise LimitExceeded when a stream's header values pass a limit.
+
+    Called with what a container's headers declare, before anything is
+    decoded; ``what`` names the stream in the message ("the MP3 stream").
+    """
+    if sample_rate > limits.max_audio_sample_rate:
+        raise LimitExceeded(
+            f"{what} has a sample rate of {sample_rate} Hz, over the limit of "
+            f"{limits.max_audio_sample_rate} Hz (AIGC_MAX_AUDIO_SAMPLE_RATE)"
+        )
+    if channels > limits.max_audio_channels:
+        raise LimitExceeded(
+            f"{what} has {channels} channels, over the limit of {limits.max_audio_channels} "
+            "(AIGC_MAX_AUDIO_CHANNELS)"
+        )
+    if seconds > limits.max_audio_seconds:
+        raise LimitExceeded(
+            f"{what} lasts {seconds:.1f} s, over the limit of {limits.max_audio_seconds:g} s "
+            "(AIGC_MAX_AUDIO_SECONDS)"
+        )
+    decoded = int(seconds * sample_rate) * channels * AUDIO_SAMPLE_BYTES
+    if decoded > limits.max_audio_decoded_bytes:
+        raise LimitExceeded(
+            f"{what} would decode to {decoded} bytes, over the limit of "
+            f"{limits.max_audio_decoded_bytes} bytes (AIGC_MAX_AUDIO_DECODED_BYTES)"
+        )
 
 
 def check_video(

@@ -102,6 +102,19 @@ def parse_positions(spec: str) -> dict[str, str]:
     return positions
 
 
+#: the ``explicit`` values a caller may send for files: ``on`` is each kind's default
+#: label (the rhythm for audio), ``rhythm``/``speech`` choose the audible one
+EXPLICIT_CHOICES = ("on", *kinds.AUDIBLE_LABELS, "none")
+
+
+def explicit_choice(value: str) -> dict[str, bool | str]:
+    """``FileOptions`` fields for an ``explicit`` value of :data:`EXPLICIT_CHOICES`."""
+    if value not in EXPLICIT_CHOICES:
+        raise InvalidOption(f"explicit must be one of {', '.join(EXPLICIT_CHOICES)}")
+    audible = value if value in kinds.AUDIBLE_LABELS else kinds.AUDIBLE_LABELS[0]
+    return {"explicit": value != "none", "audible": audible}
+
+
 @dataclass(frozen=True)
 class FileOptions:
     """What a caller may choose for one file; validated per media type."""
@@ -113,6 +126,7 @@ class FileOptions:
     wording: str = DEFAULT_WORDING
     watermark: bool = True
     c2pa: bool = True
+    audible: str = "rhythm"  # audio: the rhythm or the spoken wording (kinds.AUDIBLE_LABELS)
 
 
 @dataclass

@@ -14,7 +14,7 @@ class LibraryBackend(Backend):
     """Runs the labelling library in this process, with the embedded ledger."""
 
     def __init__(self, options: BatchOptions, state: Any = None) -> None:
-        from labelers.pipeline import FileOptions, parse_positions
+        from labelers.pipeline import FileOptions, explicit_choice, parse_positions
         from labelers.visible.wording import resolve_wording
 
         self.options = options
@@ -33,7 +33,7 @@ class LibraryBackend(Backend):
         wording = resolve_wording(options.wording)
         self.positions = parse_positions(options.position) if options.position else {}
         self.file_options = FileOptions(
-            explicit=options.explicit != "none",
+            **explicit_choice(options.explicit),
             position=options.position,
             pages=options.pages,
             span=options.span,

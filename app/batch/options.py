@@ -41,7 +41,7 @@ class BatchOptions:
 
     command: str
     # label (mirrors POST /v1/label)
-    explicit: str = "on"  # on | none
+    explicit: str = "on"  # on | rhythm | speech (audio) | none
     position: str | None = None
     pages: str = "all"
     span: str = "start"  # video: how long the label shows

@@ -60,6 +60,7 @@ STAGES: dict[Kind, str] = {
     Kind.DOCUMENT: "document",
     Kind.TEXT: "text",
     Kind.VIDEO: "video",
+    Kind.AUDIO: "audio",
 }
 
 

@@ -125,6 +125,13 @@ class Capability(StrEnum):
     PAGE_RENDER = "page-render"  # its first page renders as a picture (PDFium)
 
 
+#: what audio containers offer: the audible label and the mark re-encode the audio
+#: (labelers.sound); C2PA is added per format where c2pa writes it
+AUDIO_CAPABILITIES = frozenset(
+    {Capability.RECORD, Capability.VISIBLE, Capability.WATERMARK, Capability.DIGEST}
+)
+
+
 #: what the raster images offer (GIF takes away the watermark)
 IMAGE_CAPABILITIES = frozenset(
     {
@@ -185,6 +192,10 @@ REGISTRY: list[str] = [
     "isobmff",
     "m4a",
     "matroska",
+    "wav",
+    "flac",
+    "ogg",
+    "mp3",
     "ooxml",
     "pdf",
     "html",

@@ -32,7 +32,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
+from labelers.formats import (
+    AUDIO_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    VideoInfo,
+)
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -618,9 +626,7 @@ HANDLER = IsoBmffHandler(
     ),
 )
 #: M4A/M4B audio in the same container (registered by labelers.formats.m4a)
-AUDIO_HANDLER = IsoBmffHandler(
-    Kind.AUDIO, "M4A", frozenset({Capability.RECORD, Capability.C2PA, Capability.DIGEST})
-)
+AUDIO_HANDLER = IsoBmffHandler(Kind.AUDIO, "M4A", AUDIO_CAPABILITIES | {Capability.C2PA})
 
 
 def carry_metadata(original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:

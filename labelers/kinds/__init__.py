@@ -75,6 +75,10 @@ IMAGE_POSITIONS = (
 DOCUMENT_POSITIONS = ("footer", "header")
 #: a video's caption goes where an image's does, in the frames as a viewer sees them
 VIDEO_POSITIONS = IMAGE_POSITIONS
+#: where in the programme the audible label plays
+AUDIO_POSITIONS = ("start", "end", "both")
+#: what the audible label is: the Morse "AI" rhythm (GB 45438 clause 5) or the spoken wording
+AUDIBLE_LABELS = ("rhythm", "speech")
 
 #: one line per kind of content
 KINDS: dict[Kind, KindSpec] = {
@@ -84,6 +88,7 @@ KINDS: dict[Kind, KindSpec] = {
         KindSpec(Kind.DOCUMENT, "document", DOCUMENT_POSITIONS),
         KindSpec(Kind.TEXT, "text"),
         KindSpec(Kind.VIDEO, "video", VIDEO_POSITIONS),
+        KindSpec(Kind.AUDIO, "audio", AUDIO_POSITIONS),
     )
 }
 

@@ -100,7 +100,8 @@ def test_positions_per_kind(spec: str, expected: dict[str, str]) -> None:
     [
         ("middle", "applies to no kind"),
         ("image=header", "does not apply to images"),
-        ("audio=top", "unknown"),
+        ("audio=top", "does not apply to audio"),
+        ("sound=top", "unknown"),
         ("video=footer", "does not apply to videos"),
     ],
 )

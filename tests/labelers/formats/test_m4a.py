@@ -13,14 +13,15 @@ RECORD = Record.first_write("0011911100007109120X0010001", "01JABCDEFGHJKMNPQRST
 
 
 def contract_sample() -> bytes:
-    """A tenth of a second of AAC in an M4A (ipod muxer: brand M4A), made by PyAV."""
+    """1.5 s of AAC in an M4A (ipod muxer: brand M4A), made by PyAV: long enough for
+    the audible label the registry contract draws."""
     import av
     import numpy as np
 
     out = io.BytesIO()
     with av.open(out, "w", format="ipod") as muxer:
         stream = muxer.add_stream("aac", rate=16000, layout="mono")
-        tone = (np.sin(np.arange(1600) / 5) * 8000).astype(np.int16)
+        tone = (np.sin(np.arange(24000) / 5) * 8000).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(tone[None, :], format="s16", layout="mono")
         frame.sample_rate = 16000
         for packet in stream.encode(frame):

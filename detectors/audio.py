@@ -1,0 +1,183 @@
+"""Signal evidence in audio: the Morse "AI" rhythm (the audible explicit label) and the watermark.
+
+Bounded work on any file: the headers are checked against the limits, then
+at most :data:`HEAD_S` seconds from the start and :data:`TAIL_S` from the end
+are decoded; the watermark is read from the head alone (it repeats every
+period over the whole programme), the rhythm from both.
+
+The rhythm finder looks for any Morse "AI" (``·– ··``) played as a pure tone,
+not only this project's (``labelers/visible/audio.py``: 800 Hz, 120 ms unit),
+since other labellers choose their own tone and speed:
+
+* the audio is reduced to mono at :data:`_RATE` and cut into 32 ms frames
+  every 10 ms; a frame is *tonal* when one spectral peak between
+  :data:`_F_LO` and :data:`_F_HI` holds at least :data:`_PURITY` of the
+  frame's energy in that range (music and speech spread theirs over
+  harmonics and formants; a ducked programme under a label tone does not
+  reach it);
+* runs of tonal frames at one pitch are the tones; four of them in a row at
+  the same pitch (within one frequency bin) and similar level, timed as
+  dot-dash-dot-dot for a unit between :data:`_UNIT_MIN` and :data:`_UNIT_MAX`
+  (dash 2.2-4 units, gaps 0.5-2 units inside a letter, up to 4 between the
+  letters), with no tone of that pitch within two units before or after,
+  are one label.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import signal
+
+from labelers import sound
+from labelers.limits import DEFAULT_LIMITS, Limits
+
+HEAD_S = 60.0
+TAIL_S = 15.0
+
+_RATE = 8000
+_FRAME = 256  # 32 ms
+_HOP = 80  # 10 ms
+_F_LO, _F_HI = 250.0, 3500.0
+_PURITY = 0.6
+_PEAK_BINS = 2  # the tone's energy: its peak bin +- this many (the Hann main lobe)
+_FLOOR_DB = -65.0  # frames quieter than this (dBFS in the band) are never tonal
+_UNIT_MIN, _UNIT_MAX = 0.05, 0.25
+_MIN_RUN = 3  # frames: a shorter tonal run is the programme, not an element of a >= 50 ms unit
+_LEVEL_SPREAD_DB = 6.0
+
+
+@dataclass(frozen=True)
+class AudioEvidence:
+    """What the signal says: audible label spans, a watermark's key, notes for the report."""
+
+    rhythm_spans: list[tuple[float, float]] = field(default_factory=list)  # seconds in the file
+    watermark_key: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _mono(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    mono = samples.mean(axis=0, dtype=np.float64) if samples.ndim == 2 else samples
+    if rate != target:
+        g = math.gcd(int(rate), target)
+        mono = signal.resample_poly(mono, target // g, int(rate) // g)
+    return mono
+
+
+def _tonal_frames(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: peak bin (-1 when not tonal), tone level (dB), frame times (s)."""
+    if x.size < _FRAME:
+        return np.zeros(0, int), np.zeros(0), np.zeros(0)
+    n = 1 + (x.size - _FRAME) // _HOP
+    idx = np.arange(_FRAME)[None, :] + _HOP * np.arange(n)[:, None]
+    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(_FRAME), axis=1)) ** 2
+    lo = int(_F_LO * _FRAME / _RATE)
+    hi = int(_F_HI * _FRAME / _RATE)
+    band = spec[:, lo:hi]
+    total = band.sum(axis=1)
+    peak = np.argmax(band, axis=1)
+    c = np.cumsum(np.pad(band, ((0, 0), (_PEAK_BINS + 1, _PEAK_BINS))), axis=1)
+    rows = np.arange(n)
+    tone = c[rows, peak + 2 * _PEAK_BINS + 1] - c[rows, peak]
+    norm = (np.hanning(_FRAME).sum() / 2) ** 2  # a full-scale sine's peak bin power
+    with np.errstate(divide="ignore"):
+        level = 10 * np.log10(np.maximum(total, 1e-30) / norm)
+    tonal = (tone >= _PURITY * total) & (level > _FLOOR_DB)
+    times = (np.arange(n) * _HOP + _FRAME / 2) / _RATE
+    return np.where(tonal, peak + lo, -1), level, times
+
+
+def _runs(bins: np.ndarray) -> list[tuple[int, int, int]]:
+    """Runs of frames on one pitch: (first frame, frame count, bin); a bin step of one
+    inside a run is allowed (a tone between two bins flickers)."""
+    runs = []
+    i, n = 0, bins.size
+    while i < n:
+        if bins[i] < 0:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and bins[j] >= 0 and abs(int(bins[j]) - int(bins[i])) <= 1:
+            j += 1
+        runs.append((i, j - i, int(np.median(bins[i:j]))))
+        i = j
+    return runs
+
+
+def find_rhythm(samples: np.ndarray, rate: int, offset: float = 0.0) -> list[tuple[float, float]]:
+    """Spans (start, end, seconds + ``offset``) of Morse "AI" rhythms in ``samples``."""
+    x = _mono(samples, rate, _RATE)
+    bins, level, times = _tonal_frames(x)
+    runs = [r for r in _runs(bins) if r[1] >= _MIN_RUN]
+    dt = _HOP / _RATE
+    spans = []
+    for k, head in enumerate(runs):
+        # the label's tones at one pitch; in its gaps the programme may sound (other pitches)
+        same = [r for r in runs[k:] if abs(r[2] - head[2]) <= 1][:8]
+        if len(same) < 4:
+            continue
+        four = same[:4]
+        d = [r[1] * dt for r in four]
+        g = [(four[i + 1][0] - four[i][0] - four[i][1]) * dt for i in range(3)]
+        unit = float(np.median([d[0], d[2], d[3]]))
+        if not _UNIT_MIN <= unit <= _UNIT_MAX:
+            continue
+        if not all(0.6 * unit <= d[i] <= 1.5 * unit for i in (0, 2, 3)):
+            continue
+        if not 2.2 * unit <= d[1] <= 4.0 * unit:
+            continue
+        if not (0.5 * unit <= g[0] <= 2.0 * unit and 0.5 * unit <= g[2] <= 2.0 * unit):
+            continue
+        if not 0.5 * unit <= g[1] <= 4.0 * unit:
+            continue
+        levels = [float(np.median(level[r[0] : r[0] + r[1]])) for r in four]
+        if max(levels) - min(levels) > _LEVEL_SPREAD_DB:
+            continue
+        # no other Morse element at this pitch within two units (the rhythm is the word
+        # "AI", not part of a longer message); shorter blips are the programme's
+        isolation, element = 2 * unit / dt, 0.5 * unit / dt
+        before = [r for r in runs[:k] if abs(r[2] - head[2]) <= 1 and r[1] >= element]
+        if before and head[0] - sum(before[-1][:2]) < isolation:
+            continue
+        after = [r for r in same[4:] if r[1] >= element]
+        if after and after[0][0] - sum(four[3][:2]) < isolation:
+            continue
+        first, last = four[0][0], four[3][0] + four[3][1] - 1
+        # frame centres: a tone's edges lie half a hop outside its first and last frame
+        start = times[first] - dt / 2 - (_FRAME / _RATE - dt) / 2
+        end = times[last] + dt / 2 + (_FRAME / _RATE - dt) / 2
+        spans.append((round(float(offset + max(0.0, start)), 3), round(float(offset + end), 3)))
+    return spans
+
+
+def inspect_audio(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -> AudioEvidence:
+    """The rhythm spans and the watermark key of an audio file (bounded work, see module doc).
+
+    Raises the same errors as :func:`labelers.sound.decode` for damaged input or
+    a file over the limits.
+    """
+    from labelers.watermark import audio as audio_watermark
+
+    info = sound.probe(data, media_type, limits)
+    head = sound.decode(data, media_type, limits, seconds=HEAD_S)
+    notes = []
+    spans = find_rhythm(head.samples, head.rate, head.start)
+    if info.duration is not None and info.duration > HEAD_S:
+        tail = sound.decode(data, media_type, limits, start=-TAIL_S, seconds=TAIL_S)
+        spans += [s for s in find_rhythm(tail.samples, tail.rate, tail.start) if s[0] >= HEAD_S]
+        notes.append(
+            f"read the first {HEAD_S:.0f} s and the last {TAIL_S:.0f} s of "
+            f"{info.duration:.0f} s of audio"
+        )
+    key = None
+    if head.seconds >= audio_watermark.MIN_DECODE_SECONDS:
+        found = audio_watermark.decode(head.samples, head.rate)
+        key = found.payload if found is not None else None
+    else:
+        notes.append(
+            f"{head.seconds:.1f} s of audio is too short to read an audio watermark "
+            f"(needs {audio_watermark.MIN_DECODE_SECONDS:.0f} s)"
+        )
+    return AudioEvidence(rhythm_spans=spans, watermark_key=key, notes=notes)
