@@ -15,8 +15,9 @@
   (ITU-T P.862 wide band, the ``pesq`` package) of the marked speech
   against the unmarked, at 16 kHz. The rhythm finder's hits after the
   attacks that keep the start.
-* False alarms: ``--null`` unmarked clips (speech and music of 8-20 s, a
-  quarter of them through MP3 64 kbps) must give no key and no rhythm.
+* False alarms: ``--null`` unmarked clips (8-20 s excerpts of one-minute
+  speech and music programmes, half of them through MP3 64 kbps) must give no
+  key and no rhythm.
 """
 
 from __future__ import annotations
@@ -139,13 +140,21 @@ def robustness(n: int, pool) -> dict:
 
 
 def null_chunk(bounds: tuple[int, int]) -> dict:
+    """Unmarked excerpts: one programme of a minute per :data:`NULL_PER_PROGRAMME` clips
+    (half of the programmes through MP3 64 kbps first), each clip an excerpt of 8-20 s
+    at a random offset, so a thousand clips cost a few dozen generated programmes."""
     mp3_64 = sounds.attacks()["mp3_64"]
     best, found, rhythms = [], 0, 0
+    programme, rate = None, 0
     for i in range(*bounds):
-        seconds = float(np.random.default_rng(2026 + i).uniform(8, 20))
-        _, x, rate = clip(10_000 + i, seconds)
-        if i % 4 == 3:
-            x, rate = mp3_64(x, rate)
+        if programme is None or i % NULL_PER_PROGRAMME == 0:
+            _, programme, rate = clip(10_000 + i // NULL_PER_PROGRAMME, 60.0)
+            if (i // NULL_PER_PROGRAMME) % 4 >= 2:
+                programme, rate = mp3_64(programme, rate)
+        rng = np.random.default_rng(2026 + i)
+        n = int(rng.uniform(8, 20) * rate)
+        a = int(rng.integers(0, programme.shape[1] - n))
+        x = programme[:, a : a + n]
         score, result = mark._detect(x, rate)
         best.append(score)
         found += result is not None
@@ -154,8 +163,11 @@ def null_chunk(bounds: tuple[int, int]) -> dict:
     return {"scores": best, "keys": found, "rhythms": rhythms}
 
 
+NULL_PER_PROGRAMME = 25
+
+
 def null(n: int, pool) -> dict:
-    step = 50
+    step = 4 * NULL_PER_PROGRAMME
     parts = list(pool.map(null_chunk, [(a, min(n, a + step)) for a in range(0, n, step)]))
     return {
         "scores": [s for p in parts for s in p["scores"]],
@@ -246,8 +258,9 @@ The rhythm finder (`detectors/audio.py`) on the same clips, the first 5 s:
 
 {rhythm}
 
-False alarms: {args.null} unmarked clips of 8-20 s (speech and music, a quarter through
-MP3 64 kbps): {nul["keys"]} keys reported, {nul["rhythms"]} rhythms found. Highest sync
+False alarms: {args.null} unmarked clips of 8-20 s (excerpts at random offsets of
+{args.null // NULL_PER_PROGRAMME} one-minute programmes, speech and music, half of them
+through MP3 64 kbps): {nul["keys"]} keys reported, {nul["rhythms"]} rhythms found. Highest sync
 score {nscores.max():.2f} (99th percentile {np.percentile(nscores, 99):.2f}) against the
 threshold {mark.THRESHOLD:.2f}, which bounds a false sync at
 {mark.SYNC_FALSE_POSITIVE_BOUND:.0e} per clip (Hoeffding on the self-normalised

@@ -244,7 +244,10 @@ def decode(
             except av.FFmpegError:
                 container.seek(0)
         resampler = av.AudioResampler(format="fltp", layout=info.layout or None, rate=info.rate)
-        chunks: list[np.ndarray] = []
+        expect = max_samples
+        if info.duration is not None:
+            expect = min(expect, math.ceil((info.duration - start + 1.0) * info.rate))
+        chunks = _Samples(info.channels, expect)
         first = None  # the first kept sample's time, seconds
         have = 0
         fmt = None
@@ -261,7 +264,7 @@ def decode(
                         skip = max(0, min(skip, arr.shape[1]))
                         arr = arr[:, skip:]
                         first = start if t0 is not None and skip else (t0 or 0.0)
-                    chunks.append(arr)
+                    chunks.add(arr)
                     have += arr.shape[1]
                 if have >= max_samples:
                     break
@@ -280,22 +283,20 @@ def decode(
             )
         if seconds is None or have < max_samples:
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                chunks.add(out.to_ndarray())
     except (av.FFmpegError, ValueError) as exc:
         # ValueError: PyAV refusing what the stream declares (an unnamed channel layout, ...)
         raise CorruptInput(f"the {media_type} audio cannot be decoded: {exc}") from None
     finally:
         container.close()
-    if not chunks:
-        raise CorruptInput(f"the {media_type} file holds no decodable audio")
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    samples = chunks.result()
     if seconds is not None:
         samples = samples[:, :max_samples]
     if samples.shape[1] == 0:
         raise CorruptInput(f"the {media_type} file holds no decodable audio")
     bits = _bits_per_sample(info.codec, fmt)
     return Pcm(
-        samples=np.ascontiguousarray(samples),
+        samples=samples,  # a view of the decode buffer (rows not adjacent): no copy
         rate=info.rate,
         media_type=media_type,
         codec=info.codec,
@@ -306,6 +307,33 @@ def decode(
         start=first or 0.0,
         duration=info.duration,
     )
+
+
+class _Samples:
+    """The decoded samples, in one buffer sized from the headers' duration (growing by
+    half when a header under-states it): the peak is the audio, not the audio twice."""
+
+    def __init__(self, channels: int, expect: int) -> None:
+        self.buf = np.empty((channels, max(1, min(expect, 1 << 26))), dtype=np.float32)
+        self.n = 0
+
+    def add(self, arr: np.ndarray) -> None:
+        k = arr.shape[1]
+        if arr.shape[0] != self.buf.shape[0]:
+            raise CorruptInput("the audio stream changes its channel count midway")
+        if self.n + k > self.buf.shape[1]:
+            grown = np.empty(
+                (self.buf.shape[0], max(self.n + k, self.buf.shape[1] * 3 // 2)), np.float32
+            )
+            grown[:, : self.n] = self.buf[:, : self.n]
+            self.buf = grown
+        self.buf[:, self.n : self.n + k] = arr
+        self.n += k
+
+    def result(self) -> np.ndarray:
+        if self.n * 5 < self.buf.shape[1] * 4:  # much slack: give it back
+            return self.buf[:, : self.n].copy()
+        return self.buf[:, : self.n]
 
 
 def _bits_per_sample(codec: str, sample_format: str | None) -> int | None:

@@ -187,50 +187,125 @@ def _band_power(spec: np.ndarray) -> np.ndarray:
 
 
 def embed(samples: np.ndarray, rate: int, payload: int) -> np.ndarray:
-    """``samples`` (channels, n) float32 with the mark carrying ``payload`` added."""
+    """``samples`` (channels, n) float32 with the mark carrying ``payload`` added.
+
+    Works through the programme in blocks of :data:`_BLOCK_FRAMES` frames (about a
+    minute), twice: once to measure every chip's energy (the water level is global),
+    once to write the change; so the extra memory is the 16 kHz mix and its change
+    (a tenth of a 48 kHz stereo programme) whatever the length.
+    """
     if not 0 <= payload < 1 << PAYLOAD_BITS:
         raise ValueError("the audio watermark carries a 64-bit unsigned payload")
-    mono = np.asarray(samples, dtype=np.float64).mean(axis=0)
-    x = _to_rate(mono, rate, WORK_RATE)
+    host = np.asarray(samples, dtype=np.float32)
+    channels, m = host.shape
+    x = _resampled(lambda a, b: host[:, a:b].mean(axis=0, dtype=np.float64), m, rate, WORK_RATE)
     n = x.size
-    pad = np.concatenate([x, np.zeros(_NFFT)])
-    spec = _stft(pad)
-    frames = spec.shape[0]
-    bp = _band_power(spec)  # (frames, bands)
-    # chip power: the mean over its frames (a column starts every _CHIP_FRAMES frames)
+    frames = 1 + n // _HOP  # frames every _HOP samples over the mix and NFFT zeros after it
     cols = -(-frames // _CHIP_FRAMES)
-    padded = np.zeros((cols * _CHIP_FRAMES, _BANDS))
-    padded[:frames] = bp
-    chip_power = padded.reshape(cols, _CHIP_FRAMES, _BANDS).mean(axis=1)
+    # pass 1: each chip's power (mean over its frames) and the spectrum's units
+    chip_sum = np.zeros((cols, _BANDS))
+    spec_energy = 0.0
+    for f0, spec in _blocks(x, frames):
+        bp = _band_power(spec)
+        c0 = f0 // _CHIP_FRAMES
+        whole = bp.shape[0] // _CHIP_FRAMES * _CHIP_FRAMES
+        chip_sum[c0 : c0 + whole // _CHIP_FRAMES] += (
+            bp[:whole].reshape(-1, _CHIP_FRAMES, _BANDS).sum(1)
+        )
+        if whole < bp.shape[0]:
+            chip_sum[c0 + whole // _CHIP_FRAMES] += bp[whole:].sum(axis=0)
+        spec_energy += float(np.sum(spec.real**2 + spec.imag**2))
+    chip_energy = chip_sum.ravel()  # = mean power over the column's frames x _CHIP_FRAMES
     # water-filling: the change's energy per chip is min(RHO_MAX^2 * E, lam), lam set so the
     # whole change stays TARGET_SNR_DB under the programme. The programme's energy per
     # channel at its own rate, in the units of this spectrum: a band-limited change
     # keeps its energy per second across rates, hence WORK_RATE / rate
-    host = np.asarray(samples, dtype=np.float64)
-    energy = float(np.einsum("ij,ij->", host, host)) / host.shape[0] * WORK_RATE / rate
-    units = float(np.sum(spec.real**2 + spec.imag**2)) / max(float(np.dot(x, x)), 1e-30)
-    budget = energy * units * 10 ** (-TARGET_SNR_DB / 10)
-    chip_energy = chip_power.ravel() * _CHIP_FRAMES
+    energy = sum(
+        float(np.einsum("ij,ij->", host[:, a : a + _SUM_BLOCK], host[:, a : a + _SUM_BLOCK],
+                        dtype=np.float64))
+        for a in range(0, m, _SUM_BLOCK)
+    ) / channels  # fmt: skip
+    units = spec_energy / max(float(np.dot(x, x)), 1e-30)
+    budget = energy * WORK_RATE / rate * units * 10 ** (-TARGET_SNR_DB / 10)
     lam = _water_level(chip_energy * RHO_MAX**2, budget)
     rho = np.minimum(RHO_MAX, np.sqrt(lam / np.maximum(chip_energy, 1e-30)))
-    rho = rho.reshape(cols, _BANDS)
-    pattern = _pattern(payload)
-    signs = pattern[np.arange(cols) % _COLUMNS]
-    gain_cols = rho * signs  # (cols, bands)
-    gain = np.repeat(gain_cols, _CHIP_FRAMES, axis=0)[:frames]  # (frames, bands)
-    change = np.zeros_like(spec)
+    gain_cols = rho.reshape(cols, _BANDS) * _pattern(payload)[np.arange(cols) % _COLUMNS]
+    # pass 2: the change, frame by frame, overlap-added at 16 kHz
+    delta = np.zeros(frames * _HOP + _NFFT, dtype=np.float32)
     lo, hi = _FIRST_BIN, _FIRST_BIN + _BANDS * _CHIP_BINS
-    change[:, lo:hi] = spec[:, lo:hi] * np.repeat(gain, _CHIP_BINS, axis=1)
-    delta = _overlap_add(change, pad.size)[:n]
-    delta = _to_rate(delta, WORK_RATE, rate)
-    m = samples.shape[1]
-    delta = np.concatenate([delta, np.zeros(max(0, m - delta.size))])[:m]
-    # the estimate above is spectral; the promise is on the samples: hold it exactly
-    dpow = float(np.dot(delta, delta))
-    limit = float(np.einsum("ij,ij->", host, host)) / host.shape[0] * 10 ** (-TARGET_SNR_DB / 10)
-    if dpow > limit > 0:
-        delta *= math.sqrt(limit / dpow)
-    return (host + delta[None, :]).astype(np.float32)
+    for f0, spec in _blocks(x, frames):
+        gain = np.repeat(gain_cols, _CHIP_FRAMES, axis=0)[f0 : f0 + spec.shape[0]]
+        change = np.zeros_like(spec)
+        change[:, lo:hi] = spec[:, lo:hi] * np.repeat(gain, _CHIP_BINS, axis=1)
+        _overlap_add(delta, np.fft.irfft(change, n=_NFFT, axis=1), f0 * _HOP)
+    delta = delta[:n]
+    # the budget above is spectral; the promise is on the samples. The change's energy at
+    # the file's rate is at most its 16 kHz energy x rate / 16 kHz (the resampler only
+    # attenuates), so scaling on that bound keeps the SNR at least TARGET_SNR_DB
+    bound = float(np.dot(delta, delta)) * rate / WORK_RATE
+    limit = energy * 10 ** (-TARGET_SNR_DB / 10)
+    scale = math.sqrt(limit / bound) if bound > limit > 0 else 1.0
+    out = host.copy()
+
+    def add(o0: int, o1: int, y: np.ndarray) -> None:
+        o1 = min(o1, m)
+        if o1 > o0:
+            out[:, o0:o1] += (scale * y[: o1 - o0]).astype(np.float32)[None, :]
+
+    _resampled(lambda a, b: delta[a:b].astype(np.float64), n, WORK_RATE, rate, sink=add)
+    return out
+
+
+_BLOCK_FRAMES = _CHIP_FRAMES * _COLUMNS * 39  # 3744 frames: ~60 s, whole periods
+_SUM_BLOCK = 1 << 20
+
+
+def _blocks(x: np.ndarray, frames: int):
+    """(first frame, spectrum) of each block of frames over ``x`` (zeros after its end)."""
+    for f0 in range(0, frames, _BLOCK_FRAMES):
+        f1 = min(frames, f0 + _BLOCK_FRAMES)
+        a, b = f0 * _HOP, (f1 - 1) * _HOP + _NFFT
+        seg = x[a:b].astype(np.float64)
+        if seg.size < b - a:
+            seg = np.concatenate([seg, np.zeros(b - a - seg.size)])
+        yield f0, _stft(seg)
+
+
+def _resampled(get, n: int, rate: int, target: int, sink=None) -> np.ndarray | None:
+    """``get(a, b)`` (the input's samples a..b, 1-D) resampled from ``rate`` to ``target``.
+
+    In blocks of about :data:`_RESAMPLE_SECONDS` with margins wider than the filter,
+    so a long programme never exists at once in float64; each block's output goes to
+    ``sink(first, end, samples)``, or into the returned float32 array.
+    """
+    if rate == target:
+        y = np.asarray(get(0, n), dtype=np.float64)
+        if sink is None:
+            return y.astype(np.float32)
+        sink(0, n, y)
+        return None
+    g = math.gcd(int(rate), int(target))
+    up, down = target // g, rate // g
+    total = -(-n * up // down)
+    out = np.empty(total, dtype=np.float32) if sink is None else None
+    step = down * max(1, round(_RESAMPLE_SECONDS * rate / down))
+    filt = _rate_filter(up, down, rate, target)
+    margin = down * (-(-filt.size // (up * down)) + 1)  # input samples, a multiple of down
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        lo, hi = max(0, a - margin), min(n, b + margin)
+        y = signal.resample_poly(np.asarray(get(lo, hi), dtype=np.float64), up, down, window=filt)
+        o0, o1 = a * up // down, (total if b == n else b * up // down)
+        off = (a - lo) * up // down
+        part = y[off : off + (o1 - o0)]
+        if sink is None:
+            out[o0 : o0 + part.size] = part
+        else:
+            sink(o0, o0 + part.size, part)
+    return out
+
+
+_RESAMPLE_SECONDS = 60.0
 
 
 def _water_level(cap_power: np.ndarray, budget: float) -> float:
@@ -246,17 +321,14 @@ def _water_level(cap_power: np.ndarray, budget: float) -> float:
     return float(lam[np.argmax(ok)]) if ok.any() else float(budget / c.size)
 
 
-def _overlap_add(change: np.ndarray, n: int) -> np.ndarray:
-    """Inverse of :func:`_stft` for a change of its spectrum (periodic Hann frames at half
-    overlap sum to one, so no synthesis window: the change is added as computed)."""
-    frames = np.fft.irfft(change, n=_NFFT, axis=1)
-    out = np.zeros(n + _NFFT)
+def _overlap_add(out: np.ndarray, frames: np.ndarray, start: int) -> None:
+    """Add time frames (every _HOP samples from ``start``) into ``out``: the inverse of
+    :func:`_stft` for a change of its spectrum (periodic Hann frames at half overlap sum
+    to one, so no synthesis window: the change is added as computed)."""
     for k in range(2):  # frames of one parity do not overlap: add them as one block
-        sel = frames[k::2]
-        start = k * _HOP
-        block = sel.reshape(-1)
-        out[start : start + block.size] += block
-    return out[:n]
+        block = frames[k::2].reshape(-1)
+        a = start + k * _HOP
+        out[a : a + block.size] += block
 
 
 # ---------------------------------------------------------------------- decoding
