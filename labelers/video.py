@@ -402,7 +402,6 @@ def apply_video(
             info.width,
             info.height,
             depth=PLANAR_FORMATS[work_fmt],
-            full_range=info.full_range,
         )
     out = _reencode(data, media_type, info, work_fmt, label, marker, spans, limits, notes)
     explicit = "none"

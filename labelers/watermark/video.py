@@ -84,14 +84,11 @@ def check_size(width: int, height: int) -> str | None:
 class FrameMarker:
     """Embeds ``payload`` in the luma of frames of one size, frame after frame.
 
-    ``depth`` is the luma's bit depth (8-16), ``full_range`` whether its code
-    values span the whole range (else 16-235 scaled). The marked frame's
+    ``depth`` is the luma's bit depth (8-16). The marked frame's
     luma PSNR against the unmarked one stays at or above ~41 dB.
     """
 
-    def __init__(
-        self, payload: int, width: int, height: int, *, depth: int = 8, full_range: bool = False
-    ) -> None:
+    def __init__(self, payload: int, width: int, height: int, *, depth: int = 8) -> None:
         if isinstance(payload, bool) or not isinstance(payload, int):
             raise InvalidOption("watermark payload must be an integer in [0, 2**64)")
         if not 0 <= payload < 1 << PAYLOAD_BITS:
@@ -113,9 +110,9 @@ class FrameMarker:
         self.scale = float(1 << (depth - 8))
         self.depth = depth
         top = (1 << depth) - 1
-        self.low, self.high = (
-            (0.0, float(top)) if full_range else (16.0 * self.scale, 235.0 * self.scale)
-        )
+        # only the code range bounds the result: limited-range video may hold
+        # super-blacks and super-whites, which the mark must not clip away
+        self.low, self.high = 0.0, float(top)
 
     def mark(self, luma: np.ndarray) -> None:
         """Add the mark to ``luma`` (height x width, uint8 or uint16) in place."""
