@@ -101,7 +101,9 @@ class FrameMarker:
         tile = image_mark._render_tile(payload, self.chip)
         period = tile.shape[0]
         reps = (-(-height // period), -(-width // period))
-        self.pattern = np.tile(tile, reps)[:height, :width].astype(np.float32)
+        # one period more than the frame: the last band reads whole row groups
+        reps = (reps[0] + 1, reps[1])
+        self.pattern_padded = np.tile(tile, reps)[: height + period, :width].astype(np.float32)
         rng = np.random.default_rng(image_mark._SEED)
         # dither instead of rounding: a sub-level change becomes fine grain
         # whose local mean is the change (the same grain in every frame, so
@@ -115,22 +117,41 @@ class FrameMarker:
         self.low, self.high = 0.0, float(top)
 
     def mark(self, luma: np.ndarray) -> None:
-        """Add the mark to ``luma`` (height x width, uint8 or uint16) in place."""
+        """Add the mark to ``luma`` (height x width, uint8 or uint16) in place.
+
+        Row bands of ``_BAND`` rows keep the float work in the CPU cache (a
+        whole-frame float array is several MB); the mask is stretched
+        linearly across columns and held for each group of ``f`` rows (its
+        reduction factor), as the image mark does.
+        """
         y8 = luma if self.depth == 8 else (luma >> (self.depth - 8)).astype(np.uint8)
-        amp, _f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
+        amp, f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
         amp = _video_strength(amp)
-        # the mask is smooth: a bilinear stretch to full size in C
-        full = Image.fromarray(amp, "F").resize(
-            (self.width, self.height), Image.Resampling.BILINEAR
-        )
-        delta = np.asarray(full, dtype=np.float32) * self.pattern
         if self.scale != 1.0:
-            delta *= np.float32(self.scale)
-        delta += luma
-        delta += self.pattern_dither
-        np.floor(delta, out=delta)
-        np.clip(delta, self.low, self.high, out=delta)
-        luma[...] = delta.astype(luma.dtype)
+            amp *= np.float32(self.scale)
+        w, h = self.width, self.height
+        amp_rows = image_mark._stretch_columns(amp, f, w)
+        rows = f * -(-_BAND // f)
+        buf = np.empty((rows, w), np.float32)
+        top = np.float32(self.high + 0.999)  # truncation below is a floor: clip just under top + 1
+        for y0 in range(0, h, rows):
+            y1 = min(h, y0 + rows)
+            n = y1 - y0
+            groups = -(-n // f)
+            a = amp_rows[y0 // f : y0 // f + groups]
+            if a.shape[0] < groups:
+                a = np.concatenate([a, a[-1:].repeat(groups - a.shape[0], axis=0)])
+            band = buf[: groups * f].reshape(groups, f, w)
+            pattern = self.pattern_padded[y0 : y0 + groups * f].reshape(groups, f, w)
+            np.multiply(pattern, a[:, None, :], out=band)
+            out = buf[:n]
+            out += luma[y0:y1]
+            out += self.pattern_dither[y0:y1]
+            np.clip(out, self.low, top, out=out)
+            luma[y0:y1] = out  # float -> int truncates: with the dither, a floor
+
+
+_BAND = 48
 
 
 def _video_strength(amp: np.ndarray) -> np.ndarray:
