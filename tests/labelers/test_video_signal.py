@@ -296,3 +296,29 @@ def test_span_options():
     for bad in ("start:1", "start:x", "middle"):
         with pytest.raises(InvalidOption):
             parse_span(bad, 10)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "media_type", "vcodec", "acodec", "codec", "audio"),
+    [
+        ("mp4", "video/mp4", "libx265", "aac", "hevc", "aac"),
+        ("webm", "video/webm", "libvpx-vp9", "libopus", "vp9", "opus"),
+        ("mov", "video/quicktime", "libx264", "aac", "h264", "aac"),
+    ],
+    ids=["hevc-mp4", "vp9-webm", "h264-mov"],
+)
+def test_other_codecs_keep_their_codec_and_audio(tmp_path, suffix, media_type, vcodec, acodec,
+                                                 codec, audio):  # fmt: skip
+    src = tmp_path / f"in.{suffix}"
+    make_clip(src, size="320x240", seconds=2.0, vcodec=vcodec, acodec=acodec,
+              extra=("-x265-params", "log-level=error") if vcodec == "libx265" else ())  # fmt: skip
+    outcome = apply_video(src.read_bytes(), media_type, wording=WORDING, position="top",
+                          span="start", watermark_key=KEY)  # fmt: skip
+    out = tmp_path / f"out.{suffix}"
+    out.write_bytes(outcome.data)
+    streams = {s["codec_type"]: s for s in ffprobe(out)["streams"]}
+    before = {s["codec_type"]: s for s in ffprobe(src)["streams"]}
+    assert streams["video"]["codec_name"] == codec and streams["audio"]["codec_name"] == audio
+    assert streams["video"]["nb_read_frames"] == before["video"]["nb_read_frames"]
+    assert streams["video"]["pix_fmt"] == before["video"]["pix_fmt"]
+    assert packet_hashes(out, "0:a") == packet_hashes(src, "0:a")
