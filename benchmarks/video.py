@@ -292,6 +292,29 @@ def null_job(j: int, kind: str, still: Path | None, work: Path) -> bool:
     return found is not None
 
 
+def timing(args: argparse.Namespace) -> str:
+    """Only the cost ratio (on a fresh 2 s clip like clip 0) and the verify time."""
+    size = tuple(int(x) for x in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        piece = work / "piece.mp4"
+        make_clip(piece, "testsrc2", size, 2.0, seed=1, still=None)
+        cost = cost_ratio(piece, args.rounds)
+        cpu, wall = verify_time(work, tuple(int(x) for x in args.verify_size.split("x")))
+    lines = [f"Machine: {machine()}\n"]
+    lines.append(
+        table(
+            [f"what (2 s testsrc2 {args.size})", "median s", "ratio to bare decode + encode"],
+            [[k, f"{v:.2f}", f"{v / cost['bare']:.2f}"] for k, v in cost.items()],
+        )
+    )
+    lines.append(
+        f"\nVerify a 60 s {args.verify_size} clip (unmarked, so every search runs to its end): "
+        f"{cpu:.2f} s CPU (all threads), {wall:.2f} s wall."
+    )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> str:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -373,9 +396,10 @@ def main() -> None:
     parser.add_argument("--verify-size", default="1920x1080")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timing-only", action="store_true", help="cost ratio and verify time")
     parser.add_argument("--update-docs", action="store_true")
     args = parser.parse_args()
-    report = run(args)
+    report = timing(args) if args.timing_only else run(args)
     print(report)
     if args.update_docs:
         print("(docs/benchmarks.md: paste the report under '## Video signal')", file=sys.stderr)

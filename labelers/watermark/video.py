@@ -115,6 +115,7 @@ class FrameMarker:
         # only the code range bounds the result: limited-range video may hold
         # super-blacks and super-whites, which the mark must not clip away
         self.low, self.high = 0.0, float(top)
+        self._columns: tuple | None = None
 
     def mark(self, luma: np.ndarray) -> None:
         """Add the mark to ``luma`` (height x width, uint8 or uint16) in place.
@@ -130,7 +131,7 @@ class FrameMarker:
         if self.scale != 1.0:
             amp *= np.float32(self.scale)
         w, h = self.width, self.height
-        amp_rows = image_mark._stretch_columns(amp, f, w)
+        amp_rows = self._stretch(amp, f)
         rows = f * -(-_BAND // f)
         buf = np.empty((rows, w), np.float32)
         top = np.float32(self.high + 0.999)  # truncation below is a floor: clip just under top + 1
@@ -150,8 +151,25 @@ class FrameMarker:
             np.clip(out, self.low, top, out=out)
             luma[y0:y1] = out  # float -> int truncates: with the dither, a floor
 
+    def _stretch(self, amp: np.ndarray, f: int) -> np.ndarray:
+        """``amp`` (reduced f times) linearly interpolated to the frame's width;
+        the sample positions are worked out once per video, not per frame."""
+        if self._columns is None or self._columns[0] != (f, amp.shape[1]):
+            x = (np.arange(self.width, dtype=np.float32) + 0.5) / f - 0.5
+            x0 = np.clip(np.floor(x).astype(np.int64), 0, amp.shape[1] - 1)
+            x1 = np.minimum(x0 + 1, amp.shape[1] - 1)
+            t = np.clip(x - x0, 0.0, 1.0).astype(np.float32)
+            self._columns = ((f, amp.shape[1]), x0, x1, t)
+        _, x0, x1, t = self._columns
+        left = amp[:, x0]
+        right = amp[:, x1]
+        right -= left
+        right *= t
+        right += left
+        return right
 
-_BAND = 48
+
+_BAND = 48  # rows per band of the embed (see FrameMarker.mark)
 
 
 def _video_strength(amp: np.ndarray) -> np.ndarray:

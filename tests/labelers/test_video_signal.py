@@ -229,6 +229,11 @@ def test_watermark_survives_crf28_and_a_crop(tmp_path):
         found = inspect_video(attacked.read_bytes(), "video/mp4", read_label=False)
         assert found.watermark_key == KEY, name
     assert inspect_video(clip.read_bytes(), "video/mp4", read_label=False).watermark_key is None
+    # relabelling keeps the one mark (and says which key it carries)
+    again = apply_video(outcome.data, "video/mp4", wording=WORDING, position="top",
+                        span="start", watermark_key=KEY ^ 1)  # fmt: skip
+    assert again.watermark.startswith("kept:") and again.watermark_key == KEY
+    assert inspect_video(again.data, "video/mp4", read_label=False).watermark_key == KEY
 
 
 def test_marked_frame_luma_psnr_is_at_least_40_db():
