@@ -102,8 +102,12 @@ def _displayed(luma: Image.Image, sar: Fraction, orientation: int) -> Image.Imag
     return luma.transpose(transpose) if transpose is not None else luma
 
 
-def inspect_video(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -> VideoEvidence:
+def inspect_video(
+    data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS, *, read_label: bool = True
+) -> VideoEvidence:
     """Read the visible label's duration and the watermark from sampled frames.
+
+    ``read_label`` False skips the OCR (callers that only want the mark).
 
     Raises CorruptInput for a file whose video cannot be read,
     LimitExceeded when its headers declare more than ``limits``.
@@ -118,7 +122,8 @@ def inspect_video(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS)
         mark_frames = [s.luma for s in opening[:: max(1, round(0.5 / SAMPLE_STEP))]]
         keyframes = _keyframes(container, stream, head["duration"], evidence)
     orientation = orientation_for(rotation)
-    _label(opening, head["sample_aspect"], orientation, evidence)
+    if read_label:
+        _label(opening, head["sample_aspect"], orientation, evidence)
     _watermark(mark_frames, keyframes, evidence)
     return evidence
 

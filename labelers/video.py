@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
-import numpy as np
 
 from labelers.errors import CorruptInput, InvalidOption, LimitExceeded, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -121,6 +120,9 @@ class VideoOutcome:
     # the label's box (left, top, right, bottom) in stored pixels and its ink in displayed px
     label_box: tuple[int, int, int, int] | None = None
     ink_px: int = 0
+    # the key the output's watermark carries: the one given, or the one the
+    # input already carried (relabelling keeps a single mark); None without one
+    watermark_key: int | None = None
 
 
 # --------------------------------------------------------------------------- probing
@@ -371,11 +373,21 @@ def apply_video(
     notes: list[str] = []
     spans = parse_span(span, info.duration) if draw else []
     watermark = "off"
+    carried = None
     if watermark_key is not None:
         reason = video_mark.check_size(info.width, info.height)
         watermark = "embedded" if reason is None else f"skipped: {reason}"
+        if reason is None:
+            existing = _existing_mark(data, media_type)
+            if existing is not None:
+                # relabelling: one mark per video (two superimposed marks
+                # would blur each other); the ledger already knows this key
+                watermark = f"kept: the video already carries watermark key {existing:016x}"
+                carried = existing
+            else:
+                carried = watermark_key
     if not draw and watermark != "embedded":
-        return VideoOutcome(data, "none", watermark)
+        return VideoOutcome(data, "none", watermark, watermark_key=carried)
     work_fmt = _work_format(info.pix_fmt)
     label = None
     if draw:
@@ -402,7 +414,6 @@ def apply_video(
             info.width,
             info.height,
             depth=PLANAR_FORMATS[work_fmt],
-            full_range=info.full_range,
         )
     out = _reencode(data, media_type, info, work_fmt, label, marker, spans, limits, notes)
     explicit = "none"
@@ -415,7 +426,30 @@ def apply_video(
         notes,
         label_box=label.box if label else None,
         ink_px=label.ink_px if label else 0,
+        watermark_key=carried,
     )
+
+
+#: Opening frames decoded to look for a mark already there before embedding one.
+EXISTING_MARK_FRAMES = 8
+
+
+def _existing_mark(data: bytes, media_type: str) -> int | None:
+    """The key of a watermark the video's opening frames already carry, or None."""
+    from PIL import Image
+
+    lumas = []
+    with _open(data, media_type) as container:
+        stream = _video_stream(container, media_type)
+        try:
+            for frame in container.decode(stream):
+                lumas.append(Image.fromarray(frame.to_ndarray(format="gray")))
+                if len(lumas) >= EXISTING_MARK_FRAMES:
+                    break
+        except av.FFmpegError as exc:
+            raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
+    found = video_mark.decode_frames(lumas)
+    return found.payload if found is not None else None
 
 
 def _reencode(
@@ -568,9 +602,3 @@ def _as_work(frame, work_fmt: str, info: VideoInfo):
         return frame.reformat(width=info.width, height=info.height, format=work_fmt)
     frame.make_writable()
     return frame
-
-
-def luma_array(frame) -> np.ndarray:
-    """The Y plane of a decoded frame as a (height x width) array (a view)."""
-    depth = PLANAR_FORMATS.get(frame.format.name, 8)
-    return plane_array(frame.planes[0], frame.height, frame.width, depth)

@@ -84,14 +84,11 @@ def check_size(width: int, height: int) -> str | None:
 class FrameMarker:
     """Embeds ``payload`` in the luma of frames of one size, frame after frame.
 
-    ``depth`` is the luma's bit depth (8-16), ``full_range`` whether its code
-    values span the whole range (else 16-235 scaled). The marked frame's
+    ``depth`` is the luma's bit depth (8-16). The marked frame's
     luma PSNR against the unmarked one stays at or above ~41 dB.
     """
 
-    def __init__(
-        self, payload: int, width: int, height: int, *, depth: int = 8, full_range: bool = False
-    ) -> None:
+    def __init__(self, payload: int, width: int, height: int, *, depth: int = 8) -> None:
         if isinstance(payload, bool) or not isinstance(payload, int):
             raise InvalidOption("watermark payload must be an integer in [0, 2**64)")
         if not 0 <= payload < 1 << PAYLOAD_BITS:
@@ -104,7 +101,9 @@ class FrameMarker:
         tile = image_mark._render_tile(payload, self.chip)
         period = tile.shape[0]
         reps = (-(-height // period), -(-width // period))
-        self.pattern = np.tile(tile, reps)[:height, :width].astype(np.float32)
+        # one period more than the frame: the last band reads whole row groups
+        reps = (reps[0] + 1, reps[1])
+        self.pattern_padded = np.tile(tile, reps)[: height + period, :width].astype(np.float32)
         rng = np.random.default_rng(image_mark._SEED)
         # dither instead of rounding: a sub-level change becomes fine grain
         # whose local mean is the change (the same grain in every frame, so
@@ -113,27 +112,64 @@ class FrameMarker:
         self.scale = float(1 << (depth - 8))
         self.depth = depth
         top = (1 << depth) - 1
-        self.low, self.high = (
-            (0.0, float(top)) if full_range else (16.0 * self.scale, 235.0 * self.scale)
-        )
+        # only the code range bounds the result: limited-range video may hold
+        # super-blacks and super-whites, which the mark must not clip away
+        self.low, self.high = 0.0, float(top)
+        self._columns: tuple | None = None
 
     def mark(self, luma: np.ndarray) -> None:
-        """Add the mark to ``luma`` (height x width, uint8 or uint16) in place."""
+        """Add the mark to ``luma`` (height x width, uint8 or uint16) in place.
+
+        Row bands of ``_BAND`` rows keep the float work in the CPU cache (a
+        whole-frame float array is several MB); the mask is stretched
+        linearly across columns and held for each group of ``f`` rows (its
+        reduction factor), as the image mark does.
+        """
         y8 = luma if self.depth == 8 else (luma >> (self.depth - 8)).astype(np.uint8)
-        amp, _f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
+        amp, f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
         amp = _video_strength(amp)
-        # the mask is smooth: a bilinear stretch to full size in C
-        full = Image.fromarray(amp, "F").resize(
-            (self.width, self.height), Image.Resampling.BILINEAR
-        )
-        delta = np.asarray(full, dtype=np.float32) * self.pattern
         if self.scale != 1.0:
-            delta *= np.float32(self.scale)
-        delta += luma
-        delta += self.pattern_dither
-        np.floor(delta, out=delta)
-        np.clip(delta, self.low, self.high, out=delta)
-        luma[...] = delta.astype(luma.dtype)
+            amp *= np.float32(self.scale)
+        w, h = self.width, self.height
+        amp_rows = self._stretch(amp, f)
+        rows = f * -(-_BAND // f)
+        buf = np.empty((rows, w), np.float32)
+        top = np.float32(self.high + 0.999)  # truncation below is a floor: clip just under top + 1
+        for y0 in range(0, h, rows):
+            y1 = min(h, y0 + rows)
+            n = y1 - y0
+            groups = -(-n // f)
+            a = amp_rows[y0 // f : y0 // f + groups]
+            if a.shape[0] < groups:
+                a = np.concatenate([a, a[-1:].repeat(groups - a.shape[0], axis=0)])
+            band = buf[: groups * f].reshape(groups, f, w)
+            pattern = self.pattern_padded[y0 : y0 + groups * f].reshape(groups, f, w)
+            np.multiply(pattern, a[:, None, :], out=band)
+            out = buf[:n]
+            out += luma[y0:y1]
+            out += self.pattern_dither[y0:y1]
+            np.clip(out, self.low, top, out=out)
+            luma[y0:y1] = out  # float -> int truncates: with the dither, a floor
+
+    def _stretch(self, amp: np.ndarray, f: int) -> np.ndarray:
+        """``amp`` (reduced f times) linearly interpolated to the frame's width;
+        the sample positions are worked out once per video, not per frame."""
+        if self._columns is None or self._columns[0] != (f, amp.shape[1]):
+            x = (np.arange(self.width, dtype=np.float32) + 0.5) / f - 0.5
+            x0 = np.clip(np.floor(x).astype(np.int64), 0, amp.shape[1] - 1)
+            x1 = np.minimum(x0 + 1, amp.shape[1] - 1)
+            t = np.clip(x - x0, 0.0, 1.0).astype(np.float32)
+            self._columns = ((f, amp.shape[1]), x0, x1, t)
+        _, x0, x1, t = self._columns
+        left = amp[:, x0]
+        right = amp[:, x1]
+        right -= left
+        right *= t
+        right += left
+        return right
+
+
+_BAND = 48  # rows per band of the embed (see FrameMarker.mark)
 
 
 def _video_strength(amp: np.ndarray) -> np.ndarray:
