@@ -260,21 +260,32 @@ def discover(
 
 
 def _walk(
-    root: str, include: list[str], exclude: list[str], out_abs: str | None, skip: set[str]
+    root: str,
+    include: list[str],
+    exclude: list[str],
+    out_abs: str | None,
+    skip: set[str],
+    walk: Callable[[str], Iterable[tuple[str, list[str], list[str]]]] = os.walk,
+    full: Callable[[str, str], str] = lambda d, n: os.path.abspath(os.path.join(d, n)),
 ) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
+    """Relative paths of the files under ``root``, lazily, one directory at a time.
+
+    ``walk`` is ``os.walk`` or an fsspec filesystem's ``walk`` (the Ray engine,
+    app/storage.py), ``full`` the place of a name in a directory as ``out_abs``
+    and ``skip`` spell it.
+    """
+    for dirpath, dirnames, filenames in walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         kept = []
         for d in sorted(dirnames):
             rel = _rel(rel_dir, d)
-            full = os.path.abspath(os.path.join(dirpath, d))
-            if d.startswith(".") or full == out_abs or _matches(rel, d, exclude):
+            if d.startswith(".") or full(dirpath, d) == out_abs or _matches(rel, d, exclude):
                 continue
             kept.append(d)
-        dirnames[:] = kept  # prune in place: os.walk descends only into these
+        dirnames[:] = kept  # prune in place: the walk descends only into these
         for name in sorted(filenames):
             rel = _rel(rel_dir, name)
-            if name.startswith(".") or os.path.abspath(os.path.join(dirpath, name)) in skip:
+            if name.startswith(".") or full(dirpath, name) in skip:
                 continue
             if include and not _matches(rel, name, include):
                 continue
@@ -356,12 +367,19 @@ class Journal:
                     )
                 cwd = line.get("cwd", cwd)
             elif kind == "file" and line.get("outcome") in DONE:
-                self._done.add(os.path.normpath(os.path.join(cwd, line["path"])))
+                given = line["path"]
+                self._done.add(
+                    canonical_path(given if "://" in given else os.path.join(cwd, given))
+                )
         if text and not text.endswith("\n"):
             self._fh_needs_newline = True
 
+    def done_keys(self) -> set[str]:
+        """The inputs (``canonical_path``) a finished line covers."""
+        return set(self._done)
+
     def is_done(self, task: Task) -> bool:
-        return os.path.abspath(task.src) in self._done
+        return canonical_path(task.src) in self._done
 
     def _write(self, line: dict[str, Any]) -> None:
         if self._fh is None:
@@ -395,7 +413,8 @@ def derive_id(salt: bytes, dest: str, content_sha256: str, mtime_ns: int) -> str
     """The batch ProduceID/PropagateID for one input: see the module docstring."""
     from labelers.record import encode_ulid
 
-    msg = os.path.abspath(dest).encode("utf-8", "surrogateescape") + b"\0" + content_sha256.encode()
+    place = canonical_path(dest).encode("utf-8", "surrogateescape")
+    msg = place + b"\0" + content_sha256.encode()
     mac = hmac.new(salt, msg, hashlib.sha256).digest()
     millis = (mtime_ns // 1_000_000) & ((1 << 48) - 1)
     return encode_ulid(millis << 80 | int.from_bytes(mac[:10], "big"))
@@ -416,6 +435,19 @@ def bump_id(produce_id: str) -> str:
     value = decode_ulid(produce_id)
     assert value is not None
     return encode_ulid((value + (1 << 80)) % (1 << 128))
+
+
+def canonical_path(path: str) -> str:
+    """One spelling per place: a local path made absolute, a URL as given (``file://`` local).
+
+    The place is part of a derived ID and the journal's key, so the same file
+    named relatively, absolutely or as ``file://`` gets the same ID.
+    """
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    elif "://" in path:
+        return path.rstrip("/")
+    return os.path.abspath(path)
 
 
 def identity_salt(code: str) -> bytes:
@@ -455,6 +487,45 @@ def commit_file(tmp: str, dest: str) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    size: int
+    mtime_ns: int
+    mode: int  # permission bits an output inherits (local files)
+
+
+class LocalFiles:
+    """Where a worker reads inputs and publishes outputs: this machine's filesystem.
+
+    ``stage`` writes the finished bytes where they are not yet visible at
+    ``dest`` (a hidden fsynced temporary file), ``publish`` makes them appear
+    there in one step (a rename). The worker commits the ledger row between
+    the two. The Ray engine passes another implementation for fsspec URLs
+    (app/storage.py), with the same three steps.
+    """
+
+    def info(self, path: str) -> FileInfo:
+        st = os.stat(path)
+        return FileInfo(st.st_size, st.st_mtime_ns, st.st_mode)
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def stage(self, dest: str, data: bytes, mode: int) -> Any:
+        return atomic_write(dest, data, mode)
+
+    def publish(self, staged: Any, dest: str) -> None:
+        commit_file(staged, dest)
+
+    def discard(self, staged: Any) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+
+
 # ----------------------------------------------------------------- the pool
 def run(
     options: BatchOptions,
@@ -478,24 +549,7 @@ def run(
     summary.resumed = len(tasks) - len(todo)
     started = time.monotonic()
     bar = _progress_bar(len(todo), progress)
-
-    def finish(line: dict[str, Any]) -> None:
-        journal.record(line)
-        summary.counts[line["outcome"]] += 1
-        if line.get("classification"):
-            summary.classes[line["classification"]] += 1
-        if line["outcome"] == "failed":
-            failure = (line["path"], line.get("error_kind") or "error", line.get("error") or "")
-            summary.failures.append(failure)
-            message = "aigc-label: failed: " + failure_text(*failure)
-            if bar is not None:
-                bar.write(message, file=sys.stderr)
-            else:
-                print(message, file=sys.stderr, flush=True)
-        if bar is not None:
-            bar.update(1)
-        if on_line is not None:
-            on_line(line)
+    finish = finisher(journal, summary, bar, on_line)
 
     queue = list(reversed(todo))  # pop() from the end keeps the walk order
     try:
@@ -529,6 +583,35 @@ def run(
             bar.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def finisher(
+    journal: Journal,
+    summary: Summary,
+    bar: Any = None,
+    on_line: Callable[[dict[str, Any]], None] | None = None,
+) -> Callable[[dict[str, Any]], None]:
+    """What happens to each finished file's line, whichever engine ran it."""
+
+    def finish(line: dict[str, Any]) -> None:
+        journal.record(line)
+        summary.counts[line["outcome"]] += 1
+        if line.get("classification"):
+            summary.classes[line["classification"]] += 1
+        if line["outcome"] == "failed":
+            failure = (line["path"], line.get("error_kind") or "error", line.get("error") or "")
+            summary.failures.append(failure)
+            message = "aigc-label: failed: " + failure_text(*failure)
+            if bar is not None:
+                bar.write(message, file=sys.stderr)
+            else:
+                print(message, file=sys.stderr, flush=True)
+        if bar is not None:
+            bar.update(1)
+        if on_line is not None:
+            on_line(line)
+
+    return finish
 
 
 def _drain(
@@ -637,11 +720,14 @@ def _run_task(task: Task) -> dict[str, Any]:
 class Worker:
     """Processes one file at a time; built once per worker process."""
 
-    def __init__(self, options: BatchOptions, backend: Backend | None = None) -> None:
+    def __init__(
+        self, options: BatchOptions, backend: Backend | None = None, files: Any = None
+    ) -> None:
         self.options = options
         if backend is None:
             backend = ServerBackend(options) if options.server else LibraryBackend(options)
         self.backend: Backend = backend
+        self.files = files if files is not None else LocalFiles()
 
     def handle(self, task: Task) -> dict[str, Any]:
         from labelers.errors import AigcError
@@ -666,18 +752,32 @@ class Worker:
         return line
 
     # ------------------------------------------------------------ commands
-    def _read(self, path: str) -> tuple[bytes, os.stat_result]:
-        st = os.stat(path)
+    def _read(self, path: str) -> tuple[bytes, FileInfo]:
+        st = self.files.info(path)
         limit = self.backend.max_bytes
-        if st.st_size > limit:
+        if st.size > limit:
             from labelers.errors import LimitExceeded
 
             raise LimitExceeded(
-                f"the file is {st.st_size} bytes, over the limit of {limit} bytes "
+                f"the file is {st.size} bytes, over the limit of {limit} bytes "
                 "(AIGC_MAX_UPLOAD_BYTES)"
             )
-        with open(path, "rb") as f:
-            return f.read(), st
+        return self.files.read(path), st
+
+    def _publish(self, dest: str, data: bytes, mode: int, commit: Callable[[], Any]) -> Any:
+        """Stage the finished bytes, run ``commit`` (the ledger row), then publish; its result."""
+        staged = self.files.stage(dest, data, mode)
+        try:
+            result = commit()
+            self.files.publish(staged, dest)
+        except BaseException:
+            self.files.discard(staged)
+            raise
+        return result
+
+    def _media_type_of(self, path: str) -> str | None:
+        # the whole file: a ZIP's part list may sit at its end
+        return _media_type(self.files.read(path))
 
     def _label(self, task: Task) -> dict[str, Any]:
         data, st = self._read(task.src)
@@ -688,22 +788,15 @@ class Worker:
             pid = self.backend.issued_to_us(data, sha)
             if pid is not None:
                 return _skipped(base, _media_type(data), produce_id=pid, note="already labelled")
-        expected = derive_id(self.backend.salt, dest, sha, st.st_mtime_ns)
-        if not self.options.in_place and os.path.exists(dest):
+        expected = derive_id(self.backend.salt, dest, sha, st.mtime_ns)
+        if not self.options.in_place and self.files.exists(dest):
             found = self._carried_family(dest, expected, record_field="produce_id")
             if found is not None and self.backend.known_produce_id(found):
                 return _skipped(
-                    base, _media_type_of(dest), produce_id=found, note="already labelled"
+                    base, self._media_type_of(dest), produce_id=found, note="already labelled"
                 )
-        labelled = self.backend.label(data, expected, os.path.basename(task.src))
-        tmp = atomic_write(dest, labelled.data, st.st_mode)
-        try:
-            note = labelled.commit()
-            commit_file(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        labelled = self.backend.label(data, expected, _basename(task.src))
+        note = self._publish(dest, labelled.data, st.mode, labelled.commit)
         line = {
             **base,
             "media_type": labelled.media_type,
@@ -719,7 +812,7 @@ class Worker:
 
     def _verify(self, task: Task) -> dict[str, Any]:
         data, _st = self._read(task.src)
-        report = self.backend.verify(data, os.path.basename(task.src))
+        report = self.backend.verify(data, _basename(task.src))
         record = report.get("record") or {}
         return {
             "path": task.src,
@@ -738,17 +831,17 @@ class Worker:
         sha = hashlib.sha256(data).hexdigest()
         dest = task.dest or task.src
         base = {"path": task.src, "output": dest, "sha256": sha, "error": None}
-        expected = derive_id(self.backend.salt, dest, sha, st.st_mtime_ns)
+        expected = derive_id(self.backend.salt, dest, sha, st.mtime_ns)
         check = task.src if self.options.in_place else dest
-        if os.path.exists(check):
+        if self.files.exists(check):
             found = self._carried_family(check, expected, record_field="propagate_id")
             if found is None and self.options.in_place:
                 found = self.backend.propagated_by_us(data)
             if found is not None:
                 return _skipped(
-                    base, _media_type_of(check), propagate_id=found, note="already propagated"
+                    base, self._media_type_of(check), propagate_id=found, note="already propagated"
                 )
-        result = self.backend.propagate(data, expected, os.path.basename(task.src))
+        result = self.backend.propagate(data, expected, _basename(task.src))
         line = {
             **base,
             "media_type": result.media_type,
@@ -757,20 +850,12 @@ class Worker:
         }
         if result.data is None:  # nothing says AI: the file is left as it is
             if not self.options.in_place:
-                tmp = atomic_write(dest, data, st.st_mode)
-                commit_file(tmp, dest)
+                self._publish(dest, data, st.mode, lambda: None)
             note = "no AI indication: no record written" + (
                 "" if self.options.in_place else "; copied unchanged"
             )
             return {**line, "outcome": "propagated", "propagate_id": None, "note": note}
-        tmp = atomic_write(dest, result.data, st.st_mode)
-        try:
-            note = result.commit()
-            commit_file(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        note = self._publish(dest, result.data, st.mode, result.commit)
         line.update(
             outcome="propagated",
             propagate_id=result.propagate_id,
@@ -808,9 +893,9 @@ def _media_type(data: bytes) -> str | None:
         return None
 
 
-def _media_type_of(path: str) -> str | None:
-    with open(path, "rb") as f:
-        return _media_type(f.read())  # whole file: a ZIP's part list may sit at its end
+def _basename(path: str) -> str:
+    """The file name of a path or URL (sent to the service with the bytes)."""
+    return path.rstrip("/").rsplit("/", 1)[-1] if "://" in path else os.path.basename(path)
 
 
 def carried_ids(data: bytes, limits: Any, record_field: str = "produce_id") -> list[str]:

@@ -1,0 +1,290 @@
+"""The Ray engine behind ``aigc-label label|verify|propagate --engine ray``.
+
+The same batch as the local engine (app/batch.py: the same per-file work,
+report, resume and idempotence rules, exit codes), run as a Ray Data
+pipeline on a Ray cluster, over local paths or fsspec URLs (app/storage.py).
+
+The pipeline
+    ``read_datasource(listing)`` -> ``map_batches(worker actors)`` ->
+    ``iter_rows()`` in the driver. The listing is a Ray Data source with one
+    read task that walks the inputs lazily (one directory listing at a time)
+    and yields small blocks of (source, destination) rows; Ray's streaming
+    executor pulls them only as fast as the actors drain them
+    (back-pressure), so neither the listing nor the results are ever held
+    whole. Each actor of the pool builds a ``batch.Worker`` once (ledger
+    connection, C2PA and record signers, settings) and then handles
+    ``--batch-size`` files per call: it reads each file's bytes itself,
+    through the storage layer, after checking its size against the upload
+    limit. The bytes therefore cross the network once, straight from the
+    store to the worker that labels them, and never sit in Ray's object
+    store; only the rows and the result lines (a few hundred bytes a file)
+    travel through it. The driver journals each result line as it arrives,
+    exactly as the local engine does.
+
+Guarantees (the local engine's, see app/batch.py)
+    ProduceIDs are derived from content, destination and identity, so a
+    retried batch or a rerun labels nothing twice; each output is staged,
+    its ledger row committed, and only then published (rename, or one PUT);
+    a Ray actor that dies is restarted and its batch retried
+    (``MAX_TASK_RETRIES``): files it had finished are recognised as
+    "already labelled", one whose ledger row was committed but whose output
+    was lost is written with that same ProduceID. Exactly one ledger row per
+    file, then, provided every worker writes to the same ledger: on a cluster
+    of more than one node that must be a server database, and a SQLite
+    ledger is refused before anything starts.
+
+Settings reach the workers as environment variables (``AIGC_*``, and the
+storage credentials ``AWS_*`` / ``FSSPEC_*``) through the operator's
+``runtime_env``, so workers on other nodes act as the same identity on the
+same ledger as the driver (the key files the settings name must exist there
+too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from app.batch import BatchError, BatchOptions, Journal, Summary, Task, finisher
+from app.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
+
+#: files per map_batches call (per actor task): small, so a killed actor loses little work
+DEFAULT_BATCH_SIZE = 8
+#: rows per block of the listing: tiny rows, a block per this many files
+LISTING_BLOCK_ROWS = 64
+#: a batch whose actor died is tried again this many times before the run stops
+MAX_TASK_RETRIES = 3
+#: object store of a Ray instance the CLI starts itself: only rows and lines go through it
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
+
+
+def worker_env() -> dict[str, str]:
+    """The environment every worker needs: settings, storage credentials, one BLAS thread."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("AIGC_") or k.startswith(STORAGE_ENV_PREFIXES)
+    }
+    if "AIGC_DATA_DIR" in env:
+        env["AIGC_DATA_DIR"] = os.path.abspath(env["AIGC_DATA_DIR"])  # workers have another cwd
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"  # parallelism is across files
+    return env
+
+
+def connect(address: str | None, workers: int) -> Any:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray instance here."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address, **quiet)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        ray.init(
+            num_cpus=max(workers, cores or 1),
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            **quiet,
+        )
+    return ray
+
+
+def check_ledger(ray: Any, options: BatchOptions) -> int:
+    """The cluster's node count; refuse an embedded SQLite ledger on more than one node."""
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    if nodes > 1 and not options.server and options.command != "verify":
+        from app.settings import Settings
+
+        url = Settings().resolved_database_url
+        if url.startswith("sqlite"):
+            raise BatchError(
+                f"the ledger is SQLite ({url}) but the Ray cluster has {nodes} nodes: workers on "
+                "other machines would each write their own file. Point AIGC_DATABASE_URL at a "
+                "server database (postgresql+psycopg://...) reachable from every node"
+            )
+    return nodes
+
+
+class _Listing:
+    """A Ray Data source: the tasks of ``storage.iter_tasks``, streamed in small blocks.
+
+    Rows the journal lists as done carry ``resumed``: the actors hand them
+    straight back, so the driver counts them without keeping the listing.
+    """
+
+    def __init__(self, walk: Callable[[], Iterator[Task]], done: set[str]) -> None:
+        self.walk = walk
+        self.done = done
+
+    def datasource(self) -> Any:
+        from ray.data.block import BlockMetadata
+        from ray.data.datasource import Datasource, ReadTask
+
+        walk, done = self.walk, self.done
+
+        def blocks() -> Iterator[Any]:
+            import pyarrow as pa
+
+            from app.batch import canonical_path
+
+            rows: dict[str, list[Any]] = {"src": [], "dest": [], "resumed": []}
+            for task in walk():
+                rows["src"].append(task.src)
+                rows["dest"].append(task.dest or "")
+                rows["resumed"].append(canonical_path(task.src) in done)
+                if len(rows["src"]) >= LISTING_BLOCK_ROWS:
+                    yield pa.table(rows)
+                    rows = {k: [] for k in rows}
+            if rows["src"]:
+                yield pa.table(rows)
+
+        class Source(Datasource):
+            def estimate_inmemory_data_size(self) -> int | None:
+                return None
+
+            def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
+                meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None)
+                return [ReadTask(blocks, meta)]
+
+        return Source()
+
+
+class FileWorker:
+    """One Ray actor: a ``batch.Worker`` built once, then ``batch_size`` files per call."""
+
+    def __init__(self, options: BatchOptions) -> None:
+        from app.batch import Worker
+        from app.storage import Files
+
+        # the driver already showed State.build's one-time notices
+        logging.disable(logging.WARNING)
+        try:
+            self.worker = Worker(options, files=Files())
+        finally:
+            logging.disable(logging.NOTSET)
+
+    def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
+        lines = []
+        for src, dest, resumed in zip(rows["src"], rows["dest"], rows["resumed"], strict=True):
+            if resumed:
+                lines.append("")
+                continue
+            line = self.worker.handle(Task(str(src), str(dest) or None))
+            lines.append(json.dumps(line, ensure_ascii=False))
+        return {"line": lines}
+
+
+def run(
+    options: BatchOptions,
+    inputs: list[str],
+    out: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    skip: list[str],
+    journal: Journal,
+    *,
+    workers: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    worker_memory: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    on_line: Callable[[dict[str, Any]], None] | None = None,
+) -> Summary:
+    """Process the inputs on Ray with ``workers`` actors; journal each file; the summary."""
+    import time
+
+    for given in inputs:  # fail before a cluster starts, with the local engine's words
+        _check_exists(given)
+    ray = connect(address, workers)
+    check_ledger(ray, options)
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = progress and sys.stderr.isatty()
+    summary = Summary()
+    started = time.monotonic()
+
+    def walk() -> Iterator[Task]:
+        return iter_tasks(inputs, out, include, exclude, skip)
+
+    listing = _Listing(walk, journal.done_keys()).datasource()
+    with warnings.catch_warnings():
+        # max_task_retries has no named parameter yet: Ray's default retries forever
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset = ray.data.read_datasource(listing, num_cpus=0, override_num_blocks=1)
+        dataset = dataset.map_batches(
+            FileWorker,
+            fn_constructor_args=(options,),
+            batch_size=batch_size,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1,
+            memory=worker_memory,
+            runtime_env={"env_vars": worker_env()},
+            max_task_retries=MAX_TASK_RETRIES,
+        )
+    finish = finisher(journal, summary, None, on_line)
+    try:
+        for row in dataset.iter_rows():
+            if row["line"]:
+                finish(json.loads(row["line"]))
+            else:
+                summary.resumed += 1
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    except BatchError:
+        raise
+    except Exception as exc:
+        cause = _batch_error_in(exc)
+        if cause is not None:
+            raise cause from None
+        raise BatchError(
+            f"the Ray run stopped: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. "
+            "Files finished so far are in the report; run the same command again to finish"
+        ) from exc
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _check_exists(given: str) -> None:
+    if is_url(given):
+        from app.storage import _filesystem
+
+        fs, path = _filesystem(given)
+        if not fs.exists(path):
+            raise BatchError(f"{given}: no such object or prefix")
+    elif not os.path.exists(given.removeprefix("file://")):
+        raise BatchError(f"{given}: no such file or directory")
+
+
+def _batch_error_in(exc: BaseException) -> BatchError | None:
+    """A BatchError raised by the listing inside a Ray task (e.g. two inputs, one output)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, BatchError):
+            return BatchError(str(current).splitlines()[0])
+        cause = getattr(current, "cause", None)
+        current = cause if isinstance(cause, BaseException) else current.__cause__
+        seen += 1
+    text = str(exc)
+    marker = "BatchError: "
+    if marker in text:
+        return BatchError(text.split(marker, 1)[1].splitlines()[0])
+    return None
+
+
+def shutdown() -> None:
+    """Leave the cluster (stops the Ray instance this process started, if any)."""
+    with contextlib.suppress(Exception):
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
