@@ -364,8 +364,6 @@ def _ray(
         return _fail(str(exc))
     except _startup_errors() as exc:
         return _fail(getattr(exc, "detail", None) or str(exc))
-    finally:
-        rayengine.shutdown()
     print(summary.text(args.command), file=sys.stderr)
     if summary.failed:
         return 1

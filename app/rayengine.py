@@ -42,7 +42,6 @@ too).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -56,8 +55,6 @@ from app.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 
 #: files per map_batches call (per actor task): small, so a killed actor loses little work
 DEFAULT_BATCH_SIZE = 8
-#: rows per block of the listing: tiny rows, a block per this many files
-LISTING_BLOCK_ROWS = 64
 #: a batch whose actor died is tried again this many times before the run stops
 MAX_TASK_RETRIES = 3
 #: object store of a Ray instance the CLI starts itself: only rows and lines go through it
@@ -78,23 +75,38 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def connect(address: str | None, workers: int) -> Any:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray instance here."""
-    import ray
+def connect(address: str | None, workers: int) -> tuple[Any, bool]:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray instance here.
 
+    Returns ``ray`` and whether this call connected (and so should leave): a
+    process already connected (a test, a notebook) keeps its connection.
+    """
+    # Ray's own start-up chatter (token notice, C++ warnings) is not this run's news
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise BatchError(
+            f"--engine ray needs Ray Data and fsspec: pip install 'aigc-label[ray]' ({exc})"
+        ) from None
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
-        return ray
+        return ray, False
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, **quiet)
     else:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         ray.init(
+            address="local",  # a new instance, not whichever `ray start` cluster runs here
             num_cpus=max(workers, cores or 1),
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             **quiet,
         )
-    return ray
+    return ray, True
 
 
 def check_ledger(ray: Any, options: BatchOptions) -> int:
@@ -120,15 +132,16 @@ class _Listing:
     straight back, so the driver counts them without keeping the listing.
     """
 
-    def __init__(self, walk: Callable[[], Iterator[Task]], done: set[str]) -> None:
+    def __init__(self, walk: Callable[[], Iterator[Task]], done: set[str], rows: int) -> None:
         self.walk = walk
         self.done = done
+        self.rows = rows  # one block per actor call: a block is never split across actors
 
     def datasource(self) -> Any:
         from ray.data.block import BlockMetadata
         from ray.data.datasource import Datasource, ReadTask
 
-        walk, done = self.walk, self.done
+        walk, done, size = self.walk, self.done, self.rows
 
         def blocks() -> Iterator[Any]:
             import pyarrow as pa
@@ -140,7 +153,7 @@ class _Listing:
                 rows["src"].append(task.src)
                 rows["dest"].append(task.dest or "")
                 rows["resumed"].append(canonical_path(task.src) in done)
-                if len(rows["src"]) >= LISTING_BLOCK_ROWS:
+                if len(rows["src"]) >= size:
                     yield pa.table(rows)
                     rows = {k: [] for k in rows}
             if rows["src"]:
@@ -199,13 +212,50 @@ def run(
     on_line: Callable[[dict[str, Any]], None] | None = None,
 ) -> Summary:
     """Process the inputs on Ray with ``workers`` actors; journal each file; the summary."""
-    import time
-
     for given in inputs:  # fail before a cluster starts, with the local engine's words
         _check_exists(given)
-    ray = connect(address, workers)
-    check_ledger(ray, options)
+    ray, joined = connect(address, workers)
+    try:
+        return _run(
+            ray,
+            options,
+            inputs,
+            out,
+            include,
+            exclude,
+            skip,
+            journal,
+            workers,
+            batch_size,
+            worker_memory,
+            progress,
+            on_line,
+        )
+    finally:
+        if joined:
+            ray.shutdown()
+
+
+def _run(
+    ray: Any,
+    options: BatchOptions,
+    inputs: list[str],
+    out: str | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    skip: list[str],
+    journal: Journal,
+    workers: int,
+    batch_size: int,
+    worker_memory: int | None,
+    progress: bool,
+    on_line: Callable[[dict[str, Any]], None] | None,
+) -> Summary:
+    import time
+
     import ray.data
+
+    check_ledger(ray, options)
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress and sys.stderr.isatty()
@@ -215,10 +265,13 @@ def run(
     def walk() -> Iterator[Task]:
         return iter_tasks(inputs, out, include, exclude, skip)
 
-    listing = _Listing(walk, journal.done_keys()).datasource()
+    listing = _Listing(walk, journal.done_keys(), batch_size).datasource()
+    finish = finisher(journal, summary, None, on_line)
     with warnings.catch_warnings():
         # max_task_retries has no named parameter yet: Ray's default retries forever
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Ray counts the one listing task as one input; its blocks do reach every actor
+        warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
         dataset = ray.data.read_datasource(listing, num_cpus=0, override_num_blocks=1)
         dataset = dataset.map_batches(
             FileWorker,
@@ -230,25 +283,25 @@ def run(
             runtime_env={"env_vars": worker_env()},
             max_task_retries=MAX_TASK_RETRIES,
         )
-    finish = finisher(journal, summary, None, on_line)
-    try:
-        for row in dataset.iter_rows():
-            if row["line"]:
-                finish(json.loads(row["line"]))
-            else:
-                summary.resumed += 1
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    except BatchError:
-        raise
-    except Exception as exc:
-        cause = _batch_error_in(exc)
-        if cause is not None:
-            raise cause from None
-        raise BatchError(
-            f"the Ray run stopped: {type(exc).__name__}: {str(exc).splitlines()[0][:500]}. "
-            "Files finished so far are in the report; run the same command again to finish"
-        ) from exc
+        try:
+            for row in dataset.iter_rows():
+                if row["line"]:
+                    finish(json.loads(row["line"]))
+                else:
+                    summary.resumed += 1
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        except BatchError:
+            raise
+        except Exception as exc:
+            cause = _batch_error_in(exc)
+            if cause is not None:
+                raise cause from None
+            first = str(exc).splitlines()[0][:500] if str(exc) else ""
+            raise BatchError(
+                f"the Ray run stopped: {type(exc).__name__}: {first}. Files finished so far "
+                "are in the report; run the same command again to finish"
+            ) from exc
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -279,12 +332,3 @@ def _batch_error_in(exc: BaseException) -> BatchError | None:
     if marker in text:
         return BatchError(text.split(marker, 1)[1].splitlines()[0])
     return None
-
-
-def shutdown() -> None:
-    """Leave the cluster (stops the Ray instance this process started, if any)."""
-    with contextlib.suppress(Exception):
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
