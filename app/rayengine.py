@@ -272,7 +272,10 @@ def _run(
         warnings.simplefilter("ignore", DeprecationWarning)
         # Ray counts the one listing task as one input; its blocks do reach every actor
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
-        dataset = ray.data.read_datasource(listing, num_cpus=0, override_num_blocks=1)
+        env = {"env_vars": worker_env()}  # the listing reads the store too
+        dataset = ray.data.read_datasource(
+            listing, num_cpus=0, override_num_blocks=1, runtime_env=env
+        )
         dataset = dataset.map_batches(
             FileWorker,
             fn_constructor_args=(options,),
@@ -280,7 +283,7 @@ def _run(
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
             memory=worker_memory,
-            runtime_env={"env_vars": worker_env()},
+            runtime_env=env,
             max_task_retries=MAX_TASK_RETRIES,
         )
         try:
@@ -294,12 +297,12 @@ def _run(
         except BatchError:
             raise
         except Exception as exc:
-            cause = _batch_error_in(exc)
-            if cause is not None:
-                raise cause from None
-            first = str(exc).splitlines()[0][:500] if str(exc) else ""
+            root = _root_cause(exc)
+            if isinstance(root, BatchError):
+                raise BatchError(str(root).splitlines()[0]) from None
+            detail = str(root).splitlines()[0][:500] if str(root) else ""
             raise BatchError(
-                f"the Ray run stopped: {type(exc).__name__}: {first}. Files finished so far "
+                f"the Ray run stopped: {type(root).__name__}: {detail}. Files finished so far "
                 "are in the report; run the same command again to finish"
             ) from exc
     summary.seconds = time.monotonic() - started
@@ -317,18 +320,13 @@ def _check_exists(given: str) -> None:
         raise BatchError(f"{given}: no such file or directory")
 
 
-def _batch_error_in(exc: BaseException) -> BatchError | None:
-    """A BatchError raised by the listing inside a Ray task (e.g. two inputs, one output)."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 10:
-        if isinstance(current, BatchError):
-            return BatchError(str(current).splitlines()[0])
-        cause = getattr(current, "cause", None)
-        current = cause if isinstance(cause, BaseException) else current.__cause__
-        seen += 1
-    text = str(exc)
-    marker = "BatchError: "
-    if marker in text:
-        return BatchError(text.split(marker, 1)[1].splitlines()[0])
-    return None
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception a Ray task raised, under Ray's and Ray Data's wrappers."""
+    for _ in range(10):
+        inner = getattr(exc, "cause", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.__cause__
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    return exc
