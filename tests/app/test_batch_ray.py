@@ -191,7 +191,7 @@ def test_a_local_tree_labelled_into_a_bucket_reruns_as_done_and_verifies_from_th
     # verify reads the bucket and writes its report locally
     verify_report = tmp_path / "verify.jsonl"
     args = ["verify", f"s3://{BUCKET}/t1/out", "--report", str(verify_report)]
-    assert cli.main([*args, "--engine", "ray", "--workers", "2", "--no-progress"]) == 0
+    assert cli.main([*args, "--engine", "ray", "--workers", "1", "--no-progress"]) == 0
     verified = [x for x in lines_of(verify_report.read_text()) if x["type"] == "file"]
     assert sorted(x["path"] for x in verified) == sorted(f"{out}/{k}" for k in published)
     assert {x["classification"] for x in verified} == {"confirmed"}
