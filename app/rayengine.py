@@ -174,13 +174,14 @@ class FileWorker:
     """One Ray actor: a ``batch.Worker`` built once, then ``batch_size`` files per call."""
 
     def __init__(self, options: BatchOptions) -> None:
-        from app.batch import Worker
+        from app.batch import Worker, _preload
         from app.storage import Files
 
         # the driver already showed State.build's one-time notices
         logging.disable(logging.WARNING)
         try:
             self.worker = Worker(options, files=Files())
+            _preload()  # the labelling libraries, now rather than with the first file
         finally:
             logging.disable(logging.NOTSET)
 
@@ -288,6 +289,8 @@ def _run(
         )
         try:
             for row in dataset.iter_rows():
+                if summary.first_result is None:
+                    summary.first_result = time.monotonic() - started
                 if row["line"]:
                     finish(json.loads(row["line"]))
                 else:

@@ -13,6 +13,7 @@ the files small.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -55,6 +56,7 @@ BUCKET = "aigc-batch"
 @pytest.fixture(scope="module")
 def s3() -> Iterator[dict[str, str]]:
     """An S3 endpoint on loopback (moto emulates S3), its credentials, one bucket."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
