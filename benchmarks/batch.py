@@ -208,6 +208,8 @@ def start_ray(work: Path, cpus: int) -> tuple[subprocess.Popen, str]:
 
 def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
     """Local 2 workers, Ray 1 and Ray 2 workers on the same tree, in one invocation."""
+    # the cluster is started with Ray's token authentication: its drivers send the token
+    os.environ["RAY_AUTH_MODE"] = "token"
     head, address = start_ray(work, 2)
     engine = ["--engine", "ray", "--address", address, "--batch-size", "8"]
     runs = [("local", 2, []), ("ray", 1, engine), ("ray", 2, engine)]

@@ -276,7 +276,8 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     address = f"127.0.0.1:{port}"
     temp = tmp_path_factory.mktemp("ray")
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 2**20), "--block"]
-    env = environ({"RAY_BACKEND_LOG_LEVEL": "error"})
+    # RAY_AUTH_MODE: `ray start` turns on Ray's token authentication; drivers send the token
+    env = environ({"RAY_BACKEND_LOG_LEVEL": "error", "RAY_AUTH_MODE": "token"})
     head = subprocess.Popen(
         [ray_exe, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--include-dashboard", "false", "--temp-dir", str(temp), *common],
@@ -321,7 +322,11 @@ def _wait_for_nodes(address: str, count: int, proc: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         assert proc.poll() is None, "ray start exited"
         out = subprocess.run(
-            [sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", probe, address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environ({"RAY_AUTH_MODE": "token"}),
         )
         if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= count:
             return
@@ -342,7 +347,7 @@ def test_two_nodes_refuse_a_sqlite_ledger_and_label_a_bucket_with_postgres(
     upload_tree(src, "t3/in")
     args = [EXE, "label", f"s3://{BUCKET}/t3/in", "--out", f"s3://{BUCKET}/t3/out"]
     args += ["--engine", "ray", "--address", two_nodes, "--workers", "2", "--no-progress"]
-    env = dev_env(tmp_path) | s3
+    env = dev_env(tmp_path) | s3 | {"RAY_AUTH_MODE": "token"}
 
     refused = subprocess.run(args, env=environ(env), capture_output=True, timeout=300)
     assert refused.returncode == 2
