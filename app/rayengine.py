@@ -97,7 +97,18 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
         return ray, False
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError) as exc:
+            where = address or os.environ["RAY_ADDRESS"]
+            hint = ""
+            if "auth" in str(exc).lower():
+                hint = (
+                    "; the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token "
+                    "with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                )
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BatchError(f"cannot join the Ray cluster at {where}: {detail}{hint}") from None
     else:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         ray.init(
@@ -112,7 +123,7 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
 def check_ledger(ray: Any, options: BatchOptions) -> int:
     """The cluster's node count; refuse an embedded SQLite ledger on more than one node."""
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    if nodes > 1 and not options.server and options.command != "verify":
+    if nodes > 1 and not options.server:  # verify reads the ledger too (watermark -> record)
         from app.settings import Settings
 
         url = Settings().resolved_database_url
