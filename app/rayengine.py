@@ -55,6 +55,8 @@ from app.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 
 #: files per map_batches call (per actor task): small, so a killed actor loses little work
 DEFAULT_BATCH_SIZE = 8
+#: about the bytes of one listing row (source and destination paths), to size its blocks
+ROW_BYTES = 160
 #: a batch whose actor died is tried again this many times before the run stops
 MAX_TASK_RETRIES = 3
 #: object store of a Ray instance the CLI starts itself: only rows and lines go through it
@@ -111,6 +113,9 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
             raise BatchError(f"cannot join the Ray cluster at {where}: {detail}{hint}") from None
     else:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        # Ray starts workers at nice 15 to keep its own daemons responsive; here the workers
+        # are the run, and must not lose the CPU to everything else on the machine
+        os.environ.setdefault("RAY_worker_niceness", "0")  # noqa: SIM112 (Ray spells it so)
         ray.init(
             address="local",  # a new instance, not whichever `ray start` cluster runs here
             num_cpus=max(workers, cores or 1),
@@ -271,6 +276,10 @@ def _run(
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress and sys.stderr.isatty()
+    # Ray Data merges the small blocks a task yields up to this size (128 MB by default):
+    # the whole listing would become one block, so one actor task. Rows are paths, about
+    # ROW_BYTES each: blocks of about a batch keep every actor busy and results streaming.
+    context.target_max_block_size = ROW_BYTES * batch_size
     summary = Summary()
     started = time.monotonic()
 
@@ -292,7 +301,8 @@ def _run(
             FileWorker,
             fn_constructor_args=(options,),
             batch_size=batch_size,
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            # two tasks queued per actor: never idle, little to retry when one dies
+            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
             num_cpus=1,
             memory=worker_memory,
             runtime_env=env,

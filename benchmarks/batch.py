@@ -210,6 +210,8 @@ def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
     """Local 2 workers, Ray 1 and Ray 2 workers on the same tree, in one invocation."""
     # the cluster is started with Ray's token authentication: its drivers send the token
     os.environ["RAY_AUTH_MODE"] = "token"
+    # Ray starts workers at nice 15; the local engine's run at 0: the same priority for both
+    os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray spells it so)
     head, address = start_ray(work, 2)
     engine = ["--engine", "ray", "--address", address, "--batch-size", "8"]
     runs = [("local", 2, []), ("ray", 1, engine), ("ray", 2, engine)]
