@@ -115,7 +115,7 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         # Ray starts workers at nice 15 to keep its own daemons responsive; here the workers
         # are the run, and must not lose the CPU to everything else on the machine
-        os.environ.setdefault("RAY_worker_niceness", "0")  # noqa: SIM112 (Ray spells it so)
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(
             address="local",  # a new instance, not whichever `ray start` cluster runs here
             num_cpus=max(workers, cores or 1),
