@@ -16,16 +16,15 @@ code.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from labelers import durable
 from labelers.record import provider_code_problems
 
 log = logging.getLogger("aigc.auth")
@@ -140,23 +139,19 @@ def _parse(text: str, where: str) -> dict[str, Identity]:
 
 def _development_key(data_dir: Path) -> str:
     """The development key, created once (under a lock: workers start together)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "dev-api-key"
-    with open(data_dir / ".dev-key.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            key = path.read_text().strip()
-            log.warning(
-                "DEVELOPMENT MODE: no API keys configured; using the development key in %s "
-                "(producer code %s is a test code)",
-                path,
-                DEV_PRODUCER,
-            )
-            return key
-        key = "aigc-dev-" + secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
+    made, created = durable.create_once(
+        path, lambda: f"aigc-dev-{secrets.token_urlsafe(24)}\n".encode(), 0o600
+    )
+    key = made.decode().strip()
+    if not created:
+        log.warning(
+            "DEVELOPMENT MODE: no API keys configured; using the development key in %s "
+            "(producer code %s is a test code)",
+            path,
+            DEV_PRODUCER,
+        )
+        return key
     print(
         "\n  DEVELOPMENT MODE: no AIGC_API_KEYS configured.\n"
         f"  Generated API key (shown once, stored in {path}):\n\n"

@@ -315,7 +315,7 @@ def _ray(
     from app import batch
 
     try:
-        from app import rayengine, storage
+        from app.batch import rayengine, storage
     except ImportError as exc:
         return _fail(f"--engine ray needs Ray and fsspec: pip install 'aigc-label[ray]' ({exc})")
     header = batch.header(options, identity | {"engine": "ray"}, backend.salt)
@@ -421,13 +421,13 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
 def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
     """A position no file can take fails once, up front; one that fits some kinds says so."""
     from labelers.errors import InvalidOption
-    from labelers.pipeline import DOCUMENT_POSITIONS, IMAGE_POSITIONS, POSITIONS, parse_positions
+    from labelers.pipeline import POSITIONS, parse_positions
 
     try:
         positions = parse_positions(spec)
     except InvalidOption as exc:
         parser.error(f"--position: {exc.detail}")
-    defaults = {"image": IMAGE_POSITIONS[0], "document": DOCUMENT_POSITIONS[0]}
+    defaults = {kind: values[0] for kind, values in POSITIONS.items()}
     others = [k for k in POSITIONS if k not in positions]
     if others:
         given = ", ".join(f"{k}s {v}" for k, v in positions.items())

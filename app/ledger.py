@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from labelers import durable
 from labelers.record import Record
 from labelers.watermark import watermark_key  # the one derivation, shared with the marks
 
@@ -391,8 +391,7 @@ def migrate(url: str, lock_dir: Path) -> None:
     from alembic.config import Config
 
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / ".migrate.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with durable.exclusive_lock(lock_dir / ".migrate.lock"):
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

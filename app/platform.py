@@ -9,14 +9,12 @@ orders it against its file writes.
 from __future__ import annotations
 
 from app.state import State
+from detectors.classify import LABEL_FOR_CLASS
 from detectors.files import verify_file
 from detectors.report import C2PA, EXPLICIT, Report
 from labelers.pipeline import FileOptions
 from labelers.propagation import PropagateResult, propagate_file
 from labelers.record import new_produce_id
-
-#: the Label a platform writes when it creates the record, per Art. 6 class
-LABEL_FOR_CLASS = {"confirmed": "1", "possible": "2", "suspected": "3"}
 
 
 def check_and_propagate(

@@ -15,6 +15,8 @@ from detectors import origin
 from detectors.report import C2PA, EXPLICIT, IPTC, TRACE, WATERMARK, Report
 
 _BY_LABEL = {"1": "confirmed", "2": "possible", "3": "suspected"}
+#: the Label a platform writes when it creates the record, per Art. 6 class
+LABEL_FOR_CLASS = {cls: label for label, cls in _BY_LABEL.items()}
 #: what each Label value says, in the words a moderator acts on
 _LABEL_MEANS = {
     "1": "the producer marked it AI-generated",

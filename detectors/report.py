@@ -1,7 +1,7 @@
 """The verification report: evidence found, findings, and the Art. 6 classification.
 
-One type serves text and files alike; ``to_dict`` is the JSON the API returns
-(DESIGN.md section 3).
+One type serves text and files alike; ``to_dict`` is the JSON report
+``POST /v1/verify`` returns (part of the public v1 contract).
 """
 
 from __future__ import annotations

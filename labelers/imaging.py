@@ -49,6 +49,10 @@ from PIL import Image, ImageFile, features
 from PIL import JpegImagePlugin as _jpeg_plugin
 
 from labelers.errors import CorruptInput, LimitExceeded, ServiceBusy, UnsupportedMedia
+from labelers.formats import jpeg as jpeg_format
+from labelers.formats import png as png_format
+from labelers.formats import tiff as tiff_format
+from labelers.formats import webp as webp_format
 from labelers.limits import DEFAULT_LIMITS, Limits
 
 # media type -> Pillow format name
@@ -68,8 +72,7 @@ SUPPORTED_MEDIA_TYPES: frozenset[str] = frozenset(_FORMATS)
 # AVIF files do not record the encoder quality; 90 keeps a labelled photo
 # visually indistinguishable from its source at a moderate size.
 _AVIF_DEFAULT_QUALITY = 90
-# Used when a lossy WebP's quantiser cannot be read.
-_WEBP_DEFAULT_QUALITY = 90
+
 
 # EXIF orientation -> the transpose that shows the stored pixels upright
 # (the same table Pillow's ImageOps.exif_transpose uses).
@@ -431,12 +434,12 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
         raster.qtables = {k: list(v) for k, v in getattr(im, "quantization", {}).items()}
         raster.subsampling = _jpeg_plugin.get_sampling(im)
         raster.progressive = bool(info.get("progressive") or info.get("progression"))
-        raster.jpeg_segments = _jpeg_other_segments(data)
+        raster.jpeg_segments = jpeg_format.segments_to_carry(data)
     elif fmt == "PNG":
-        raster.png_chunks = _png_ancillary_chunks(data)
+        raster.png_chunks = png_format.ancillary_chunks(data)
         raster.transparency = info.get("transparency")
     elif fmt == "WEBP":
-        raster.lossless, raster.quality = _webp_coding(data)
+        raster.lossless, raster.quality = webp_format.coding(data)
         raster.background = info.get("background")
         raster.loop = info.get("loop")
     elif fmt == "GIF":
@@ -447,7 +450,7 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
         raster.comment = comment if isinstance(comment, bytes) and comment else None
     elif fmt == "TIFF":
         raster.compression = info.get("compression")
-        raster.tiff_tags = _tiff_tags(im, data)
+        raster.tiff_tags = tiff_format.tags_to_carry(im, data)
     elif fmt == "AVIF":
         raster.quality = _AVIF_DEFAULT_QUALITY
 
@@ -497,343 +500,6 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-# --------------------------------------------------------------------------- JPEG
-
-
-def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(marker, whole segment bytes) for the segments before the first frame header."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2:
-            return
-        yield marker, data[pos : pos + 2 + length]
-        if marker in (0xDA, 0xD9) or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)):
-            return
-        pos += 2 + length
-
-
-def _jpeg_other_segments(data: bytes) -> list[bytes]:
-    """APPn and COM segments that the JPEG encoder does not write itself.
-
-    Left out: JFIF/JFXX APP0 and Adobe APP14 (the encoder writes its own,
-    matching the new scan), EXIF APP1, the main XMP APP1 and ICC APP2 (kept
-    through their own fields), and MPF APP2 (its offsets point at images
-    after EOI that a re-encode drops).
-    """
-    keep: list[bytes] = []
-    for marker, segment in _jpeg_segments(data):
-        body = segment[4:]
-        if marker == 0xFE:
-            keep.append(segment)
-        elif 0xE0 <= marker <= 0xEF:
-            if marker == 0xE0 and body[:5] in (b"JFIF\0", b"JFXX\0"):
-                continue
-            if marker == 0xEE and body.startswith(b"Adobe"):
-                continue
-            if marker == 0xE1 and (
-                body.startswith(b"Exif\0") or body.startswith(b"http://ns.adobe.com/xap/1.0/\0")
-            ):
-                continue
-            if marker == 0xE2 and (body.startswith(b"ICC_PROFILE\0") or body.startswith(b"MPF\0")):
-                continue
-            keep.append(segment)
-    return keep
-
-
-# --------------------------------------------------------------------------- PNG
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# written by the encoder from the frames (or from Raster fields), never copied
-_PNG_ENCODER_CHUNKS = {
-    b"IHDR",
-    b"PLTE",
-    b"IDAT",
-    b"IEND",
-    b"tRNS",
-    b"acTL",
-    b"fcTL",
-    b"fdAT",
-    b"iCCP",
-    b"eXIf",
-    b"pHYs",
-}
-
-
-def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """(type, start, end) of each chunk, end exclusive and including the CRC."""
-    pos = len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            return
-        yield ctype, pos, end
-        if ctype == b"IEND":
-            return
-        pos = end
-
-
-def _png_ancillary_chunks(data: bytes) -> list[tuple[bytes, bool]]:
-    out: list[tuple[bytes, bool]] = []
-    seen_data = False
-    for ctype, start, end in _png_chunks(data):
-        if ctype in (b"IDAT", b"fdAT"):
-            seen_data = True
-        if ctype in _PNG_ENCODER_CHUNKS:
-            continue
-        out.append((data[start:end], seen_data))
-    return out
-
-
-def _splice_png(encoded: bytes, chunks: list[tuple[bytes, bool]]) -> bytes:
-    """Put the source's ancillary chunks into the encoder's output.
-
-    Chunks that preceded the image data go right after IHDR (where cHRM,
-    gAMA, sRGB must be: before PLTE), except bKGD/hIST/sPLT which need PLTE
-    first and go just before the first frame chunk; the rest go before IEND.
-    """
-    if not chunks:
-        return encoded
-    early = [c for c, after in chunks if not after and c[4:8] not in (b"bKGD", b"hIST")]
-    late_pre = [c for c, after in chunks if not after and c[4:8] in (b"bKGD", b"hIST")]
-    post = [c for c, after in chunks if after]
-    out = bytearray(_PNG_SIGNATURE)
-    first_frame_chunk_done = False
-    for ctype, start, end in _png_chunks(encoded):
-        if ctype in (b"acTL", b"fcTL", b"IDAT") and not first_frame_chunk_done:
-            out += b"".join(late_pre)
-            first_frame_chunk_done = True
-        if ctype == b"IEND":
-            out += b"".join(post)
-        out += encoded[start:end]
-        if ctype == b"IHDR":
-            out += b"".join(early)
-    return bytes(out)
-
-
-# --------------------------------------------------------------------------- WebP
-
-
-def _riff_chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
-    pos = start
-    while pos + 8 <= end:
-        fourcc = data[pos : pos + 4]
-        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
-        body = pos + 8
-        if body + size > end:
-            return
-        yield fourcc, body, body + size
-        pos = body + size + (size & 1)
-
-
-def _webp_coding(data: bytes) -> tuple[bool, int | None]:
-    """(lossless, estimated quality) of a WebP: lossless if its image data is VP8L."""
-    bitstreams: list[tuple[bytes, int, int]] = []
-    for fourcc, start, end in _riff_chunks(data, 12, len(data)):
-        if fourcc in (b"VP8 ", b"VP8L"):
-            bitstreams.append((fourcc, start, end))
-        elif fourcc == b"ANMF":
-            for inner, s, e in _riff_chunks(data, start + 16, end):
-                if inner in (b"VP8 ", b"VP8L"):
-                    bitstreams.append((inner, s, e))
-    if not bitstreams:
-        return False, _WEBP_DEFAULT_QUALITY
-    if all(fourcc == b"VP8L" for fourcc, _, _ in bitstreams):
-        return True, None
-    fourcc, start, end = next(b for b in bitstreams if b[0] == b"VP8 ")
-    q_index = _vp8_base_quantiser(data[start:end])
-    if q_index is None:
-        return False, _WEBP_DEFAULT_QUALITY
-    return False, _webp_quality_from_quantiser(q_index)
-
-
-class _BoolDecoder:
-    """The VP8 boolean entropy decoder (RFC 6386 section 7), enough for the frame header."""
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 2
-        self.value = int.from_bytes(buf[:2], "big") if len(buf) >= 2 else 0
-        self.range = 255
-        self.bit_count = 0
-
-    def bool(self, prob: int) -> int:
-        split = 1 + (((self.range - 1) * prob) >> 8)
-        big_split = split << 8
-        if self.value >= big_split:
-            bit = 1
-            self.range -= split
-            self.value -= big_split
-        else:
-            bit = 0
-            self.range = split
-        while self.range < 128:
-            self.value <<= 1
-            self.range <<= 1
-            self.bit_count += 1
-            if self.bit_count == 8:
-                self.bit_count = 0
-                if self.pos < len(self.buf):
-                    self.value |= self.buf[self.pos]
-                self.pos += 1
-        return bit
-
-    def literal(self, bits: int) -> int:
-        v = 0
-        for _ in range(bits):
-            v = (v << 1) | self.bool(128)
-        return v
-
-    def signed(self, bits: int) -> int:
-        v = self.literal(bits)
-        return -v if self.bool(128) else v
-
-
-def _vp8_base_quantiser(frame: bytes) -> int | None:
-    """The mean luma AC quantiser index (0-127) from a VP8 key frame header."""
-    if len(frame) < 11 or frame[3:6] != b"\x9d\x01\x2a" or frame[0] & 1:
-        return None
-    first_partition = (int.from_bytes(frame[:3], "little") >> 5) & 0x7FFFF
-    d = _BoolDecoder(frame[10 : 10 + first_partition])
-    d.literal(1)  # colour space
-    d.literal(1)  # clamping type
-    segment_q: list[int] | None = None
-    absolute = False
-    if d.literal(1):  # segmentation enabled
-        update_map = d.literal(1)
-        if d.literal(1):  # update segment feature data
-            absolute = bool(d.literal(1))
-            segment_q = [d.signed(7) if d.literal(1) else 0 for _ in range(4)]
-            for _ in range(4):  # loop filter deltas
-                if d.literal(1):
-                    d.signed(6)
-        if update_map:
-            for _ in range(3):
-                if d.literal(1):
-                    d.literal(8)
-    d.literal(1)  # filter type
-    d.literal(6)  # loop filter level
-    d.literal(3)  # sharpness
-    if d.literal(1) and d.literal(1):  # loop filter adjustments, updated
-        for _ in range(8):
-            if d.literal(1):
-                d.signed(6)
-    d.literal(2)  # log2 of partitions
-    base = d.literal(7)
-    if segment_q is None:
-        return base
-    values = segment_q if absolute else [base + q for q in segment_q]
-    values = [min(127, max(0, v)) for v in values]
-    return round(sum(values) / len(values))
-
-
-def _webp_quality_from_quantiser(q_index: int) -> int:
-    """Invert libwebp's quality -> quantiser curve (quant_enc.c), ignoring per-segment SNS."""
-    c = max(0.0, 1.0 - q_index / 127.0)
-    linear = c**3
-    quality = linear * 1.5 if linear < 0.5 else (linear + 1.0) / 2.0
-    return max(1, min(100, round(quality * 100)))
-
-
-# --------------------------------------------------------------------------- TIFF
-
-# structure tags the encoder writes from the pixels; copying them would lie
-_TIFF_STRUCTURE_TAGS = {
-    254,
-    255,
-    256,
-    257,
-    258,
-    259,
-    262,
-    273,
-    277,
-    278,
-    279,
-    284,
-    317,
-    320,
-    322,
-    323,
-    324,
-    325,
-    330,
-    338,
-    339,
-    347,
-    34665,
-    34853,
-    40965,
-    513,
-    514,
-    530,
-    532,
-}
-
-
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-
-
-def _tiff_raw_value(data: bytes, wanted: int) -> bytes | None:
-    """The stored bytes of tag ``wanted`` in a classic TIFF's first IFD."""
-    if data[:4] not in (b"II*\x00", b"MM\x00*"):
-        return None
-    endian = "<" if data[:2] == b"II" else ">"
-    first = struct.unpack(endian + "L", data[4:8])[0]
-    if first + 2 > len(data):
-        return None
-    (count,) = struct.unpack(endian + "H", data[first : first + 2])
-    for i in range(first + 2, min(first + 2 + 12 * count, len(data) - 11), 12):
-        tag, kind, n = struct.unpack(endian + "HHL", data[i : i + 8])
-        if tag != wanted:
-            continue
-        size = _TIFF_TYPE_SIZES.get(kind, 1) * n
-        if size <= 4:
-            return data[i + 8 : i + 8 + size]
-        offset = struct.unpack(endian + "L", data[i + 8 : i + 12])[0]
-        return data[offset : offset + size] if offset + size <= len(data) else None
-    return None
-
-
-def _tiff_tags(im: Image.Image, data: bytes) -> dict[int, tuple[Any, int]]:
-    """Descriptive tags of the first page; EXIF and GPS sub-IFDs as dicts."""
-    tags: dict[int, tuple[Any, int]] = {}
-    tag_v2 = getattr(im, "tag_v2", None)
-    if tag_v2 is None:
-        return tags
-    for key in list(tag_v2.keys()):
-        if key in _TIFF_STRUCTURE_TAGS or key in (34675, 700):  # ICC, XMP: own fields
-            continue
-        value, tagtype = tag_v2[key], tag_v2.tagtype.get(key, 0)
-        if key == 33723 and tagtype not in (1, 7):
-            # IPTC-NAA stored as LONG words (exiftool, Photoshop): Pillow's
-            # reader keeps only the first word and its encoder takes bytes, so
-            # the block is read from the file as stored
-            raw = _tiff_raw_value(data, key)
-            if raw is None:
-                continue
-            value, tagtype = raw, 7  # UNDEFINED
-        tags[key] = (value, tagtype)
-    exif = im.getexif()
-    for pointer in (0x8769, 0x8825):  # EXIF (camera data) and GPS sub-IFDs
-        if pointer in tag_v2:
-            sub = dict(exif.get_ifd(pointer))
-            if sub:
-                tags[pointer] = (sub, 0)
-    return tags
-
-
 # --------------------------------------------------------------------------- save
 
 
@@ -877,7 +543,7 @@ def save_raster(raster: Raster) -> bytes:
         raise CorruptInput(f"the {raster.format} image could not be re-encoded: {exc}") from None
     data = out.getvalue()
     if raster.format == "PNG":
-        data = _splice_png(data, raster.png_chunks)
+        data = png_format.splice_ancillary(data, raster.png_chunks)
     return data
 
 
@@ -934,7 +600,7 @@ def _save_webp(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) 
         opts["exact"] = True  # keep RGB under fully transparent pixels, as the source had
         opts["quality"] = 80
     else:
-        opts["quality"] = raster.quality or _WEBP_DEFAULT_QUALITY
+        opts["quality"] = raster.quality or webp_format.DEFAULT_QUALITY
     if len(raster.frames) > 1:
         if raster.durations:
             opts["duration"] = [round(d) for d in raster.durations]
@@ -990,51 +656,10 @@ def _save_tiff(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) 
         opts["dpi"] = raster.dpi
     first.save(out, "TIFF", **opts)
     if sub_ifds:
-        data = _add_tiff_sub_ifds(out.getvalue(), sub_ifds)
+        data = tiff_format.add_sub_ifds(out.getvalue(), sub_ifds)
         out.seek(0)
         out.truncate()
         out.write(data)
-
-
-def _add_tiff_sub_ifds(data: bytes, subs: dict[int, dict]) -> bytes:
-    """Append EXIF/GPS sub-IFDs to a classic TIFF and point its first IFD at them.
-
-    Pillow's libtiff path (every compressed TIFF) cannot write sub-IFDs, so
-    they are added after encoding: each sub-IFD goes at the end of the file,
-    and the first IFD is rewritten after them with the pointer entries added
-    (its out-of-line values stay where they are).
-    """
-    from PIL.TiffImagePlugin import ImageFileDirectory_v2
-
-    if data[:4] not in (b"II*\x00", b"MM\x00*"):
-        return data  # BigTIFF or unknown: leave as encoded
-    endian = "<" if data[:2] == b"II" else ">"
-    first = struct.unpack(endian + "L", data[4:8])[0]
-    (count,) = struct.unpack(endian + "H", data[first : first + 2])
-    end = first + 2 + 12 * count
-    entries = {
-        struct.unpack(endian + "H", data[i : i + 2])[0]: data[i : i + 12]
-        for i in range(first + 2, end, 12)
-    }
-    next_ifd = data[end : end + 4]
-    out = bytearray(data)
-    for tag, values in sorted(subs.items()):
-        if len(out) % 2:
-            out += b"\x00"
-        sub = ImageFileDirectory_v2(ifh=data[:8])
-        for key, value in values.items():
-            sub[key] = value
-        offset = len(out)
-        out += sub.tobytes(offset)
-        entries[tag] = struct.pack(endian + "HHLL", tag, 4, 1, offset)  # LONG offset
-    if len(out) % 2:
-        out += b"\x00"
-    new_first = len(out)
-    out += struct.pack(endian + "H", len(entries))
-    out += b"".join(entries[tag] for tag in sorted(entries))
-    out += next_ifd
-    out[4:8] = struct.pack(endian + "L", new_first)
-    return bytes(out)
 
 
 def _save_avif(raster: Raster, first: Image.Image, out: io.BytesIO, opts: dict) -> None:

@@ -49,7 +49,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from gmssl import sm2 as _gm_sm2
 
+from labelers import durable
 from labelers.errors import SigningError
 from labelers.formats import DIGEST_SCHEME
 from labelers.record import KEYS, Record
@@ -291,6 +291,16 @@ def _load_private(pem: bytes) -> PrivateKey:
     return key
 
 
+def _new_private_pem(scheme: str) -> bytes:
+    if scheme == "sm2":
+        return Sm2PrivateKey.generate().pkcs8_pem()
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 class RecordSigner:
     """Signs records with one key (the service's, for its identities): Ed25519 or SM2.
 
@@ -331,29 +341,8 @@ class RecordSigner:
         """
         if scheme not in SCHEMES:
             raise SigningError(f"record signing scheme must be one of {SCHEMES}, not {scheme!r}")
-        if path.exists():
-            return cls._expect(cls.from_pem(path.read_bytes(), record_format), scheme, path), False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if scheme == "sm2":
-            pem = Sm2PrivateKey.generate().pkcs8_pem()
-        else:
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        try:
-            os.link(tmp, path)  # fails if another process won the race: use theirs
-            created = True
-        except FileExistsError:
-            created = False
-        finally:
-            tmp.unlink()
-        return cls._expect(cls.from_pem(path.read_bytes(), record_format), scheme, path), created
+        pem, created = durable.create_once(path, lambda: _new_private_pem(scheme), 0o600)
+        return cls._expect(cls.from_pem(pem, record_format), scheme, path), created
 
     @staticmethod
     def _expect(signer: RecordSigner, scheme: str, path: Path) -> RecordSigner:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from labelers import kinds
 from labelers.errors import InvalidOption, LimitExceeded
-from labelers.formats import decode_plain_text, get_handler, sniff
+from labelers.formats import Capability, get_handler, sniff_handler
+from labelers.kinds import DOCUMENT_POSITIONS, IMAGE_POSITIONS  # noqa: F401 (their old home)
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 from labelers.visible import text as visible_text
@@ -23,7 +25,7 @@ from labelers.watermark import text as text_watermark
 # parsers import them where they run: a one-shot CLI call that only writes a
 # record must not pay seconds of imports for the stages it skips.
 if TYPE_CHECKING:
-    from labelers.imaging import Raster
+    from labelers.formats import FormatHandler
     from labelers.integrity import RecordSigner
     from labelers.provenance import C2paSigner
 
@@ -53,26 +55,14 @@ def label_text(
 
 
 # --------------------------------------------------------------------- files
-IMAGE_POSITIONS = (
-    "bottom-right",
-    "bottom-left",
-    "top-right",
-    "top-left",
-    "bottom",
-    "top",
-    "left",
-    "right",
-)
-DOCUMENT_POSITIONS = ("footer", "header")
 #: the positions each kind of file takes (plain text has none: its label starts the text)
-POSITIONS = {"image": IMAGE_POSITIONS, "document": DOCUMENT_POSITIONS}
+POSITIONS = kinds.positions()
 
 
 def position_kind(media_type: str) -> str | None:
-    """Which of :data:`POSITIONS` a file of ``media_type`` takes (None: plain text)."""
-    if media_type == "text/plain":
-        return None
-    return "image" if media_type.startswith("image/") else "document"
+    """Which of :data:`POSITIONS` a file of ``media_type`` takes (None: no position)."""
+    kind = str(get_handler(media_type).kind)
+    return kind if kind in POSITIONS else None
 
 
 def parse_positions(spec: str) -> dict[str, str]:
@@ -91,7 +81,8 @@ def parse_positions(spec: str) -> dict[str, str]:
             kind, value = kind.strip(), value.strip()
             if kind not in POSITIONS:
                 raise InvalidOption(
-                    f"position kind {kind!r} is unknown; write image=... and/or document=..."
+                    f"position kind {kind!r} is unknown; write "
+                    + " and/or ".join(f"{k}=..." for k in POSITIONS)
                 )
             if value not in POSITIONS[kind]:
                 raise InvalidOption(
@@ -103,10 +94,8 @@ def parse_positions(spec: str) -> dict[str, str]:
         fits = [k for k, values in POSITIONS.items() if part in values]
         if not fits:
             raise InvalidOption(
-                f"position {part!r} applies to no kind of file: images take "
-                + ", ".join(IMAGE_POSITIONS)
-                + "; documents take "
-                + ", ".join(DOCUMENT_POSITIONS)
+                f"position {part!r} applies to no kind of file: "
+                + "; ".join(f"{k}s take {', '.join(v)}" for k, v in POSITIONS.items())
                 + " (per kind: image=top-left,document=header)"
             )
         positions.update(dict.fromkeys(fits, part))
@@ -159,58 +148,55 @@ def label_file(
     """
     check_size(data, limits)
     record.validate()
-    media_type = sniff(data)
-    if media_type == "text/plain":
-        return _label_plain_text(data, record, options, limits)
+    handler, media_type = sniff_handler(data)
+    stage = kinds.spec_for(handler.kind)
     # no upfront handler.read(): every stage below parses with the limits before
     # its expensive work, and a PDF read would extract the text of every page
-    handler = get_handler(media_type)
-    # image and Markdown paths overwrite this when they embed (or skip) a mark
+    # the content stage overwrites this when it embeds (or skips) a mark
     watermark = f"not available for {media_type}" if options.watermark else "off"
     result = FileResult(data, media_type, record, "none", watermark, "off")
-    if media_type == "application/pdf":
-        _label_pdf(result, options, limits, record_signer)
+    if Capability.ONE_PASS in handler.capabilities:
+        _label_in_one_pass(result, handler, options, limits, record_signer)
     else:
-        apply_content(result, options, watermark_payload, limits)
-        if record_signer is not None:
-            result.record = record_signer.sign_producer(
-                record, handler.content_digest(result.data, limits)
-            )
-        result.data = handler.write_record(result.data, result.record, limits)
-    if options.c2pa and signer is not None:
-        if media_type in c2pa_media_types():
-            result.data = signer.sign(
-                result.data, media_type, result.record, software_agent, limits=limits
-            )
-            result.c2pa = "signed"
-        else:
-            result.c2pa = f"not available for {media_type}"
-    elif options.c2pa:
+        stage.content_stage()(result, handler, options, watermark_payload, limits)
+        if Capability.RECORD in handler.capabilities:
+            if record_signer is not None:
+                result.record = record_signer.sign_producer(
+                    record, handler.content_digest(result.data, limits)
+                )
+            result.data = handler.write_record(result.data, result.record, limits)
+    if not options.c2pa:
+        pass
+    elif Capability.C2PA not in handler.capabilities:
+        result.c2pa = f"not available for {media_type}"
+    elif signer is None:  # said before can_sign_c2pa() imports c2pa
         result.c2pa = "no signer configured"
+    elif not can_sign_c2pa(handler, media_type):
+        result.c2pa = f"not available for {media_type}"
+    else:
+        result.data = signer.sign(
+            result.data, media_type, result.record, software_agent, limits=limits
+        )
+        result.c2pa = "signed"
     return result
 
 
 def apply_content(
     result: FileResult, options: FileOptions, payload: int | None, limits: Limits
 ) -> None:
-    """The content stage: visible label and watermark, before any metadata."""
-    if result.media_type.startswith("image/"):
-        _image_content(result, options, payload, limits)
-    else:
-        _document_content(result, options, limits)
+    """The content stage of the file's kind: visible label and watermark, before any metadata."""
+    handler = get_handler(result.media_type)
+    kinds.spec_for(handler.kind).content_stage()(result, handler, options, payload, limits)
 
 
-def c2pa_media_types() -> frozenset[str]:
-    """Media types we embed C2PA manifests in.
-
-    c2pa lists the OOXML types, but the build we ship cannot read deflated ZIP
-    entries ("compression method not supported: 8"), which every real Office
-    file uses; those files get their record without a manifest.
-    """
-    from labelers.formats.ooxml import OOXML_TYPES
+def can_sign_c2pa(handler: FormatHandler, media_type: str) -> bool:
+    """Whether we embed a C2PA manifest in this file: the handler offers it and
+    the c2pa build we ship writes the type."""
+    if Capability.C2PA not in handler.capabilities:
+        return False
     from labelers.provenance import supported_media_types
 
-    return supported_media_types() - frozenset(OOXML_TYPES)
+    return media_type in supported_media_types()
 
 
 def check_size(data: bytes, limits: Limits) -> None:
@@ -221,154 +207,31 @@ def check_size(data: bytes, limits: Limits) -> None:
         )
 
 
-def _image_content(
-    result: FileResult, options: FileOptions, payload: int | None, limits: Limits
+def _label_in_one_pass(
+    result: FileResult,
+    handler: FormatHandler,
+    options: FileOptions,
+    limits: Limits,
+    record_signer: RecordSigner | None,
 ) -> None:
-    position = options.position or "bottom-right"
-    if position not in IMAGE_POSITIONS:
-        raise InvalidOption(
-            f"position {position!r} does not apply to images; use one of "
-            + ", ".join(IMAGE_POSITIONS)
-        )
-    want_mark = options.watermark and payload is not None
-    if options.watermark and payload is None:
-        result.watermark = "off: no watermark key given"
-    if not options.explicit and not want_mark:
-        return
-    from labelers.imaging import open_raster, save_raster
-    from labelers.visible.image import label_frames
+    """Visible label, content digest and record in one parse of the file.
 
-    raster = open_raster(result.data, result.media_type, limits)
-    if options.explicit:
-        raster = label_frames(raster, options.wording, position)
-        result.explicit = position
-    if want_mark:
-        result.watermark, result.watermark_key = _embed_image_watermark(raster, payload)
-    result.data = save_raster(raster)
-
-
-def _embed_image_watermark(raster: Raster, payload: int) -> tuple[str, int | None]:
-    from labelers.imaging import MARKABLE_MODES, luminance_plane, with_luminance
-    from labelers.watermark import image as image_watermark
-
-    width, height = raster.frames[0].size
-    if min(width, height) < image_watermark.MIN_SIDE:
-        return (
-            f"skipped: the image's shorter side is {min(width, height)} px, "
-            f"below the watermark minimum of {image_watermark.MIN_SIDE} px"
-        ), None
-    if raster.media_type == "image/gif" or len(raster.frames) > 1:
-        # 256-colour palettes (and frame-difference coding) quantise the mark away
-        return "skipped: GIF and animated images cannot carry the invisible watermark", None
-    frame = raster.frames[0]
-    # CMYK, 16-bit grey, LAB: marked in the luminance the mode has, kept in its mode
-    plane = frame if frame.mode in MARKABLE_MODES else luminance_plane(frame)
-    if plane is None:
-        return f"skipped: {frame.mode} images have no luminance the watermark can live in", None
-    # relabelling a marked image: a second mark on top would interfere with
-    # the first and neither might decode; keep the one there, whose key the
-    # ledger already maps to the image's first label
-    found = image_watermark.decode(plane)
-    if found is not None:
-        return f"kept: the image already carries watermark key {found.payload:016x}", found.payload
-    marked = image_watermark.embed(plane, payload)
-    raster.frames[0] = marked if plane is frame else with_luminance(frame, plane, marked)
-    return "embedded", payload
-
-
-def _document_content(result: FileResult, options: FileOptions, limits: Limits) -> None:
-    media_type = result.media_type
-    if options.explicit:
-        _document_visible(result, options, limits)
-    if media_type == "text/markdown" and options.watermark:
-        # Markdown is text: the invisible payload survives copying a paragraph
-        # out of the rendered page; front matter, code and URLs stay untouched
-        from labelers.formats import markdown as markdown_format
-
-        doc = markdown_format.decode(result.data, limits)
-        marked = text_watermark.embed(doc.text, result.record.produce_id, limits=limits)
-        result.data = markdown_format.encode(doc, marked)
-        result.watermark = "embedded"
-
-
-def _document_visible(result: FileResult, options: FileOptions, limits: Limits) -> None:
-    media_type = result.media_type
-    from labelers.formats.ooxml import OOXML_TYPES
-    from labelers.visible import markup as visible_markup
-    from labelers.visible import office as visible_office
-    from labelers.visible import pdf as visible_pdf
-
-    placement = _document_placement(options)
-    if media_type == "application/pdf":
-        result.data = visible_pdf.stamp_pages(
-            result.data, options.wording, placement, options.pages, limits=limits
-        )
-    elif media_type in OOXML_TYPES:
-        result.data = visible_office.add_visible_label(
-            result.data, media_type, options.wording, placement, options.pages, limits=limits
-        )
-    elif media_type == "text/markdown":
-        result.data = visible_markup.label_markdown(result.data, options.wording, placement)
-    elif media_type == "text/html":
-        result.data = visible_markup.label_html(result.data, options.wording, placement)
-    result.explicit = _document_explicit(media_type, placement, options)
-
-
-def _document_placement(options: FileOptions) -> str:
-    placement = options.position or "footer"
-    if placement not in DOCUMENT_POSITIONS:
-        raise InvalidOption(
-            f"position {placement!r} does not apply to documents; use footer or header"
-        )
-    if options.pages not in ("all", "first"):
-        raise InvalidOption(f"pages must be all or first, not {options.pages!r}")
-    return placement
-
-
-def _document_explicit(media_type: str, placement: str, options: FileOptions) -> str:
-    if media_type != "application/pdf" or options.pages == "all":
-        return placement
-    return f"{placement} (first page)"
-
-
-def _label_pdf(
-    result: FileResult, options: FileOptions, limits: Limits, record_signer: RecordSigner | None
-) -> None:
-    """Visible label, content digest and record in one parse of the PDF.
-
-    The same steps as for other documents (apply_content, content_digest,
-    write_record), but the document is opened once and saved once, in append
-    mode when it can be (labelers.formats.pdf.PdfEdit): parsing and writing
-    are most of what each of those steps costs on its own.
+    The same steps as the content stage, content_digest and write_record, but
+    the document is opened once and saved once (for PDF in append mode when
+    it can be, labelers.formats.pdf.PdfEdit): parsing and writing are most of
+    what each of those steps costs on its own.
     """
-    from labelers.formats import pdf as pdf_format
-    from labelers.visible import pdf as visible_pdf
+    from labelers.kinds import document
 
     placement = ""
     if options.explicit:
-        placement = _document_placement(options)
-        visible_pdf.check_options(options.wording, placement, options.pages)
-    doc = pdf_format.open_edit(result.data, limits)
+        placement = document.placement_for(handler, result.media_type, options)
+        handler.check_label_options(options.wording, placement, options.pages)  # type: ignore[attr-defined]
+    doc = handler.open_edit(result.data, limits)  # type: ignore[attr-defined]
     if options.explicit:
-        visible_pdf.stamp_document(doc, options.wording, placement, options.pages)
-        result.explicit = _document_explicit(result.media_type, placement, options)
+        handler.stamp(doc, options.wording, placement, options.pages)  # type: ignore[attr-defined]
+        result.explicit = document.explicit_note(handler, result.media_type, placement, options)
     if record_signer is not None:
         result.record = record_signer.sign_producer(result.record, doc.content_digest())
     doc.set_record(result.record)
     result.data = doc.save()
-
-
-def _label_plain_text(
-    data: bytes, record: Record, options: FileOptions, limits: Limits
-) -> FileResult:
-    text = decode_plain_text(data)
-    explicit = "start" if options.explicit else "none"
-    labelled = label_text(text, record, explicit, options.wording, options.watermark, limits)
-    return FileResult(
-        labelled.encode("utf-8"),
-        "text/plain",
-        record,
-        explicit,
-        "embedded" if options.watermark else "off",
-        "not available for text/plain",
-    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from labelers.errors import CorruptInput, UnsupportedMedia
-from labelers.formats import sniff
+from labelers.formats import Capability, Kind, sniff_handler
 from labelers.imaging import ORIENTATION_TRANSPOSE, open_raster
 from labelers.limits import DEFAULT_LIMITS, Limits
 
@@ -48,11 +48,11 @@ def render_preview(
     Raises UnsupportedMedia for content that has no picture (text, office
     documents), CorruptInput, EncryptedInput or LimitExceeded for bad input.
     """
-    media_type = sniff(data)
-    if media_type.startswith("image/"):
+    handler, media_type = sniff_handler(data)
+    if handler.kind == Kind.IMAGE:
         picture = _image(data, media_type, limits)
         source_size = picture.size
-    elif media_type == "application/pdf":
+    elif Capability.PAGE_RENDER in handler.capabilities:
         picture, source_size = _pdf_first_page(data, limits, max_side)
     else:
         raise UnsupportedMedia(f"{media_type} content has no picture to preview")

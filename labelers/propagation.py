@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labelers.errors import UnsupportedMedia
-from labelers.formats import get_handler, sniff
+from labelers.formats import Capability, sniff_handler
 from labelers.integrity import RecordSigner
 from labelers.limits import DEFAULT_LIMITS, Limits
-from labelers.pipeline import FileOptions, FileResult, apply_content, c2pa_media_types, check_size
+from labelers.pipeline import FileOptions, FileResult, apply_content, can_sign_c2pa, check_size
 from labelers.provenance import C2paSigner, read_manifest
 from labelers.record import Record
 
@@ -56,13 +56,12 @@ def propagate_file(
     otherwise the file is read for one.
     """
     check_size(data, limits)
-    media_type = sniff(data)
-    if media_type == "text/plain":
+    handler, media_type = sniff_handler(data)  # each stage below parses within the limits
+    if Capability.RECORD not in handler.capabilities:
         raise UnsupportedMedia(
-            "plain text has no metadata carrier for a record; label text through "
+            f"{handler.name} has no metadata carrier for a record; label text through "
             "/v1/label/text, or send Markdown or HTML"
         )
-    handler = get_handler(media_type)  # each stage below parses within the limits
     if existing is not None:
         record = existing.with_fields(
             content_propagator=platform, propagate_id=propagate_id, reserved_code2=""
@@ -83,7 +82,7 @@ def propagate_file(
         record = record_signer.sign_platform(record, handler.content_digest(staged.data, limits))
     out = handler.write_record(staged.data, record, limits)
     c2pa_state = "not available for " + media_type
-    if media_type in c2pa_media_types():
+    if can_sign_c2pa(handler, media_type):
         had_manifest = (
             has_manifest
             if has_manifest is not None

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import functools
 import io
 import json
@@ -56,10 +55,8 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -72,6 +69,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from labelers import durable
 from labelers.errors import (
     CorruptInput,
     InvalidOption,
@@ -79,6 +77,7 @@ from labelers.errors import (
     SigningError,
     UnsupportedMedia,
 )
+from labelers.formats import png as png_format
 from labelers.formats import sniff
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import KEYS, Record
@@ -97,7 +96,8 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     _VERSION = "0+unknown"
 
 DOCUMENT_SIGNING_EKU = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
-# EKUs c2pa accepts on a signer certificate (negative tests in NOTES.md)
+# EKUs c2pa accepts on a signer certificate (found by negative tests: anyExtendedKeyUsage,
+# serverAuth only or no EKU fail at sign time with "the certificate is invalid")
 _C2PA_EKUS = {
     ExtendedKeyUsageOID.EMAIL_PROTECTION,
     DOCUMENT_SIGNING_EKU,
@@ -179,14 +179,13 @@ def ensure_dev_credentials(directory: Path | str) -> SigningFiles:
         try:
             # key first and CA last: a crash in between leaves a set that
             # _why_unusable rejects (mismatch or missing), never one that half works
-            _atomic_write(files.key_pem, key_pem, 0o600)
-            _atomic_write(files.chain_pem, chain_pem, 0o644)
-            _atomic_write(files.ca_pem, ca_pem, 0o644)
+            durable.write_atomically(files.key_pem, key_pem, 0o600)
+            durable.write_atomically(files.chain_pem, chain_pem, 0o644)
+            durable.write_atomically(files.ca_pem, ca_pem, 0o644)
         except OSError as exc:
             raise SigningError(
                 f"cannot write development signing credentials to {directory}: {exc.strerror}"
             ) from None
-        _fsync_dir(directory)
     log.info("created development C2PA signing credentials in %s (%s)", directory, why)
     return SigningFiles(files.ca_pem, files.chain_pem, files.key_pem, created=True)
 
@@ -194,21 +193,10 @@ def ensure_dev_credentials(directory: Path | str) -> SigningFiles:
 def _file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock on ``path``; SigningError now if the file cannot be opened."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     except OSError as exc:
         raise SigningError(f"cannot create the lock file {path}: {exc.strerror}") from None
-    return _held(fd)
-
-
-@contextlib.contextmanager
-def _held(fd: int) -> Iterator[None]:
-    try:
-        # flock locks belong to the open file description, so this also
-        # serialises threads of one process (each opens its own descriptor)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return durable.exclusive_lock(path)
 
 
 def _why_unusable(files: SigningFiles) -> str | None:
@@ -235,30 +223,6 @@ def _why_unusable(files: SigningFiles) -> str | None:
     if min(c.not_valid_after_utc for c in chain) - _RENEW_BEFORE < now:
         return "the existing certificate was about to expire"
     return None
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # before any secret byte lands in the file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system lets a directory be fsynced
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _make_dev_credentials() -> tuple[bytes, bytes, bytes]:
@@ -785,16 +749,12 @@ def _readable_media_types() -> frozenset[str]:
     return frozenset(t for t in c2pa.Reader.get_supported_mime_types() if "/" in t)
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 # a 1x1 grey PNG for the credential probe
 _PROBE_PNG = (
-    b"\x89PNG\r\n\x1a\n"
-    + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-    + _png_chunk(b"IDAT", zlib.compress(b"\x00\x80"))
-    + _png_chunk(b"IEND", b"")
+    png_format.SIGNATURE
+    + png_format.make_chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    + png_format.make_chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+    + png_format.make_chunk(b"IEND", b"")
 )
 
 

@@ -12,7 +12,9 @@ client header.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from labelers.errors import LimitExceeded, UnsupportedMedia
@@ -44,29 +46,6 @@ class Metadata:
     text_pages: list[str] | None = None
     # pixel size for images, for label-size checks
     size: tuple[int, int] | None = None
-
-
-class FormatHandler(Protocol):
-    media_type: str
-
-    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
-        """Parse ``data``; raise CorruptInput / LimitExceeded on bad input."""
-
-    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
-        """Return ``data`` with exactly one record, in this format's carrier.
-
-        Replaces records in every carrier this format knows (one record per
-        file), keeps all other metadata, and does not re-encode content.
-        """
-
-    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
-        """SHA-256 (32 raw bytes) of the content essence of ``data``.
-
-        Covers pixels / document content and leaves out the metadata that
-        labelling, propagation and C2PA signing rewrite, so it is the same
-        before and after :meth:`write_record` and a C2PA signature, and changes
-        when the content does. Each handler's docstring says what it covers.
-        """
 
 
 #: domain separator of every content digest; bump the version when what a
@@ -107,158 +86,170 @@ def comment_text(raw: bytes) -> str:
         return raw.decode("latin-1").strip("\x00 ")
 
 
-# magic-number table; the first match wins. Containers that need a closer look
-# (RIFF, ISO-BMFF, ZIP) are resolved in sniff().
-_MAGIC: list[tuple[bytes, str]] = [
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-    (b"%PDF-", "application/pdf"),
+class Kind(StrEnum):
+    """What a file's content is: which content and evidence stages apply to it."""
+
+    IMAGE = "image"
+    DOCUMENT = "document"
+    TEXT = "text"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+class Capability(StrEnum):
+    """What a handler offers; a stage asks for a capability, never for a media type."""
+
+    RECORD = "record"  # write_record() puts the one record in the file
+    C2PA = "c2pa"  # the file can carry an embedded C2PA manifest we sign
+    VISIBLE = "visible-label"  # an explicit label can be drawn into the content
+    WATERMARK = "watermark"  # an invisible mark can be embedded in the content
+    DIGEST = "content-digest"  # content_digest() covers the content essence
+    TEXT_PAGES = "text-pages"  # read() gives the visible text (Metadata.text_pages)
+    TEXT_BODY = "text-body"  # the file is text a reader sees (watermark and wording in it)
+    ONE_PASS = "one-pass"  # open_edit(): visible label, digest and record in one parse
+    PAGE_RENDER = "page-render"  # its first page renders as a picture (PDFium)
+
+
+#: what the raster images offer (GIF takes away the watermark)
+IMAGE_CAPABILITIES = frozenset(
+    {
+        Capability.RECORD,
+        Capability.C2PA,
+        Capability.VISIBLE,
+        Capability.WATERMARK,
+        Capability.DIGEST,
+    }
+)
+
+
+class FormatHandler(Protocol):
+    """One container's bytes, both directions; registered in :data:`REGISTRY`."""
+
+    name: str  # what users call the format, e.g. "JPEG", "DOCX/PPTX/XLSX"
+    media_type: str  # the main media type
+    media_types: tuple[str, ...]  # every media type this handler serves
+    kind: Kind
+    capabilities: frozenset[Capability]
+    #: media types whose Metadata.text_pages are real pages (PDF pages, slides)
+    paged_types: tuple[str, ...]
+
+    def accept(self, data: bytes) -> str | None:
+        """The media type of ``data`` if it is this handler's container (its magic), else None."""
+
+    def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
+        """Parse ``data``; raise CorruptInput / LimitExceeded on bad input."""
+
+    def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """Return ``data`` with exactly one record, in this format's carrier.
+
+        Replaces records in every carrier this format knows (one record per
+        file), keeps all other metadata, and does not re-encode content.
+        """
+
+    def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        """SHA-256 (32 raw bytes) of the content essence of ``data``.
+
+        Covers pixels / document content and leaves out the metadata that
+        labelling, propagation and C2PA signing rewrite, so it is the same
+        before and after :meth:`write_record` and a C2PA signature, and changes
+        when the content does. Each handler's docstring says what it covers.
+        """
+
+
+#: every container, in the order sniff() asks them: one line per module under
+#: labelers.formats, each exposing HANDLER. Text comes last: plain text accepts
+#: whatever valid UTF-8 is left. A module is imported only when sniff() reaches
+#: it, so a JPEG never loads the PDF or Office parsers.
+REGISTRY: list[str] = [
+    "jpeg",
+    "png",
+    "gif",
+    "webp",
+    "tiff",
+    "heif",
+    "ooxml",
+    "pdf",
+    "html",
+    "markdown",
+    "plaintext",
 ]
-_FTYP_BRANDS = {
-    b"avif": "image/avif",
-    b"avis": "image/avif",
-    b"heic": "image/heic",
-    b"heix": "image/heic",
-    b"mif1": "image/heif",
-    b"msf1": "image/heif",
-}
-_OOXML_MAIN = {
-    b"word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    b"ppt/": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    b"xl/": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+
+_loaded: list[FormatHandler] = []
+
+
+def handlers() -> Iterator[FormatHandler]:
+    """The registered handlers in sniffing order, each imported on first use."""
+    import importlib
+
+    for i, name in enumerate(REGISTRY):
+        if i == len(_loaded):
+            _loaded.append(importlib.import_module(f"labelers.formats.{name}").HANDLER)
+        yield _loaded[i]
 
 
 def sniff(data: bytes) -> str:
     """The media type of ``data`` from its bytes; UnsupportedMedia if unknown."""
+    return sniff_handler(data)[1]
+
+
+def sniff_handler(data: bytes) -> tuple[FormatHandler, str]:
+    """The handler whose container ``data`` is, and the media type it names."""
     if not data:
         raise UnsupportedMedia("the file is empty")
-    for magic, media_type in _MAGIC:
-        if data.startswith(magic):
-            return media_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in _FTYP_BRANDS:
-            return _FTYP_BRANDS[brand]
-        # compatible brands follow the minor version
-        size = int.from_bytes(data[:4], "big")
-        for i in range(16, min(size, 64), 4):
-            if data[i : i + 4] in _FTYP_BRANDS:
-                return _FTYP_BRANDS[data[i : i + 4]]
+    for handler in handlers():
+        media_type = handler.accept(data)
+        if media_type is not None:
+            return handler, media_type
+    raise UnsupportedMedia(_unrecognised(data))
+
+
+def _unrecognised(data: bytes) -> str:
+    """Why no handler took ``data``, in the words of the nearest miss."""
     if data.startswith(b"PK\x03\x04"):
-        head = data[:65536]
-        for marker, media_type in _OOXML_MAIN.items():
-            if marker in head and b"[Content_Types].xml" in data:
-                return media_type
-        raise UnsupportedMedia("ZIP archive that is not a DOCX, PPTX or XLSX package")
-    return _sniff_text(data)
+        return "ZIP archive that is not a DOCX, PPTX or XLSX package"
+    if _decoded_head(data) is not None:  # UTF-8, but with NUL
+        return "unrecognised binary file type"
+    return "unrecognised file type (not a supported image, document or UTF-8 text)"
 
 
-def _sniff_text(data: bytes) -> str:
-    head = data[:65536]
+#: how much of a file the text sniffers decode
+TEXT_HEAD = 65536
+
+
+def text_head(data: bytes) -> str | None:
+    """The first 64 KiB of ``data`` as UTF-8 text, or None if it is not text (or holds NUL)."""
+    text = _decoded_head(data)
+    return None if text is None or "\x00" in text else text
+
+
+def _decoded_head(data: bytes) -> str | None:
+    """The first 64 KiB decoded; a character cut by our own slice is tolerated,
+    a file that ends inside a character is not UTF-8 text."""
+    head = data[:TEXT_HEAD]
     try:
-        text = head.decode("utf-8")
+        return head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # tolerated only where our own slice cut a character: a file that ends
-        # inside a character is not UTF-8 text
         if len(data) <= len(head) or exc.start < len(head) - 4:
-            raise UnsupportedMedia(
-                "unrecognised file type (not a supported image, document or UTF-8 text)"
-            ) from None
-        text = data[: exc.start].decode("utf-8")
-    if "\x00" in text:
-        raise UnsupportedMedia("unrecognised binary file type")
-    head = text.lstrip("\ufeff \t\r\n").lower()
-    if _looks_like_html(head):
-        return "text/html"
-    if head.startswith("---\n") or head.startswith("---\r\n"):
-        # Jekyll/Hugo templates: YAML front matter over an HTML document. Its
-        # record carrier is the HTML's <meta>; taken as Markdown, the old <meta>
-        # stayed beside a new front-matter record (two records)
-        from labelers.formats.markdown import split_front_matter
-
-        fm = split_front_matter(head)
-        if fm is not None and _looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
-            return "text/html"
-        return "text/markdown"
-    if _looks_like_markdown(text):
-        return "text/markdown"
-    return "text/plain"
-
-
-def _looks_like_html(head: str) -> bool:
-    """``head``: lower-cased text with leading whitespace removed."""
-    return head.startswith(("<!doctype html", "<html")) or (
-        head.startswith("<") and "<html" in head[:2048]
-    )
-
-
-def _looks_like_markdown(text: str) -> bool:
-    lines = text.splitlines()[:200]
-    marks = sum(
-        1
-        for line in lines
-        if line.startswith(("# ", "## ", "### ", "```", "- ", "* ", "> ")) or "](" in line
-    )
-    return marks >= 2
-
-
-# media type -> module under labelers.formats exposing HANDLER
-_HANDLER_MODULES = {
-    "image/jpeg": "jpeg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/tiff": "tiff",
-    "image/gif": "gif",
-    "image/avif": "heif",
-    "image/heic": "heif",
-    "image/heif": "heif",
-    "application/pdf": "pdf",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "ooxml",
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "ooxml",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "ooxml",
-    "text/markdown": "markdown",
-    "text/html": "html",
-}
+            return None
+        return data[: exc.start].decode("utf-8")
 
 
 def get_handler(media_type: str) -> FormatHandler:
     """The handler for ``media_type``; UnsupportedMedia if we have none."""
-    import importlib
+    for handler in handlers():
+        if media_type in handler.media_types:
+            return handler
+    raise UnsupportedMedia(f"{media_type} files are not supported")
 
-    name = _HANDLER_MODULES.get(media_type)
-    if name is None:
-        raise UnsupportedMedia(f"{media_type} files are not supported")
-    try:
-        module = importlib.import_module(f"labelers.formats.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"labelers.formats.{name}":
-            raise UnsupportedMedia(f"{media_type} files are not supported yet") from None
-        raise
-    return module.HANDLER
+
+def media_types() -> list[str]:
+    """Every media type a registered handler serves, in registry order."""
+    return [t for handler in handlers() for t in handler.media_types]
 
 
 def content_digest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The content digest of ``data``: its media type sniffed, then the format's handler.
-
-    Plain text has no handler (its record lives outside the text): its digest
-    is over the text a reader sees, :func:`text_content_digest`.
-    """
-    media_type = sniff(data)
-    if media_type == "text/plain":
-        if len(data) > limits.max_bytes:
-            raise LimitExceeded(
-                f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-                "(AIGC_MAX_UPLOAD_BYTES)"
-            )
-        return text_content_digest(decode_plain_text(data), limits)
-    return get_handler(media_type).content_digest(data, limits)
+    """The content digest of ``data``: its media type sniffed, then the format's handler."""
+    return sniff_handler(data)[0].content_digest(data, limits)
 
 
 def decode_plain_text(data: bytes) -> str:

@@ -19,7 +19,14 @@ import struct
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, Metadata, comment_text
+from labelers.formats import (
+    IMAGE_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    Kind,
+    Metadata,
+    comment_text,
+)
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -159,7 +166,16 @@ def _comment(data: bytes, block: Block) -> str:
 
 
 class GifHandler:
+    name = "GIF"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    # 256-colour palettes (and frame-difference coding) quantise a watermark away
+    capabilities = IMAGE_CAPABILITIES - {Capability.WATERMARK}
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith((b"GIF87a", b"GIF89a")) else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)

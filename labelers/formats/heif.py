@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata, sniff
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -335,8 +335,37 @@ def _exif(data: bytes, meta: _Meta) -> tuple[Location, int, bytes] | None:
     return None
 
 
+_FTYP_BRANDS = {
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+}
+
+
 class HeifHandler:
+    name = "AVIF/HEIC/HEIF"
     media_type = "image/heif"
+    media_types = ("image/avif", "image/heic", "image/heif")
+    kind = Kind.IMAGE
+    # visible label and watermark where Pillow has an encoder (AVIF); HEIC says so
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        if data[4:8] != b"ftyp":
+            return None
+        brand = data[8:12]
+        if brand in _FTYP_BRANDS:
+            return _FTYP_BRANDS[brand]
+        # compatible brands follow the minor version
+        size = int.from_bytes(data[:4], "big")
+        for i in range(16, min(size, 64), 4):
+            if data[i : i + 4] in _FTYP_BRANDS:
+                return _FTYP_BRANDS[data[i : i + 4]]
+        return None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         meta = _parse(data, limits)
@@ -526,10 +555,7 @@ def _box(btype: bytes, body: bytes) -> bytes:
 
 
 def _media_type(data: bytes) -> str:
-    try:
-        return sniff(data)
-    except UnsupportedMedia:
-        return "image/heif"
+    return HeifHandler.accept(HANDLER, data) or "image/heif"
 
 
 HANDLER = HeifHandler()

@@ -3,8 +3,8 @@
 Reading uses the stdlib ``html.parser`` (tolerant of real-world markup) with
 source offsets recorded for every tag; writing splices new text at those
 offsets, so every byte outside the edited tags stays as it was. The meta
-content is the bare seven-field object (the meta is already named AIGC, as in
-STANDARD.md section 2), HTML-escaped; reading accepts the wrapped form too.
+content is the bare seven-field object (a carrier already named AIGC holds
+the inner object, not the wrapper), HTML-escaped; reading accepts the wrapped form too.
 
 :func:`decode_html`, :func:`scan` and :func:`splice` are shared with
 ``labelers/visible/markup.py`` for the visible notice.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, text_head
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -298,8 +298,60 @@ def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text[:4096] else "\n"
 
 
+def looks_like_html(head: str) -> bool:
+    """``head``: lower-cased text with leading whitespace removed."""
+    return head.startswith(("<!doctype html", "<html")) or (
+        head.startswith("<") and "<html" in head[:2048]
+    )
+
+
 class HtmlHandler:
+    name = "HTML"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.DOCUMENT
+    capabilities = frozenset(
+        {
+            Capability.RECORD,
+            Capability.VISIBLE,
+            Capability.DIGEST,
+            Capability.TEXT_PAGES,
+            Capability.TEXT_BODY,
+        }
+    )
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        text = text_head(data)
+        if text is None:
+            return None
+        head = text.lstrip("\ufeff \t\r\n").lower()
+        if looks_like_html(head):
+            return MEDIA_TYPE
+        if head.startswith(("---\n", "---\r\n")):
+            # Jekyll/Hugo templates: YAML front matter over an HTML document. Its
+            # record carrier is the HTML's <meta>; taken as Markdown, the old <meta>
+            # stayed beside a new front-matter record (two records)
+            from labelers.formats.markdown import split_front_matter
+
+            fm = split_front_matter(head)
+            if fm is not None and looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
+                return MEDIA_TYPE
+        return None
+
+    def draw_label(
+        self,
+        data: bytes,
+        media_type: str,
+        wording: str,
+        placement: str,
+        pages: str,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> bytes:
+        """``data`` with a visible label (labelers.visible.markup)."""
+        from labelers.visible import markup
+
+        return markup.label_html(data, wording, placement)
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         doc = decode_html(data, limits)

@@ -13,10 +13,18 @@ Huffman tables, entropy-coded data) unchanged.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata, comment_text
+from labelers.formats import (
+    IMAGE_CAPABILITIES,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    comment_text,
+)
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -126,7 +134,15 @@ def _is_exif(seg: Segment, data: bytes) -> bool:
 
 
 class JpegHandler:
+    name = "JPEG"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith(b"\xff\xd8\xff") else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)
@@ -241,6 +257,59 @@ def _packet(old: bytes | None, record: Record) -> bytes:
 
 def _segment(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+# ------------------------------------------------------- carried through a re-encode
+
+
+def frame_header_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, whole segment bytes) for the segments before the first frame header."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return
+        yield marker, data[pos : pos + 2 + length]
+        if marker in (0xDA, 0xD9) or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)):
+            return
+        pos += 2 + length
+
+
+def segments_to_carry(data: bytes) -> list[bytes]:
+    """APPn and COM segments that the JPEG encoder does not write itself.
+
+    Left out: JFIF/JFXX APP0 and Adobe APP14 (the encoder writes its own,
+    matching the new scan), EXIF APP1, the main XMP APP1 and ICC APP2 (kept
+    through their own fields), and MPF APP2 (its offsets point at images
+    after EOI that a re-encode drops).
+    """
+    keep: list[bytes] = []
+    for marker, segment in frame_header_segments(data):
+        body = segment[4:]
+        if marker == 0xFE:
+            keep.append(segment)
+        elif 0xE0 <= marker <= 0xEF:
+            if marker == 0xE0 and body[:5] in (b"JFIF\0", b"JFXX\0"):
+                continue
+            if marker == 0xEE and body.startswith(b"Adobe"):
+                continue
+            if marker == 0xE1 and (
+                body.startswith(b"Exif\0") or body.startswith(b"http://ns.adobe.com/xap/1.0/\0")
+            ):
+                continue
+            if marker == 0xE2 and (body.startswith(b"ICC_PROFILE\0") or body.startswith(b"MPF\0")):
+                continue
+            keep.append(segment)
+    return keep
 
 
 HANDLER = JpegHandler()

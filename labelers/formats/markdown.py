@@ -1,7 +1,7 @@
 """Markdown files: the record in YAML front matter, and the text around it.
 
 The record goes in the front matter as a block mapping under ``AIGC:`` with
-the seven Annex E keys (STANDARD.md section 3). Writing edits the front matter
+the seven Annex E keys (the TC260 text-file guide's placement). Writing edits the front matter
 text surgically (only the AIGC block is replaced or appended), so other keys,
 their order, comments and formatting survive; the result is checked by
 re-reading it with ``yaml.safe_load`` before it is returned. Reading accepts
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, text_head
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -249,7 +249,61 @@ def with_record(text: str, record: Record, newline: str = "\n") -> str:
 
 
 class MarkdownHandler:
+    name = "Markdown"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.DOCUMENT
+    capabilities = frozenset(
+        {
+            Capability.RECORD,
+            Capability.VISIBLE,
+            Capability.WATERMARK,
+            Capability.DIGEST,
+            Capability.TEXT_PAGES,
+            Capability.TEXT_BODY,
+        }
+    )
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        """Front matter, or a few Markdown marks (headings, lists, links) in the text.
+
+        Asked after HTML, which takes front matter over an HTML document.
+        """
+        text = text_head(data)
+        if text is None:
+            return None
+        head = text.lstrip("\ufeff \t\r\n")
+        if head.startswith(("---\n", "---\r\n")) or _looks_like_markdown(text):
+            return MEDIA_TYPE
+        return None
+
+    def draw_label(
+        self,
+        data: bytes,
+        media_type: str,
+        wording: str,
+        placement: str,
+        pages: str,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> bytes:
+        """``data`` with a visible label (labelers.visible.markup)."""
+        from labelers.visible import markup
+
+        return markup.label_markdown(data, wording, placement)
+
+    def embed_watermark(
+        self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS
+    ) -> bytes:
+        """The invisible text mark in the prose; front matter, code and URLs stay untouched.
+
+        Markdown is text: the payload survives copying a paragraph out of the
+        rendered page.
+        """
+        from labelers.watermark import text as text_watermark
+
+        doc = decode(data, limits)
+        return encode(doc, text_watermark.embed(doc.text, record.produce_id, limits=limits))
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         doc = decode(data, limits)
@@ -301,6 +355,16 @@ class MarkdownHandler:
         if any(_AIGC_KEY.match(line) for line in yaml_text.splitlines()):
             yaml_text = _replace_aigc_blocks(yaml_text, "")
         return hasher.add(yaml_text, doc.text[fm.body_start :]).digest()
+
+
+def _looks_like_markdown(text: str) -> bool:
+    lines = text.splitlines()[:200]
+    marks = sum(
+        1
+        for line in lines
+        if line.startswith(("# ", "## ", "### ", "```", "- ", "* ", "> ")) or "](" in line
+    )
+    return marks >= 2
 
 
 HANDLER = MarkdownHandler()

@@ -10,9 +10,10 @@ This module owns the bytes of OOXML packages in both directions:
   (local header + compressed data) so they stay byte-identical.
 * :data:`HANDLER` reads and writes the GB 45438 record: custom document
   property ``AIGC`` (``vt:lpwstr``) in ``docProps/custom.xml``, holding the
-  bare seven-field object (the property is already named AIGC, STANDARD.md
-  section 2); reading accepts the wrapped form too. It also reads the core/app
-  properties and the document text (for finding visible labels).
+  bare seven-field object (a carrier whose key is already named AIGC holds
+  the inner object, not the ``{"AIGC": ...}`` wrapper); reading accepts the
+  wrapped form too. It also reads the core/app properties and the document
+  text (for finding visible labels).
 
 ``labelers/visible/office.py`` edits parts through :class:`OoxmlPackage`, so
 the container is parsed in exactly one place.
@@ -47,7 +48,7 @@ from labelers.errors import (
     LimitExceeded,
     UnsupportedMedia,
 )
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -55,6 +56,8 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MEDIA_TYPES = (DOCX, PPTX, XLSX)
+# the main part's folder, near the front of the ZIP, says which of the three it is
+_MAIN_PARTS = {b"word/": DOCX, b"ppt/": PPTX, b"xl/": XLSX}
 OOXML_TYPES = MEDIA_TYPES
 
 CONTENT_TYPES = "[Content_Types].xml"
@@ -824,8 +827,39 @@ def _custom_properties(pkg: OoxmlPackage) -> tuple[str | None, list[tuple[str, s
 class OoxmlHandler:
     """FormatHandler for DOCX, PPTX and XLSX (one layout for the record)."""
 
+    name = "DOCX/PPTX/XLSX"
     media_type = DOCX
     media_types = MEDIA_TYPES
+    kind = Kind.DOCUMENT
+    # no C2PA: the c2pa build we ship cannot read deflated ZIP entries
+    # ("compression method not supported: 8"), which every real Office file uses
+    capabilities = frozenset(
+        {Capability.RECORD, Capability.VISIBLE, Capability.DIGEST, Capability.TEXT_PAGES}
+    )
+    paged_types = (PPTX,)
+
+    def accept(self, data: bytes) -> str | None:
+        if not data.startswith(b"PK\x03\x04"):
+            return None
+        head = data[:65536]
+        for marker, media_type in _MAIN_PARTS.items():
+            if marker in head and b"[Content_Types].xml" in data:
+                return media_type
+        return None
+
+    def draw_label(
+        self,
+        data: bytes,
+        media_type: str,
+        wording: str,
+        placement: str,
+        pages: str,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> bytes:
+        """``data`` with a visible label (labelers.visible.office)."""
+        from labelers.visible import office
+
+        return office.add_visible_label(data, media_type, wording, placement, pages, limits=limits)
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         pkg = OoxmlPackage(data, limits)

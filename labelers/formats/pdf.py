@@ -6,7 +6,7 @@ metadata detectors use, and writing exactly one record. ``labelers.visible.pdf``
 opens and saves documents through the helpers here, so a PDF is parsed in one
 place.
 
-Carriers (STANDARD.md section 3): the Info dictionary key ``/AIGC`` holding the
+Carriers: the Info dictionary key ``/AIGC`` (the placement for PDF) holding the
 wrapped compact JSON as a literal string, and ``TC260:AIGC`` in the document's
 XMP packet (written through :mod:`labelers.formats.xmp`, which keeps every
 other XMP property).
@@ -71,7 +71,7 @@ from pypdf.generic import (
 )
 
 from labelers.errors import AigcError, CorruptInput, EncryptedInput, LimitExceeded
-from labelers.formats import ContentHasher, Metadata
+from labelers.formats import Capability, ContentHasher, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -306,7 +306,53 @@ def _page_texts(reader: PdfReader, limits: Limits) -> list[str]:
 
 
 class PdfHandler:
+    name = "PDF"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.DOCUMENT
+    capabilities = frozenset(
+        {
+            Capability.RECORD,
+            Capability.C2PA,
+            Capability.VISIBLE,
+            Capability.DIGEST,
+            Capability.TEXT_PAGES,
+            Capability.ONE_PASS,
+            Capability.PAGE_RENDER,
+        }
+    )
+    paged_types = (MEDIA_TYPE,)
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith(b"%PDF-") else None
+
+    def draw_label(
+        self,
+        data: bytes,
+        media_type: str,
+        wording: str,
+        placement: str,
+        pages: str,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> bytes:
+        """``data`` with a visible label band (labelers.visible.pdf)."""
+        from labelers.visible import pdf as visible_pdf
+
+        return visible_pdf.stamp_pages(data, wording, placement, pages, limits=limits)
+
+    def open_edit(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfEdit:
+        return open_edit(data, limits)
+
+    def stamp(self, doc: PdfEdit, wording: str, placement: str, pages: str) -> None:
+        """Draw the visible label on an open document (see open_edit)."""
+        from labelers.visible import pdf as visible_pdf
+
+        visible_pdf.stamp_document(doc, wording, placement, pages)
+
+    def check_label_options(self, wording: str, placement: str, pages: str) -> None:
+        from labelers.visible import pdf as visible_pdf
+
+        visible_pdf.check_options(wording, placement, pages)
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         meta = Metadata(media_type=MEDIA_TYPE)

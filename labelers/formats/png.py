@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -139,7 +140,15 @@ def _text_chunk(data: bytes, chunk: Chunk) -> TextChunk | None:
 
 
 class PngHandler:
+    name = "PNG"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith(b"\x89PNG\r\n\x1a\n") else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         chunks, size = _parse(data, limits)
@@ -232,6 +241,77 @@ class PngHandler:
 
 def make_chunk(ctype: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+# ------------------------------------------------------- carried through a re-encode
+
+# written by the encoder from the frames (or from Raster fields), never copied
+ENCODER_CHUNKS = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+    b"iCCP",
+    b"eXIf",
+    b"pHYs",
+}
+
+
+def chunk_spans(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, start, end) of each chunk, end exclusive and including the CRC."""
+    pos = len(SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            return
+        yield ctype, pos, end
+        if ctype == b"IEND":
+            return
+        pos = end
+
+
+def ancillary_chunks(data: bytes) -> list[tuple[bytes, bool]]:
+    out: list[tuple[bytes, bool]] = []
+    seen_data = False
+    for ctype, start, end in chunk_spans(data):
+        if ctype in (b"IDAT", b"fdAT"):
+            seen_data = True
+        if ctype in ENCODER_CHUNKS:
+            continue
+        out.append((data[start:end], seen_data))
+    return out
+
+
+def splice_ancillary(encoded: bytes, chunks: list[tuple[bytes, bool]]) -> bytes:
+    """Put the source's ancillary chunks into the encoder's output.
+
+    Chunks that preceded the image data go right after IHDR (where cHRM,
+    gAMA, sRGB must be: before PLTE), except bKGD/hIST/sPLT which need PLTE
+    first and go just before the first frame chunk; the rest go before IEND.
+    """
+    if not chunks:
+        return encoded
+    early = [c for c, after in chunks if not after and c[4:8] not in (b"bKGD", b"hIST")]
+    late_pre = [c for c, after in chunks if not after and c[4:8] in (b"bKGD", b"hIST")]
+    post = [c for c, after in chunks if after]
+    out = bytearray(SIGNATURE)
+    first_frame_chunk_done = False
+    for ctype, start, end in chunk_spans(encoded):
+        if ctype in (b"acTL", b"fcTL", b"IDAT") and not first_frame_chunk_done:
+            out += b"".join(late_pre)
+            first_frame_chunk_done = True
+        if ctype == b"IEND":
+            out += b"".join(post)
+        out += encoded[start:end]
+        if ctype == b"IHDR":
+            out += b"".join(early)
+    return bytes(out)
 
 
 HANDLER = PngHandler()

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -306,7 +307,15 @@ def _check_image_data(data: bytes, bo: str, ifd0: Ifd) -> None:
 
 
 class TiffHandler:
+    name = "TIFF"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data.startswith((b"II*\x00", b"MM\x00*")) else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         _, ifd0, size = _parse(data, limits)
@@ -411,6 +420,132 @@ def _relocate_ifd0(data: bytes, bo: str, ifd0: Ifd, packet: bytes) -> bytes:
         out += raw
     out += struct.pack(bo + "I", ifd0.next_offset)
     out[4:8] = struct.pack(bo + "I", ifd_pos)
+    return bytes(out)
+
+
+# ------------------------------------------------------- carried through a re-encode
+
+# structure tags the encoder writes from the pixels; copying them would lie
+ENCODER_TAGS = {
+    254,
+    255,
+    256,
+    257,
+    258,
+    259,
+    262,
+    273,
+    277,
+    278,
+    279,
+    284,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    330,
+    338,
+    339,
+    347,
+    34665,
+    34853,
+    40965,
+    513,
+    514,
+    530,
+    532,
+}
+
+
+def raw_value(data: bytes, wanted: int) -> bytes | None:
+    """The stored bytes of tag ``wanted`` in a classic TIFF's first IFD."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    endian = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(endian + "L", data[4:8])[0]
+    if first + 2 > len(data):
+        return None
+    (count,) = struct.unpack(endian + "H", data[first : first + 2])
+    for i in range(first + 2, min(first + 2 + 12 * count, len(data) - 11), 12):
+        tag, kind, n = struct.unpack(endian + "HHL", data[i : i + 8])
+        if tag != wanted:
+            continue
+        size = _TYPE_SIZES.get(kind, 1) * n
+        if size <= 4:
+            return data[i + 8 : i + 8 + size]
+        offset = struct.unpack(endian + "L", data[i + 8 : i + 12])[0]
+        return data[offset : offset + size] if offset + size <= len(data) else None
+    return None
+
+
+def tags_to_carry(im: Any, data: bytes) -> dict[int, tuple[Any, int]]:
+    """Descriptive tags of the first page; EXIF and GPS sub-IFDs as dicts."""
+    tags: dict[int, tuple[Any, int]] = {}
+    tag_v2 = getattr(im, "tag_v2", None)
+    if tag_v2 is None:
+        return tags
+    for key in list(tag_v2.keys()):
+        if key in ENCODER_TAGS or key in (34675, 700):  # ICC, XMP: own fields
+            continue
+        value, tagtype = tag_v2[key], tag_v2.tagtype.get(key, 0)
+        if key == 33723 and tagtype not in (1, 7):
+            # IPTC-NAA stored as LONG words (exiftool, Photoshop): Pillow's
+            # reader keeps only the first word and its encoder takes bytes, so
+            # the block is read from the file as stored
+            raw = raw_value(data, key)
+            if raw is None:
+                continue
+            value, tagtype = raw, 7  # UNDEFINED
+        tags[key] = (value, tagtype)
+    exif = im.getexif()
+    for pointer in (0x8769, 0x8825):  # EXIF (camera data) and GPS sub-IFDs
+        if pointer in tag_v2:
+            sub = dict(exif.get_ifd(pointer))
+            if sub:
+                tags[pointer] = (sub, 0)
+    return tags
+
+
+def add_sub_ifds(data: bytes, subs: dict[int, dict]) -> bytes:
+    """Append EXIF/GPS sub-IFDs to a classic TIFF and point its first IFD at them.
+
+    Pillow's libtiff path (every compressed TIFF) cannot write sub-IFDs, so
+    they are added after encoding: each sub-IFD goes at the end of the file,
+    and the first IFD is rewritten after them with the pointer entries added
+    (its out-of-line values stay where they are).
+    """
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return data  # BigTIFF or unknown: leave as encoded
+    endian = "<" if data[:2] == b"II" else ">"
+    first = struct.unpack(endian + "L", data[4:8])[0]
+    (count,) = struct.unpack(endian + "H", data[first : first + 2])
+    end = first + 2 + 12 * count
+    entries = {
+        struct.unpack(endian + "H", data[i : i + 2])[0]: data[i : i + 12]
+        for i in range(first + 2, end, 12)
+    }
+    next_ifd = data[end : end + 4]
+    out = bytearray(data)
+    for tag, values in sorted(subs.items()):
+        if len(out) % 2:
+            out += b"\x00"
+        sub = ImageFileDirectory_v2(ifh=data[:8])
+        for key, value in values.items():
+            sub[key] = value
+        offset = len(out)
+        out += sub.tobytes(offset)
+        entries[tag] = struct.pack(endian + "HHLL", tag, 4, 1, offset)  # LONG offset
+    if len(out) % 2:
+        out += b"\x00"
+    new_first = len(out)
+    out += struct.pack(endian + "H", len(entries))
+    out += b"".join(entries[tag] for tag in sorted(entries))
+    out += next_ifd
+    out[4:8] = struct.pack(endian + "L", new_first)
     return bytes(out)
 
 

@@ -13,10 +13,11 @@ and copies every other chunk unchanged.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
-from labelers.formats import ContentHasher, FoundRecord, Metadata
+from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -137,7 +138,15 @@ def _exif_tiff(payload: bytes) -> tuple[int, bytes]:
 
 
 class WebpHandler:
+    name = "WebP"
     media_type = MEDIA_TYPE
+    media_types = (MEDIA_TYPE,)
+    kind = Kind.IMAGE
+    capabilities = IMAGE_CAPABILITIES
+    paged_types = ()
+
+    def accept(self, data: bytes) -> str | None:
+        return MEDIA_TYPE if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else None
 
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         parsed = _parse(data, limits)
@@ -241,6 +250,132 @@ def _vp8x(parsed: _Parsed, chunks: list[Chunk], data: bytes) -> bytes:
 def _chunk(fourcc: bytes, payload: bytes) -> bytes:
     pad = b"\x00" if len(payload) % 2 else b""
     return fourcc + struct.pack("<I", len(payload)) + payload + pad
+
+
+# ------------------------------------------------------- coding, for a re-encode
+# Used when a lossy WebP's quantiser cannot be read.
+DEFAULT_QUALITY = 90
+
+
+def riff_chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    pos = start
+    while pos + 8 <= end:
+        fourcc = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if body + size > end:
+            return
+        yield fourcc, body, body + size
+        pos = body + size + (size & 1)
+
+
+def coding(data: bytes) -> tuple[bool, int | None]:
+    """(lossless, estimated quality) of a WebP: lossless if its image data is VP8L."""
+    bitstreams: list[tuple[bytes, int, int]] = []
+    for fourcc, start, end in riff_chunks(data, 12, len(data)):
+        if fourcc in (b"VP8 ", b"VP8L"):
+            bitstreams.append((fourcc, start, end))
+        elif fourcc == b"ANMF":
+            for inner, s, e in riff_chunks(data, start + 16, end):
+                if inner in (b"VP8 ", b"VP8L"):
+                    bitstreams.append((inner, s, e))
+    if not bitstreams:
+        return False, DEFAULT_QUALITY
+    if all(fourcc == b"VP8L" for fourcc, _, _ in bitstreams):
+        return True, None
+    fourcc, start, end = next(b for b in bitstreams if b[0] == b"VP8 ")
+    q_index = _vp8_base_quantiser(data[start:end])
+    if q_index is None:
+        return False, DEFAULT_QUALITY
+    return False, _webp_quality_from_quantiser(q_index)
+
+
+class _BoolDecoder:
+    """The VP8 boolean entropy decoder (RFC 6386 section 7), enough for the frame header."""
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 2
+        self.value = int.from_bytes(buf[:2], "big") if len(buf) >= 2 else 0
+        self.range = 255
+        self.bit_count = 0
+
+    def bool(self, prob: int) -> int:
+        split = 1 + (((self.range - 1) * prob) >> 8)
+        big_split = split << 8
+        if self.value >= big_split:
+            bit = 1
+            self.range -= split
+            self.value -= big_split
+        else:
+            bit = 0
+            self.range = split
+        while self.range < 128:
+            self.value <<= 1
+            self.range <<= 1
+            self.bit_count += 1
+            if self.bit_count == 8:
+                self.bit_count = 0
+                if self.pos < len(self.buf):
+                    self.value |= self.buf[self.pos]
+                self.pos += 1
+        return bit
+
+    def literal(self, bits: int) -> int:
+        v = 0
+        for _ in range(bits):
+            v = (v << 1) | self.bool(128)
+        return v
+
+    def signed(self, bits: int) -> int:
+        v = self.literal(bits)
+        return -v if self.bool(128) else v
+
+
+def _vp8_base_quantiser(frame: bytes) -> int | None:
+    """The mean luma AC quantiser index (0-127) from a VP8 key frame header."""
+    if len(frame) < 11 or frame[3:6] != b"\x9d\x01\x2a" or frame[0] & 1:
+        return None
+    first_partition = (int.from_bytes(frame[:3], "little") >> 5) & 0x7FFFF
+    d = _BoolDecoder(frame[10 : 10 + first_partition])
+    d.literal(1)  # colour space
+    d.literal(1)  # clamping type
+    segment_q: list[int] | None = None
+    absolute = False
+    if d.literal(1):  # segmentation enabled
+        update_map = d.literal(1)
+        if d.literal(1):  # update segment feature data
+            absolute = bool(d.literal(1))
+            segment_q = [d.signed(7) if d.literal(1) else 0 for _ in range(4)]
+            for _ in range(4):  # loop filter deltas
+                if d.literal(1):
+                    d.signed(6)
+        if update_map:
+            for _ in range(3):
+                if d.literal(1):
+                    d.literal(8)
+    d.literal(1)  # filter type
+    d.literal(6)  # loop filter level
+    d.literal(3)  # sharpness
+    if d.literal(1) and d.literal(1):  # loop filter adjustments, updated
+        for _ in range(8):
+            if d.literal(1):
+                d.signed(6)
+    d.literal(2)  # log2 of partitions
+    base = d.literal(7)
+    if segment_q is None:
+        return base
+    values = segment_q if absolute else [base + q for q in segment_q]
+    values = [min(127, max(0, v)) for v in values]
+    return round(sum(values) / len(values))
+
+
+def _webp_quality_from_quantiser(q_index: int) -> int:
+    """Invert libwebp's quality -> quantiser curve (quant_enc.c), ignoring per-segment SNS."""
+    c = max(0.0, 1.0 - q_index / 127.0)
+    linear = c**3
+    quality = linear * 1.5 if linear < 0.5 else (linear + 1.0) / 2.0
+    return max(1, min(100, round(quality * 100)))
 
 
 HANDLER = WebpHandler()

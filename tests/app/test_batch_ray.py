@@ -31,7 +31,7 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from app import batch, cli  # noqa: E402
-from app.storage import read_text  # noqa: E402
+from app.batch.storage import read_text  # noqa: E402
 from tests.app import test_postgres  # noqa: E402
 from tests.app.test_cli import (  # noqa: E402
     EXE,

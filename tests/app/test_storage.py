@@ -17,7 +17,7 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from app.batch import BatchError  # noqa: E402
-from app.storage import Files, RemoteReport, iter_tasks  # noqa: E402
+from app.batch.storage import Files, RemoteReport, iter_tasks  # noqa: E402
 
 BUCKET = "aigc-storage"
 

@@ -1,6 +1,11 @@
-"""Inputs, outputs and reports named by fsspec URLs (``s3://bucket/prefix``), for the Ray engine.
+"""Where a worker reads inputs and publishes outputs: local files, and fsspec URLs (Ray engine).
 
-What this module owns: telling a URL from a local path, listing a tree under
+What this module owns: the three steps of publishing an output (``stage``
+the finished bytes where nothing can see them, let the worker commit the
+ledger row, ``publish`` them at the destination in one step), on a local
+disk (``LocalFiles``: a hidden fsynced temporary file, then a rename) and
+behind fsspec URLs such as ``s3://bucket/prefix`` (``Files``); telling a URL
+from a local path, listing a tree under
 a URL lazily (one directory listing at a time, never the whole bucket), and
 the object-store side of "never a partial output". An object store has no
 rename, but a PUT is atomic: readers see the previous object or the whole new
@@ -11,7 +16,7 @@ invisible until completed, so still whole or nothing). Nothing is ever
 written under a temporary key, so a killed worker leaves nothing behind.
 
 Local paths and ``file://`` URLs keep the local engine's write-fsync-rename
-(``batch.LocalFiles``), so on a disk both engines give the same guarantees.
+(``LocalFiles``), so on a disk both engines give the same guarantees.
 
 Credentials and endpoints come from the environment the usual way
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` for
@@ -25,13 +30,53 @@ import contextlib
 import io
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.batch import BatchError, FileInfo, LocalFiles, Task, _walk, canonical_path
+from app.batch.discovery import _walk
+from app.batch.ids import canonical_path
+from app.batch.options import PARTIAL_SUFFIX, BatchError, Task
+from labelers.durable import commit, stage
 
 #: environment variables a worker on another node needs to reach the same storage
 STORAGE_ENV_PREFIXES = ("AWS_", "FSSPEC_")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    size: int
+    mtime_ns: int
+    mode: int  # permission bits an output inherits (local files)
+
+
+class LocalFiles:
+    """This machine's filesystem: stage = hidden fsynced temporary file, publish = rename.
+
+    A kill leaves at most a hidden ``*.aigc-partial`` file, which the next run
+    deletes before it starts (``discovery.remove_partials``).
+    """
+
+    def info(self, path: str) -> FileInfo:
+        st = os.stat(path)
+        return FileInfo(st.st_size, st.st_mtime_ns, st.st_mode)
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def stage(self, dest: str, data: bytes, mode: int) -> Any:
+        return stage(dest, data, mode, suffix=PARTIAL_SUFFIX)
+
+    def publish(self, staged: Any, dest: str) -> None:
+        commit(staged, dest)
+
+    def discard(self, staged: Any) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
 
 
 def is_url(path: str) -> bool:

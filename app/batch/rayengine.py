@@ -1,8 +1,8 @@
 """The Ray engine behind ``aigc-label label|verify|propagate --engine ray``.
 
-The same batch as the local engine (app/batch.py: the same per-file work,
+The same batch as the local engine (``app.batch``: the same per-file work,
 report, resume and idempotence rules, exit codes), run as a Ray Data
-pipeline on a Ray cluster, over local paths or fsspec URLs (app/storage.py).
+pipeline on a Ray cluster, over local paths or fsspec URLs (``storage``).
 
 The pipeline
     ``read_datasource(listing)`` -> ``map_batches(worker actors)`` ->
@@ -21,7 +21,7 @@ The pipeline
     travel through it. The driver journals each result line as it arrives,
     exactly as the local engine does.
 
-Guarantees (the local engine's, see app/batch.py)
+Guarantees (the local engine's, see ``app.batch``)
     ProduceIDs are derived from content, destination and identity, so a
     retried batch or a rerun labels nothing twice; each output is staged,
     its ledger row committed, and only then published (rename, or one PUT);
@@ -50,8 +50,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from app.batch import BatchError, BatchOptions, Journal, Summary, Task, finisher
-from app.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
+from app.batch.journal import Journal
+from app.batch.options import BatchError, BatchOptions, Summary, Task
+from app.batch.pool import Tally
+from app.batch.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 
 #: files per map_batches call (per actor task): small, so a killed actor loses little work
 DEFAULT_BATCH_SIZE = 8
@@ -162,7 +164,7 @@ class _Listing:
         def blocks() -> Iterator[Any]:
             import pyarrow as pa
 
-            from app.batch import canonical_path
+            from app.batch.ids import canonical_path
 
             rows: dict[str, list[Any]] = {"src": [], "dest": [], "resumed": []}
             for task in walk():
@@ -190,8 +192,9 @@ class FileWorker:
     """One Ray actor: a ``batch.Worker`` built once, then ``batch_size`` files per call."""
 
     def __init__(self, options: BatchOptions) -> None:
-        from app.batch import Worker, _preload
-        from app.storage import Files
+        from app.batch.pool import _preload
+        from app.batch.storage import Files
+        from app.batch.worker import Worker
 
         # the driver already showed State.build's one-time notices
         logging.disable(logging.WARNING)
@@ -287,7 +290,7 @@ def _run(
         return iter_tasks(inputs, out, include, exclude, skip)
 
     listing = _Listing(walk, journal.done_keys(), batch_size).datasource()
-    finish = finisher(journal, summary, None, on_line)
+    tally = Tally(journal, summary, None, on_line)
     with warnings.catch_warnings():
         # max_task_retries has no named parameter yet: Ray's default retries forever
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -313,7 +316,7 @@ def _run(
                 if summary.first_result is None:
                     summary.first_result = time.monotonic() - started
                 if row["line"]:
-                    finish(json.loads(row["line"]))
+                    tally.finish(json.loads(row["line"]))
                 else:
                     summary.resumed += 1
         except KeyboardInterrupt:
@@ -335,7 +338,7 @@ def _run(
 
 def _check_exists(given: str) -> None:
     if is_url(given):
-        from app.storage import _filesystem
+        from app.batch.storage import _filesystem
 
         fs, path = _filesystem(given)
         if not fs.exists(path):
