@@ -318,7 +318,7 @@ def _wait_for_nodes(address: str, count: int, proc: subprocess.Popen) -> None:
         "import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR'); "
         "print(sum(n['Alive'] for n in ray.nodes()))"
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded machine starts Ray slowly
     while time.monotonic() < deadline:
         assert proc.poll() is None, "ray start exited"
         out = subprocess.run(
