@@ -286,12 +286,21 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     procs = [head]
     try:
         _wait_for_nodes(address, 1, head)
-        second = subprocess.Popen(
-            [ray_exe, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        procs.append(second)
-        _wait_for_nodes(address, 2, second)
+        log = temp / "second-node.log"
+        for attempt in range(2):  # on a loaded machine a Ray daemon may die starting: once more
+            with open(log, "ab") as out:
+                second = subprocess.Popen(
+                    [ray_exe, "start", "--address", address, "--node-ip-address", "127.0.0.1",
+                     *common],
+                    env=env, stdout=out, stderr=out, start_new_session=True,
+                )  # fmt: skip
+            procs.append(second)
+            try:
+                _wait_for_nodes(address, 2, second)
+                break
+            except AssertionError:
+                if attempt == 1:
+                    raise AssertionError(log.read_text()[-3000:]) from None
         yield address
     finally:
         for proc in reversed(procs):  # --block: SIGTERM stops what each `ray start` started
