@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,postgres]'
 	touch $(STAMP)
 
+# Ray and the fsspec/S3 layer (--engine ray) are heavy: the tests install them, `make run` does not
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q -e '.[ray]'
+	touch $(RAY_STAMP)
+
 # Debian tools the tests use as independent readers: exiftool (XMP/EXIF),
 # poppler (pdftotext/pdftoppm), qpdf, LibreOffice (opens labelled DOCX/PPTX/XLSX),
 # a CJK font so LibreOffice renders the label, PostgreSQL (the ledger's server
@@ -61,7 +67,7 @@ install: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/python tests/readme_smoke.py
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(RAY_STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 -q

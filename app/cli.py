@@ -144,6 +144,36 @@ def _common(p: argparse.ArgumentParser, writes: bool) -> None:
         "--key-name",
         help="library mode: act as this identity from the configured API keys",
     )
+    ray = p.add_argument_group(
+        "engine",
+        "--engine ray runs the batch on a Ray cluster (pip install 'aigc-label[ray]'); "
+        "then PATH, --out and --report may also be fsspec URLs (s3://bucket/prefix)",
+    )
+    ray.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray Data actors",
+    )
+    ray.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster to join (host:port, or auto); default RAY_ADDRESS, else a Ray "
+        "instance started for this run",
+    )
+    ray.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="ray: files per actor call (default 8)",
+    )
+    ray.add_argument(
+        "--worker-memory",
+        type=int,
+        metavar="BYTES",
+        help="ray: memory each worker actor reserves for scheduling (default: none)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -213,6 +243,13 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             )
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    urls = [p for p in [*args.inputs, getattr(args, "out", None), args.report] if p]
+    if args.engine == "local" and any("://" in p for p in urls):
+        parser.error("fsspec URLs (s3://..., file://...) need --engine ray")
+    if args.engine == "local" and (args.address or args.worker_memory):
+        parser.error("--address and --worker-memory apply to --engine ray")
     if getattr(args, "position", None):
         _check_position(parser, args.position)
     if getattr(args, "span", None):
@@ -257,6 +294,8 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if stdin:
             return _stdin(options, backend, args.report)
         out = getattr(args, "out", None)
+        if args.engine == "ray":
+            return _ray(args, options, backend, identity, out)
         journal_path = args.report
         tasks = batch.discover(
             args.inputs,
@@ -280,6 +319,68 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     )
     backend.close()
     journal.close(summary)
+    print(summary.text(args.command), file=sys.stderr)
+    if summary.failed:
+        return 1
+    return 130 if summary.interrupted else 0
+
+
+def _ray(
+    args: argparse.Namespace, options: Any, backend: Any, identity: dict[str, Any], out: Any
+) -> int:
+    """``--engine ray``: the same run on a Ray cluster, over paths or fsspec URLs."""
+    from app import batch
+
+    try:
+        from app.batch import rayengine, storage
+    except ImportError as exc:
+        return _fail(f"--engine ray needs Ray and fsspec: pip install 'aigc-label[ray]' ({exc})")
+    header = batch.header(options, identity | {"engine": "ray"}, backend.salt)
+    backend.close()  # the workers hold their own connections; the driver only journals
+    remote = None
+    try:
+        report = args.report
+        if report and storage.is_url(report):
+            from app.settings import Settings
+
+            remote = storage.RemoteReport(report, str(Settings().data_dir / "reports"))
+            report = remote.local
+        journal = batch.Journal(report, header)
+        if out and not storage.is_url(out) and args.command != "verify":
+            batch.remove_partials([storage.local_path(out)])
+        uploaded = [0]
+
+        def on_line(_line: dict[str, Any]) -> None:
+            uploaded[0] += 1
+            if remote is not None and uploaded[0] % 500 == 0:
+                remote.upload()  # a driver that dies loses at most 500 lines of the report
+
+        try:
+            summary = rayengine.run(
+                options,
+                args.inputs,
+                out,
+                args.include,
+                args.exclude,
+                [args.report] if args.report else [],
+                journal,
+                workers=args.workers,
+                batch_size=args.batch_size,
+                worker_memory=args.worker_memory,
+                address=args.address,
+                progress=not args.no_progress,
+                on_line=on_line,
+            )
+        except batch.BatchError:
+            journal.close()
+            raise
+        journal.close(summary)
+        if remote is not None:
+            remote.close()
+    except batch.BatchError as exc:
+        return _fail(str(exc))
+    except _startup_errors() as exc:
+        return _fail(getattr(exc, "detail", None) or str(exc))
     print(summary.text(args.command), file=sys.stderr)
     if summary.failed:
         return 1

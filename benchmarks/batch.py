@@ -9,6 +9,15 @@ JSONL summary, and the 2-worker/1-worker ratio. The load average is printed
 before each run: on a shared machine, numbers taken under load mean little.
 
     .venv/bin/python benchmarks/batch.py [--files 1000] [--repeat 1] [--keep DIR] [--max-load 0.5]
+
+With ``--engine ray`` the same tree is labelled by the local engine with 2
+workers, then by ``--engine ray`` with 1 and 2 worker actors on a Ray
+cluster of 2 CPUs that the benchmark starts once (``ray start --head``, as a
+user's cluster would be running already; the Ray start-up is not timed, each
+run's actor start-up is). Reported: Ray 2 / local 2 (Ray's overhead on one
+machine, target >= 0.85) and Ray 2 / Ray 1 (scaling, target >= 1.7).
+
+    .venv/bin/python benchmarks/batch.py --engine ray [--files 1000]
 """
 
 from __future__ import annotations
@@ -133,7 +142,9 @@ def make_tree(root: Path, count: int) -> dict[str, int]:
     return made
 
 
-def label_run(tree: Path, work: Path, workers: int, max_load: float | None) -> dict[str, float]:
+def label_run(
+    tree: Path, work: Path, workers: int, max_load: float | None, engine: list[str] = ()
+) -> dict[str, float]:
     run_dir = work / f"run-w{workers}-{time.monotonic_ns()}"
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
@@ -150,7 +161,7 @@ def label_run(tree: Path, work: Path, workers: int, max_load: float | None) -> d
     started = time.perf_counter()
     out = str(run_dir / "out")
     command = [str(EXE), "label", str(tree), "--out", out, "--report", str(report)]
-    command += ["--workers", str(workers), "--no-progress"]
+    command += ["--workers", str(workers), "--no-progress", *engine]
     proc = subprocess.run(command, env=env, capture_output=True)
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -167,14 +178,91 @@ def label_run(tree: Path, work: Path, workers: int, max_load: float | None) -> d
         "wall_s": wall,
         "wall_files_per_s": labelled / wall,
         "engine_files_per_s": summary["files_per_second"],
+        # Ray: the rate once the actors are up (their start-up is in the engine rate above)
+        "warm_files_per_s": _warm_rate(summary, labelled),
         "load_before": load,
         "cpu_ms_per_file": 1000 * cpu / max(labelled, 1),
     }
 
 
+def start_ray(work: Path, cpus: int) -> tuple[subprocess.Popen, str]:
+    """A one-node Ray cluster (``ray start --head --block``) and its address."""
+    port = 20000 + os.getpid() % 20000
+    address = f"127.0.0.1:{port}"
+    ray = str(EXE.with_name("ray"))
+    proc = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port",
+         str(port), "--num-cpus", str(cpus), "--include-dashboard", "false",
+         "--object-store-memory", str(200 * 2**20), "--temp-dir", str(work / "ray")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    probe = "import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR')"
+    for _ in range(120):
+        check = subprocess.run([sys.executable, "-c", probe, address], capture_output=True)
+        if check.returncode == 0:
+            return proc, address
+        time.sleep(1)
+    proc.terminate()
+    sys.exit("ray start --head did not come up")
+
+
+def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
+    """Local 2 workers, Ray 1 and Ray 2 workers on the same tree, in one invocation."""
+    # the cluster is started with Ray's token authentication: its drivers send the token
+    os.environ["RAY_AUTH_MODE"] = "token"
+    # Ray starts workers at nice 15; the local engine's run at 0: the same priority for both
+    os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray spells it so)
+    head, address = start_ray(work, 2)
+    engine = ["--engine", "ray", "--address", address, "--batch-size", "8"]
+    runs = [("local", 2, []), ("ray", 1, engine), ("ray", 2, engine)]
+    results: dict[tuple[str, int], list[dict[str, float]]] = {(n, w): [] for n, w, _ in runs}
+    try:
+        for _ in range(args.repeat):
+            for name, workers, extra in runs:
+                r = label_run(tree, work, workers, args.max_load, extra)
+                results[(name, workers)].append(r)
+                print(
+                    f"  {name} workers={workers}: {r['files']:.0f} files in {r['wall_s']:.1f} s "
+                    f"wall ({r['wall_files_per_s']:.1f} files/s; engine "
+                    f"{r['engine_files_per_s']:.1f} files/s, warm {r['warm_files_per_s']:.1f}), "
+                    f"load before {r['load_before']:.2f}"
+                )
+    finally:
+        os.killpg(head.pid, 15)
+        head.wait(timeout=120)
+    print()
+    print("| engine | workers | wall s | files/s (wall) | files/s (engine) | files/s (warm) |")
+    print("|---|---|---|---|---|---|")
+    medians = {}
+    keys = ("wall_files_per_s", "engine_files_per_s", "warm_files_per_s")
+    for (name, workers), rs in results.items():
+        wall = statistics.median(r["wall_s"] for r in rs)
+        medians[(name, workers)] = [statistics.median(r[k] for r in rs) for k in keys]
+        rates = " | ".join(f"{v:.1f}" for v in medians[(name, workers)])
+        print(f"| {name} | {workers} | {wall:.1f} | {rates} |")
+    over = [medians[("ray", 2)][i] / medians[("local", 2)][i] for i in (0, 1, 2)]
+    scale = [medians[("ray", 2)][i] / medians[("ray", 1)][i] for i in (0, 1, 2)]
+    print(
+        f"\nray 2 / local 2 workers: {over[0]:.2f} wall, {over[1]:.2f} engine, "
+        f"{over[2]:.2f} warm (target >= 0.85)"
+    )
+    print(
+        f"ray 2 / ray 1 workers: {scale[0]:.2f}x wall, {scale[1]:.2f}x engine, "
+        f"{scale[2]:.2f}x warm (target >= 1.7x)"
+    )
+
+
+def _warm_rate(summary: dict, files: int) -> float:
+    first = summary.get("first_result")
+    if first is None or summary["seconds"] <= first:
+        return summary["files_per_second"]
+    return files / (summary["seconds"] - first)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count")
     parser.add_argument("--keep", type=Path, help="build the tree here and keep it")
     parser.add_argument(
@@ -192,6 +280,9 @@ def main() -> None:
             made = make_tree(tree, args.files)
             print(f"tree: {args.files} files {made} in {time.perf_counter() - started:.1f} s")
         print(f"cores: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()}")
+        if args.engine == "ray":
+            ray_main(args, tree, work)
+            return
         results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for workers in (1, 2):

@@ -25,11 +25,6 @@ def _media_type(data: bytes) -> str | None:
         return None
 
 
-def _media_type_of(path: str) -> str | None:
-    with open(path, "rb") as f:
-        return _media_type(f.read())  # whole file: a ZIP's part list may sit at its end
-
-
 class BackendError(Exception):
     """A file the backend refused or could not handle (server mode: a problem response)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from app.batch.options import PARTIAL_SUFFIX, BatchError, Task
 
@@ -61,21 +61,32 @@ def discover(
 
 
 def _walk(
-    root: str, include: list[str], exclude: list[str], out_abs: str | None, skip: set[str]
+    root: str,
+    include: list[str],
+    exclude: list[str],
+    out_abs: str | None,
+    skip: set[str],
+    walk: Callable[[str], Iterable[tuple[str, list[str], list[str]]]] = os.walk,
+    full: Callable[[str, str], str] = lambda d, n: os.path.abspath(os.path.join(d, n)),
 ) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
+    """Relative paths of the files under ``root``, lazily, one directory at a time.
+
+    ``walk`` is ``os.walk`` or an fsspec filesystem's ``walk`` (the Ray engine,
+    app/batch/storage.py), ``full`` the place of a name in a directory as
+    ``out_abs`` and ``skip`` spell it.
+    """
+    for dirpath, dirnames, filenames in walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         kept = []
         for d in sorted(dirnames):
             rel = _rel(rel_dir, d)
-            full = os.path.abspath(os.path.join(dirpath, d))
-            if d.startswith(".") or full == out_abs or _matches(rel, d, exclude):
+            if d.startswith(".") or full(dirpath, d) == out_abs or _matches(rel, d, exclude):
                 continue
             kept.append(d)
-        dirnames[:] = kept  # prune in place: os.walk descends only into these
+        dirnames[:] = kept  # prune in place: the walk descends only into these
         for name in sorted(filenames):
             rel = _rel(rel_dir, name)
-            if name.startswith(".") or os.path.abspath(os.path.join(dirpath, name)) in skip:
+            if name.startswith(".") or full(dirpath, name) in skip:
                 continue
             if include and not _matches(rel, name, include):
                 continue

@@ -13,10 +13,24 @@ def derive_id(salt: bytes, dest: str, content_sha256: str, mtime_ns: int) -> str
     """The batch ProduceID/PropagateID for one input: see the module docstring."""
     from labelers.record import encode_ulid
 
-    msg = os.path.abspath(dest).encode("utf-8", "surrogateescape") + b"\0" + content_sha256.encode()
+    place = canonical_path(dest).encode("utf-8", "surrogateescape")
+    msg = place + b"\0" + content_sha256.encode()
     mac = hmac.new(salt, msg, hashlib.sha256).digest()
     millis = (mtime_ns // 1_000_000) & ((1 << 48) - 1)
     return encode_ulid(millis << 80 | int.from_bytes(mac[:10], "big"))
+
+
+def canonical_path(path: str) -> str:
+    """One spelling per place: a local path made absolute, a URL as given (``file://`` local).
+
+    The place is part of a derived ID and the journal's key, so the same file
+    named relatively, absolutely or as ``file://`` gets the same ID.
+    """
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    elif "://" in path:
+        return path.rstrip("/")
+    return os.path.abspath(path)
 
 
 def same_family(candidate: str, expected: str) -> bool:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from app.batch.ids import canonical_path
 from app.batch.options import DONE, LINE_KEYS, BatchError, Summary, Task
 
 
@@ -58,12 +59,19 @@ class Journal:
                     )
                 cwd = line.get("cwd", cwd)
             elif kind == "file" and line.get("outcome") in DONE:
-                self._done.add(os.path.normpath(os.path.join(cwd, line["path"])))
+                given = line["path"]
+                self._done.add(
+                    canonical_path(given if "://" in given else os.path.join(cwd, given))
+                )
         if text and not text.endswith("\n"):
             self._fh_needs_newline = True
 
+    def done_keys(self) -> set[str]:
+        """The inputs (``canonical_path``) a finished line covers."""
+        return set(self._done)
+
     def is_done(self, task: Task) -> bool:
-        return os.path.abspath(task.src) in self._done
+        return canonical_path(task.src) in self._done
 
     def _write(self, line: dict[str, Any]) -> None:
         if self._fh is None:

@@ -75,6 +75,8 @@ class Summary:
     resumed: int = 0  # finished in an earlier run (journal), not looked at again
     seconds: float = 0.0
     interrupted: bool = False
+    #: Ray engine: seconds until the first result (cluster workers starting up)
+    first_result: float | None = None
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # path, kind, detail
 
     @property
@@ -99,7 +101,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "files_per_second": round(self.rate, 2),
             "interrupted": self.interrupted,
-        }
+        } | ({} if self.first_result is None else {"first_result": round(self.first_result, 3)})
 
     def text(self, command: str) -> str:
         parts = [f"{n} {outcome}" for outcome, n in sorted(self.counts.items())] or ["0 files"]

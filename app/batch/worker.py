@@ -3,22 +3,22 @@ propagate, as one report line."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
-from app.batch.backend import Backend, BackendError, _media_type, _media_type_of
+from app.batch.backend import Backend, BackendError, _media_type
 from app.batch.ids import derive_id, same_family
 from app.batch.library import LibraryBackend
-from app.batch.options import PARTIAL_SUFFIX, BatchOptions, Task
+from app.batch.options import BatchOptions, Task
 from app.batch.server import ServerBackend
+from app.batch.storage import FileInfo, Files, LocalFiles
 from detectors.carried import carried_ids
-from labelers.durable import commit, stage
 
 
 def _failed(task: Task, kind: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -56,11 +56,15 @@ def _run_task(task: Task) -> dict[str, Any]:
 class Worker:
     """Processes one file at a time; built once per worker process."""
 
-    def __init__(self, options: BatchOptions, backend: Backend | None = None) -> None:
+    def __init__(
+        self, options: BatchOptions, backend: Backend | None = None, files: Files | None = None
+    ) -> None:
         self.options = options
         if backend is None:
             backend = ServerBackend(options) if options.server else LibraryBackend(options)
         self.backend: Backend = backend
+        # where inputs are read and outputs published: this machine's disk, or (Ray) URLs too
+        self.files = files if files is not None else LocalFiles()
 
     def handle(self, task: Task) -> dict[str, Any]:
         from labelers.errors import AigcError
@@ -85,18 +89,32 @@ class Worker:
         return line
 
     # ------------------------------------------------------------ commands
-    def _read(self, path: str) -> tuple[bytes, os.stat_result]:
-        st = os.stat(path)
+    def _read(self, path: str) -> tuple[bytes, FileInfo]:
+        st = self.files.info(path)
         limit = self.backend.max_bytes
-        if st.st_size > limit:
+        if st.size > limit:
             from labelers.errors import LimitExceeded
 
             raise LimitExceeded(
-                f"the file is {st.st_size} bytes, over the limit of {limit} bytes "
+                f"the file is {st.size} bytes, over the limit of {limit} bytes "
                 "(AIGC_MAX_UPLOAD_BYTES)"
             )
-        with open(path, "rb") as f:
-            return f.read(), st
+        return self.files.read(path), st
+
+    def _publish(self, dest: str, data: bytes, mode: int, commit: Callable[[], Any]) -> Any:
+        """Stage the finished bytes, run ``commit`` (the ledger row), then publish; its result."""
+        staged = self.files.stage(dest, data, mode)
+        try:
+            result = commit()
+            self.files.publish(staged, dest)
+        except BaseException:
+            self.files.discard(staged)
+            raise
+        return result
+
+    def _media_type_of(self, path: str) -> str | None:
+        # the whole file: a ZIP's part list may sit at its end
+        return _media_type(self.files.read(path))
 
     def _label(self, task: Task) -> dict[str, Any]:
         data, st = self._read(task.src)
@@ -107,22 +125,15 @@ class Worker:
             pid = self.backend.issued_to_us(data, sha)
             if pid is not None:
                 return _skipped(base, _media_type(data), produce_id=pid, note="already labelled")
-        expected = derive_id(self.backend.salt, dest, sha, st.st_mtime_ns)
-        if not self.options.in_place and os.path.exists(dest):
+        expected = derive_id(self.backend.salt, dest, sha, st.mtime_ns)
+        if not self.options.in_place and self.files.exists(dest):
             found = self._carried_family(dest, expected, record_field="produce_id")
             if found is not None and self.backend.known_produce_id(found):
                 return _skipped(
-                    base, _media_type_of(dest), produce_id=found, note="already labelled"
+                    base, self._media_type_of(dest), produce_id=found, note="already labelled"
                 )
-        labelled = self.backend.label(data, expected, os.path.basename(task.src))
-        tmp = stage(dest, labelled.data, st.st_mode, suffix=PARTIAL_SUFFIX)
-        try:
-            note = labelled.commit()
-            commit(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        labelled = self.backend.label(data, expected, _basename(task.src))
+        note = self._publish(dest, labelled.data, st.mode, labelled.commit)
         line = {
             **base,
             "media_type": labelled.media_type,
@@ -138,7 +149,7 @@ class Worker:
 
     def _verify(self, task: Task) -> dict[str, Any]:
         data, _st = self._read(task.src)
-        report = self.backend.verify(data, os.path.basename(task.src))
+        report = self.backend.verify(data, _basename(task.src))
         record = report.get("record") or {}
         return {
             "path": task.src,
@@ -157,17 +168,17 @@ class Worker:
         sha = hashlib.sha256(data).hexdigest()
         dest = task.dest or task.src
         base = {"path": task.src, "output": dest, "sha256": sha, "error": None}
-        expected = derive_id(self.backend.salt, dest, sha, st.st_mtime_ns)
+        expected = derive_id(self.backend.salt, dest, sha, st.mtime_ns)
         check = task.src if self.options.in_place else dest
-        if os.path.exists(check):
+        if self.files.exists(check):
             found = self._carried_family(check, expected, record_field="propagate_id")
             if found is None and self.options.in_place:
                 found = self.backend.propagated_by_us(data)
             if found is not None:
                 return _skipped(
-                    base, _media_type_of(check), propagate_id=found, note="already propagated"
+                    base, self._media_type_of(check), propagate_id=found, note="already propagated"
                 )
-        result = self.backend.propagate(data, expected, os.path.basename(task.src))
+        result = self.backend.propagate(data, expected, _basename(task.src))
         line = {
             **base,
             "media_type": result.media_type,
@@ -176,20 +187,12 @@ class Worker:
         }
         if result.data is None:  # nothing says AI: the file is left as it is
             if not self.options.in_place:
-                tmp = stage(dest, data, st.st_mode, suffix=PARTIAL_SUFFIX)
-                commit(tmp, dest)
+                self._publish(dest, data, st.mode, lambda: None)
             note = "no AI indication: no record written" + (
                 "" if self.options.in_place else "; copied unchanged"
             )
             return {**line, "outcome": "propagated", "propagate_id": None, "note": note}
-        tmp = stage(dest, result.data, st.st_mode, suffix=PARTIAL_SUFFIX)
-        try:
-            note = result.commit()
-            commit(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        note = self._publish(dest, result.data, st.mode, result.commit)
         line.update(
             outcome="propagated",
             propagate_id=result.propagate_id,
@@ -211,6 +214,11 @@ class Worker:
             if same_family(found, expected):
                 return found
         return None
+
+
+def _basename(path: str) -> str:
+    """The file name of a path or URL (sent to the service with the bytes)."""
+    return path.rstrip("/").rsplit("/", 1)[-1] if "://" in path else os.path.basename(path)
 
 
 def _skipped(base: dict[str, Any], media_type: str | None, **extra: Any) -> dict[str, Any]:
