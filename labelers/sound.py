@@ -145,6 +145,8 @@ def _open(data: bytes, media_type: str):
 
 def _info(container, stream) -> StreamInfo:
     ctx = stream.codec_context
+    if ctx is None:  # FFmpeg found a stream but no decoder for its codec tag
+        raise CorruptInput("the audio stream's codec is unknown: it cannot be decoded")
     duration = None
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
