@@ -309,12 +309,14 @@ def open_for_analysis(
         im, _ = _open_checked(data, fmt, what, limits)
         width, height = im.size
         threshold = ANALYSIS_PIXELS if reduce_above is None else reduce_above
+        scale = 1.0
         if fmt == "JPEG" and width * height > threshold:
             im.draft(im.mode, ((width + 1) // 2, (height + 1) // 2))
+            scale = im.size[0] / width  # no orientation applied by the JPEG loader
         cost = im.size[0] * im.size[1] * max(len(im.getbands()), 1)
         with DECODE_GATE.admit(cost) as ticket:
             raster = _read(im, data, media_type, fmt, 1)
-            raster.scale = raster.frames[0].size[0] / width
+            raster.scale = scale
             ticket.hold_until_collected(raster)
     return raster
 

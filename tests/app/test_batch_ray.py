@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -269,12 +270,14 @@ def test_killing_a_worker_mid_run_then_rerunning_gives_every_file_once_and_a_ful
 
 
 @pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def two_nodes() -> Iterator[str]:
     """``ray start --head`` and a second ``ray start --address`` node, 1 CPU each."""
     ray_exe = str(Path(sys.executable).with_name("ray"))
     port = free_port()
     address = f"127.0.0.1:{port}"
-    temp = tmp_path_factory.mktemp("ray")
+    # not under pytest's tmp dir: Ray's socket paths inside it must stay under
+    # the 107 bytes of an AF_UNIX address (pytest-of-root/pytest-N/popen-gwN/... does not)
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 2**20), "--block"]
     # RAY_AUTH_MODE: `ray start` turns on Ray's token authentication; drivers send the token
     env = environ({"RAY_BACKEND_LOG_LEVEL": "error", "RAY_AUTH_MODE": "token"})
@@ -312,6 +315,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 class _suppress:
