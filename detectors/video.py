@@ -207,10 +207,19 @@ def _label(
     box = marks[0].box
     start = end = ref_sample.t
     ref_region = _region(ref_shown, box)
+
+    def shows_label(sample: _Sample) -> bool:
+        return _same_label(ref_region, _region(_displayed(sample.luma, sar, orientation), box))
+
+    # OCR may first read the label a second in: follow its box back to where it starts
+    for sample in reversed([s for s in samples if s.t < ref_sample.t]):
+        if not shows_label(sample):
+            break
+        start = sample.t
     for sample in samples:
         if sample.t <= ref_sample.t:
             continue
-        if not _same_label(ref_region, _region(_displayed(sample.luma, sar, orientation), box)):
+        if not shows_label(sample):
             break
         end = sample.t
     # the last frame seen with the label stands for the interval up to the next sample
