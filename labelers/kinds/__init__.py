@@ -29,7 +29,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from labelers.errors import UnsupportedMedia
+from labelers.errors import InvalidOption, UnsupportedMedia
 from labelers.formats import Kind
 
 if TYPE_CHECKING:
@@ -57,9 +57,21 @@ class KindSpec:
     #: where an explicit label may go (``FileOptions.position``); the first is the default.
     #: Empty: the kind takes no position (plain text's label starts the text)
     positions: tuple[str, ...] = ()
+    #: what messages call content of this kind
+    noun: str = ""
 
     def content_stage(self) -> ContentStage:
         return importlib.import_module(f"labelers.kinds.{self.module}").apply
+
+    def position(self, given: str | None) -> str:
+        """``given`` (None: the default) if this kind takes it; else InvalidOption."""
+        position = given or self.positions[0]
+        if position not in self.positions:
+            raise InvalidOption(
+                f"position {position!r} does not apply to {self.noun}; use one of "
+                + ", ".join(self.positions)
+            )
+        return position
 
 
 IMAGE_POSITIONS = (
@@ -84,11 +96,11 @@ AUDIBLE_LABELS = ("rhythm", "speech")
 KINDS: dict[Kind, KindSpec] = {
     spec.kind: spec
     for spec in (
-        KindSpec(Kind.IMAGE, "image", IMAGE_POSITIONS),
-        KindSpec(Kind.DOCUMENT, "document", DOCUMENT_POSITIONS),
-        KindSpec(Kind.TEXT, "text"),
-        KindSpec(Kind.VIDEO, "video", VIDEO_POSITIONS),
-        KindSpec(Kind.AUDIO, "audio", AUDIO_POSITIONS),
+        KindSpec(Kind.IMAGE, "image", IMAGE_POSITIONS, "images"),
+        KindSpec(Kind.DOCUMENT, "document", DOCUMENT_POSITIONS, "documents"),
+        KindSpec(Kind.TEXT, "text", noun="text"),
+        KindSpec(Kind.VIDEO, "video", VIDEO_POSITIONS, "videos"),
+        KindSpec(Kind.AUDIO, "audio", AUDIO_POSITIONS, "audio"),
     )
 }
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labelers.errors import InvalidOption
-from labelers.kinds import AUDIBLE_LABELS, AUDIO_POSITIONS
+from labelers.formats import Kind
+from labelers.kinds import AUDIBLE_LABELS, KINDS
 
 if TYPE_CHECKING:
     from labelers.formats import FormatHandler
@@ -28,11 +29,7 @@ def apply(
     watermark_key: int | None,
     limits: Limits,
 ) -> None:
-    place = options.position or AUDIO_POSITIONS[0]
-    if place not in AUDIO_POSITIONS:
-        raise InvalidOption(
-            f"position {place!r} does not apply to audio; use one of " + ", ".join(AUDIO_POSITIONS)
-        )
+    place = KINDS[Kind.AUDIO].position(options.position)
     if options.explicit and options.audible not in AUDIBLE_LABELS:
         raise InvalidOption(
             f"the audible label {options.audible!r} is unknown; use one of "

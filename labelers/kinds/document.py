@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labelers.errors import InvalidOption, UnsupportedMedia
-from labelers.formats import Capability
-from labelers.kinds import DOCUMENT_POSITIONS
+from labelers.formats import Capability, Kind
+from labelers.kinds import KINDS
 
 if TYPE_CHECKING:
     from labelers.formats import FormatHandler
@@ -44,11 +44,7 @@ def placement_for(handler: FormatHandler, media_type: str, options: FileOptions)
             f"visible labels cannot be drawn into {media_type} files yet; label them with "
             "the explicit label omitted (which needs the omit permission)"
         )
-    placement = options.position or DOCUMENT_POSITIONS[0]
-    if placement not in DOCUMENT_POSITIONS:
-        raise InvalidOption(
-            f"position {placement!r} does not apply to documents; use footer or header"
-        )
+    placement = KINDS[Kind.DOCUMENT].position(options.position)
     if options.pages not in PAGE_SELECTIONS:
         raise InvalidOption(f"pages must be all or first, not {options.pages!r}")
     return placement

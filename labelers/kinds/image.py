@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labelers.errors import InvalidOption
-from labelers.formats import Capability
-from labelers.kinds import IMAGE_POSITIONS
+from labelers.formats import Capability, Kind
+from labelers.kinds import KINDS
 
 if TYPE_CHECKING:
     from labelers.formats import FormatHandler
@@ -22,12 +21,7 @@ def apply(
     watermark_key: int | None,
     limits: Limits,
 ) -> None:
-    position = options.position or IMAGE_POSITIONS[0]
-    if position not in IMAGE_POSITIONS:
-        raise InvalidOption(
-            f"position {position!r} does not apply to images; use one of "
-            + ", ".join(IMAGE_POSITIONS)
-        )
+    position = KINDS[Kind.IMAGE].position(options.position)
     want_mark = options.watermark and watermark_key is not None
     if options.watermark and watermark_key is None:
         result.watermark = "off: no watermark key given"

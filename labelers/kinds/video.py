@@ -14,7 +14,8 @@ import math
 from typing import TYPE_CHECKING
 
 from labelers.errors import InvalidOption, UnsupportedMedia
-from labelers.kinds import VIDEO_POSITIONS
+from labelers.formats import Kind
+from labelers.kinds import KINDS
 from labelers.limits import check_video
 
 if TYPE_CHECKING:
@@ -55,12 +56,7 @@ def apply(
     watermark_key: int | None,
     limits: Limits,
 ) -> None:
-    position = options.position or VIDEO_POSITIONS[0]
-    if position not in VIDEO_POSITIONS:
-        raise InvalidOption(
-            f"position {position!r} does not apply to videos; use one of "
-            + ", ".join(VIDEO_POSITIONS)
-        )
+    position = KINDS[Kind.VIDEO].position(options.position)
     check_span(options.span)
     want_mark = options.watermark and watermark_key is not None
     result.watermark = "off" if not options.watermark else "off: no watermark key given"
