@@ -480,16 +480,7 @@ def _stdin(options: Any, backend: Any, report: str | None) -> int:
             labelled = backend.label(data, new_produce_id(), "stdin")
             note = labelled.commit()
             out = labelled.data
-            line |= {
-                "media_type": labelled.media_type,
-                "produce_id": labelled.produce_id,
-                "outcome": "labelled",
-                "explicit": labelled.explicit,
-                "watermark": labelled.watermark,
-                "c2pa": labelled.c2pa,
-            }
-            if note:
-                line["note"] = note
+            line |= labelled.report_fields(note)
         elif options.command == "verify":
             result = backend.verify(data, "stdin")
             out = (json.dumps(result, ensure_ascii=False, indent=2) + "\n").encode()

@@ -44,6 +44,20 @@ class Labelled:
     c2pa: str
     commit: Callable[[], str | None]  # ledger insert (library mode); returns a note
 
+    def report_fields(self, note: str | None) -> dict[str, str]:
+        """What the JSONL report says of this file (tree and stdin runs alike)."""
+        fields = {
+            "media_type": self.media_type,
+            "produce_id": self.produce_id,
+            "outcome": "labelled",
+            "explicit": self.explicit,
+            "watermark": self.watermark,
+            "c2pa": self.c2pa,
+        }
+        if note:
+            fields["note"] = note
+        return fields
+
 
 @dataclass
 class Propagated:

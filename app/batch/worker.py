@@ -134,18 +134,7 @@ class Worker:
                 )
         labelled = self.backend.label(data, expected, _basename(task.src))
         note = self._publish(dest, labelled.data, st.mode, labelled.commit)
-        line = {
-            **base,
-            "media_type": labelled.media_type,
-            "produce_id": labelled.produce_id,
-            "outcome": "labelled",
-            "explicit": labelled.explicit,
-            "watermark": labelled.watermark,
-            "c2pa": labelled.c2pa,
-        }
-        if note:
-            line["note"] = note
-        return line
+        return {**base, **labelled.report_fields(note)}
 
     def _verify(self, task: Task) -> dict[str, Any]:
         data, _st = self._read(task.src)
