@@ -401,6 +401,8 @@ def make_engine(url: str) -> Engine:
 
 def migrate(url: str, lock_dir: Path) -> None:
     """Bring the schema to head, once, even with several processes starting."""
+    # quiet first: importing alembic already logs INFO lines ("setup plugin ...")
+    _quiet_alembic()
     # imported here: alembic costs most CLI starts half a second otherwise
     from alembic import command
     from alembic.config import Config
@@ -411,7 +413,6 @@ def migrate(url: str, lock_dir: Path) -> None:
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         cfg.attributes["configure_logger"] = False
-        _quiet_alembic()
         command.upgrade(cfg, "head")
 
 
