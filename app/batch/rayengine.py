@@ -28,7 +28,12 @@ Guarantees (the local engine's, see ``app.batch``)
     a Ray actor that dies is restarted and its batch retried
     (``MAX_TASK_RETRIES``): files it had finished are recognised as
     "already labelled", one whose ledger row was committed but whose output
-    was lost is written with that same ProduceID. Exactly one ledger row per
+    was lost is written with that same ProduceID. A file that kills its
+    actor every time (a crash in native code, the memory limit) is named:
+    each batch notes the file it has in hand in the cluster's key-value store
+    (``CrashNotes``), so the retry knows which file the dead actor held, and
+    after ``MAX_CRASHES`` deaths that file gets a ``worker-crashed`` line, as
+    in the local engine, while the rest of its batch goes on. Exactly one ledger row per
     file, then, provided every worker writes to the same ledger: on a cluster
     of more than one node that must be a server database, and a SQLite
     ledger is refused before anything starts.
@@ -51,7 +56,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from app.batch.journal import Journal
-from app.batch.options import BatchError, BatchOptions, Summary, Task
+from app.batch.options import MAX_CRASHES, BatchError, BatchOptions, Summary, Task
 from app.batch.pool import Tally
 from app.batch.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 
@@ -59,8 +64,9 @@ from app.batch.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 DEFAULT_BATCH_SIZE = 8
 #: about the bytes of one listing row (source and destination paths), to size its blocks
 ROW_BYTES = 160
-#: a batch whose actor died is tried again this many times before the run stops
-MAX_TASK_RETRIES = 3
+#: a batch whose actor died is tried again this many times before the run stops: enough
+#: for the file that killed it to die MAX_CRASHES times and then be reported, not retried
+MAX_TASK_RETRIES = MAX_CRASHES + 1
 #: object store of a Ray instance the CLI starts itself: only rows and lines go through it
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 
@@ -188,14 +194,59 @@ class _Listing:
         return Source()
 
 
+class CrashNotes:
+    """Which file each batch has in hand, kept where a retry of the batch can read it.
+
+    A batch is one block of the listing, the same rows on every retry, so it
+    is keyed by its rows. Before each file the actor writes the crashes
+    counted so far and the file it is starting (Ray's cluster-wide key-value
+    store: the retry may run on another node); when the batch ends the note
+    goes. A retry that finds a note knows the previous actor died holding
+    that file. One small write per file (about 0.3 ms of CPU, against 15 ms
+    for labelling an average file).
+    """
+
+    NAMESPACE = "aigc-label"
+
+    def __init__(self, run_id: str, rows: list[str]) -> None:
+        import hashlib
+
+        from ray.experimental import internal_kv
+
+        self.kv = internal_kv
+        digest = hashlib.sha256("\0".join(rows).encode("utf-8", "surrogateescape")).hexdigest()
+        self.key = f"{run_id}:{digest[:32]}"
+        raw = self.kv._internal_kv_get(self.key, namespace=self.NAMESPACE)
+        note = json.loads(raw) if raw else {}
+        self.crashes: dict[str, int] = note.get("crashes", {})
+        if note.get("in_hand"):  # the previous attempt died holding this file
+            held = note["in_hand"]
+            self.crashes[held] = self.crashes.get(held, 0) + 1
+
+    def starting(self, src: str) -> None:
+        note = json.dumps({"crashes": self.crashes, "in_hand": src})
+        self.kv._internal_kv_put(self.key, note, namespace=self.NAMESPACE)
+
+    def done(self) -> None:
+        self.kv._internal_kv_del(self.key, namespace=self.NAMESPACE)
+
+    @classmethod
+    def forget_run(cls, run_id: str) -> None:
+        """Drop the notes of batches that never finished (the run stopped)."""
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_del(f"{run_id}:", del_by_prefix=True, namespace=cls.NAMESPACE)
+
+
 class FileWorker:
     """One Ray actor: a ``batch.Worker`` built once, then ``batch_size`` files per call."""
 
-    def __init__(self, options: BatchOptions) -> None:
+    def __init__(self, options: BatchOptions, run_id: str) -> None:
         from app.batch.pool import _preload
         from app.batch.storage import Files
         from app.batch.worker import Worker
 
+        self.run_id = run_id
         # the driver already showed State.build's one-time notices
         logging.disable(logging.WARNING)
         try:
@@ -205,13 +256,26 @@ class FileWorker:
             logging.disable(logging.NOTSET)
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
+        from app.batch.worker import _failed
+
+        srcs = [str(src) for src in rows["src"]]
+        notes = CrashNotes(self.run_id, srcs)
         lines = []
-        for src, dest, resumed in zip(rows["src"], rows["dest"], rows["resumed"], strict=True):
+        for src, dest, resumed in zip(srcs, rows["dest"], rows["resumed"], strict=True):
+            task = Task(src, str(dest) or None)
             if resumed:
-                lines.append("")
-                continue
-            line = self.worker.handle(Task(str(src), str(dest) or None))
-            lines.append(json.dumps(line, ensure_ascii=False))
+                line = None
+            elif notes.crashes.get(src, 0) >= MAX_CRASHES:
+                line = _failed(
+                    task,
+                    "worker-crashed",
+                    f"the worker process died while handling this file ({MAX_CRASHES} times)",
+                )
+            else:
+                notes.starting(src)
+                line = self.worker.handle(task)
+            lines.append("" if line is None else json.dumps(line, ensure_ascii=False))
+        notes.done()
         return {"line": lines}
 
 
@@ -289,7 +353,10 @@ def _run(
     def walk() -> Iterator[Task]:
         return iter_tasks(inputs, out, include, exclude, skip)
 
+    import uuid
+
     listing = _Listing(walk, journal.done_keys(), batch_size).datasource()
+    run_id = uuid.uuid4().hex
     tally = Tally(journal, summary, None, on_line)
     with warnings.catch_warnings():
         # max_task_retries has no named parameter yet: Ray's default retries forever
@@ -302,7 +369,7 @@ def _run(
         )
         dataset = dataset.map_batches(
             FileWorker,
-            fn_constructor_args=(options,),
+            fn_constructor_args=(options, run_id),
             batch_size=batch_size,
             # two tasks queued per actor: never idle, little to retry when one dies
             compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
@@ -332,6 +399,8 @@ def _run(
                 f"the Ray run stopped: {type(root).__name__}: {detail}. Files finished so far "
                 "are in the report; run the same command again to finish"
             ) from exc
+        finally:
+            CrashNotes.forget_run(run_id)
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -33,6 +33,7 @@ moto_server = pytest.importorskip("moto.server")
 
 from app import batch, cli  # noqa: E402
 from app.batch.storage import read_text  # noqa: E402
+from tests import ray_hooks  # noqa: E402
 from tests.app import test_postgres  # noqa: E402
 from tests.app.test_cli import (  # noqa: E402
     EXE,
@@ -90,15 +91,23 @@ def _fs():
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    """A real Ray instance in this process: 2 CPUs, no dashboard, a small object store."""
-    import ray
+    """A real Ray instance in this process: 2 CPUs, no dashboard, a small object store.
 
+    Its workers die on files named ``kills-the-worker...`` (``tests.ray_hooks``),
+    the way a crash in native code kills one; every other file is handled as usual.
+    """
+    import ray
+    from ray import cloudpickle
+
+    # the workers cannot import the tests package: the hook travels as code, not as a name
+    cloudpickle.register_pickle_by_value(ray_hooks)
     ray.init(
         address="local",
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=80 * 2**20,
         log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": ray_hooks.kill_the_worker_on_poisoned_files},
     )
     try:
         yield
@@ -345,6 +354,54 @@ def _wait_for_nodes(address: str, count: int, proc: subprocess.Popen) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
+
+
+def test_a_file_that_kills_its_worker_every_time_is_named_and_the_rest_labelled_and_propagated(
+    ray_cluster, aigc_env, tmp_path, capsys
+):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        (src / f"{i:02d}.jpg").write_bytes(jpeg(40 + i, (160, 120)))
+    (src / f"{ray_hooks.KILLS_THE_WORKER}.jpg").write_bytes(jpeg(50, (160, 120)))
+    report = tmp_path / "label.jsonl"
+    args = ["label", str(src), "--out", str(tmp_path / "out"), "--report", str(report)]
+    args += ["--engine", "ray", "--workers", "2", "--batch-size", "2", "--no-progress"]
+    assert cli.main(args) == 1  # one file failed; the run did not stop
+    err = capsys.readouterr().err
+    assert f"{ray_hooks.KILLS_THE_WORKER}.jpg: worker-crashed" in err
+    files = [x for x in lines_of(report.read_text()) if x["type"] == "file"]
+    [crashed] = [x for x in files if x["outcome"] == "failed"]
+    assert crashed["path"].endswith(f"{ray_hooks.KILLS_THE_WORKER}.jpg")
+    assert crashed["error_kind"] == "worker-crashed" and "2 times" in crashed["error"]
+    labelled = sorted(Path(x["path"]).name for x in files if x["outcome"] == "labelled")
+    assert labelled == [f"{i:02d}.jpg" for i in range(5)]  # its batch-mate too, once each
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == labelled
+    ids = [records_in((tmp_path / "out" / name).read_bytes()) for name in labelled]
+    assert all(len(x) == 1 for x in ids)
+    assert sorted(produce_ids(ledger_for(aigc_env))) == sorted(x[0] for x in ids)
+
+    # the platform's write-back over the labelled tree, on the same engine
+    report = tmp_path / "propagate.jsonl"
+    args = ["propagate", str(tmp_path / "out"), "--out", str(tmp_path / "published")]
+    args += ["--report", str(report), "--engine", "ray", "--workers", "2", "--no-progress"]
+    assert cli.main(args) == 0
+    files = [x for x in lines_of(report.read_text()) if x["type"] == "file"]
+    assert sorted(Path(x["path"]).name for x in files) == labelled
+    for line in files:
+        assert line["outcome"] == "propagated" and line["classification"] == "confirmed"
+        [(produce_id, _)] = records_with_propagation(Path(line["output"]).read_bytes())
+        assert produce_id == line["produce_id"]
+
+
+def records_with_propagation(data: bytes) -> list[tuple[str, str]]:
+    """(ProduceID, PropagateID) of each record in ``data``, by the format's reader."""
+    from labelers.formats import get_handler, sniff
+
+    meta = get_handler(sniff(data)).read(data)
+    found = {(f.record.produce_id, f.record.propagate_id) for f in meta.records}
+    assert all(propagate_id for _, propagate_id in found)
+    return sorted(found)
 
 
 def test_two_nodes_refuse_a_sqlite_ledger_and_label_a_bucket_with_postgres(
