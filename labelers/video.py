@@ -28,7 +28,7 @@ from fractions import Fraction
 import av
 
 from labelers.errors import CorruptInput, InvalidOption, LimitExceeded, UnsupportedMedia
-from labelers.limits import DEFAULT_LIMITS, Limits
+from labelers.limits import DEFAULT_LIMITS, Limits, check_video
 from labelers.visible.video import PLANAR_FORMATS, FrameLabel, plane_array
 from labelers.watermark import video as video_mark
 
@@ -186,19 +186,14 @@ def _header_info(container, stream, size: int) -> dict:
 
 def check_limits(head: dict, limits: Limits) -> None:
     """Raise LimitExceeded when the headers declare more than ``limits`` allow."""
-    pixels = head["width"] * head["height"]
-    checks = (
-        (head["duration"], limits.max_video_seconds, "seconds long", "AIGC_MAX_VIDEO_SECONDS"),
-        (pixels, limits.max_video_pixels, "pixels per frame", "AIGC_MAX_VIDEO_PIXELS"),
-        (head["frames"], limits.max_video_frames, "frames", "AIGC_MAX_VIDEO_FRAMES"),
-        (head["bitrate"], limits.max_video_bitrate, "bits per second", "AIGC_MAX_VIDEO_BITRATE"),
+    check_video(
+        limits,
+        seconds=head["duration"],
+        width=head["width"],
+        height=head["height"],
+        frames=head["frames"],
+        bitrate=head["bitrate"],
     )
-    for value, limit, what, setting in checks:
-        if value > limit:
-            shown = f"{value:.1f}" if isinstance(value, float) else str(value)
-            raise LimitExceeded(
-                f"the video is {shown} {what}, over the limit of {limit} ({setting})"
-            )
 
 
 def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, media_type: str = "video/mp4") -> VideoInfo:
