@@ -37,6 +37,8 @@ from tests import ray_hooks  # noqa: E402
 from tests.app import test_postgres  # noqa: E402
 from tests.app.test_cli import (  # noqa: E402
     EXE,
+    KEYS,
+    PRODUCER,
     dev_env,
     environ,
     jpeg,
@@ -46,7 +48,7 @@ from tests.app.test_cli import (  # noqa: E402
     produce_ids,
     records_in,
 )
-from tests.served import free_port  # noqa: E402
+from tests.served import free_port, serve  # noqa: E402
 from tests.support import EXIFTOOL_CONFIG  # noqa: E402
 
 postgres_url = test_postgres.postgres_url  # a throwaway PostgreSQL server (a fixture)
@@ -392,6 +394,32 @@ def test_a_file_that_kills_its_worker_every_time_is_named_and_the_rest_labelled_
         assert line["outcome"] == "propagated" and line["classification"] == "confirmed"
         [(produce_id, _)] = records_with_propagation(Path(line["output"]).read_bytes())
         assert produce_id == line["produce_id"]
+
+
+def test_server_mode_on_ray_labels_through_the_service_and_its_ledger(
+    ray_cluster, aigc_env, tmp_path, monkeypatch
+):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        (src / f"{i}.png").write_bytes(png(60 + i, (160, 120)))
+    service_env = {"AIGC_DATA_DIR": str(tmp_path / "service"), "AIGC_API_KEYS": json.dumps(KEYS)}
+    with serve(service_env) as base:
+        monkeypatch.setenv("AIGC_API_KEY", "gen-key")  # the engine hands AIGC_* to the workers
+        report = tmp_path / "label.jsonl"
+        args = ["label", str(src), "--out", str(tmp_path / "out"), "--server", base]
+        args += ["--report", str(report), "--engine", "ray", "--workers", "2", "--no-progress"]
+        assert cli.main(args) == 0
+    files = [x for x in lines_of(report.read_text()) if x["type"] == "file"]
+    assert sorted(Path(x["path"]).name for x in files) == [f"{i}.png" for i in range(4)]
+    assert {x["outcome"] for x in files} == {"labelled"}
+    for line in files:
+        assert records_in(Path(line["output"]).read_bytes()) == [line["produce_id"]]
+    # the service issued the labels: its ledger has them, with the key's producer
+    service = ledger_for(service_env)
+    assert sorted(produce_ids(service)) == sorted(x["produce_id"] for x in files)
+    assert {service.get(x["produce_id"]).record.content_producer for x in files} == {PRODUCER}
+    assert produce_ids(ledger_for(aigc_env)) == []  # nothing in the client's own ledger
 
 
 def records_with_propagation(data: bytes) -> list[tuple[str, str]]:
