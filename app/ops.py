@@ -83,6 +83,27 @@ def metrics_body() -> tuple[bytes, str]:
 
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
+#: methods counted by name; any other token a client sends is counted as "other", so
+#: requests cannot mint new metric series (each one held in memory for good)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+#: the metric children of each label set met so far (a bounded set: routes, known
+#: methods, statuses, our media types); ``labels()`` takes a lock and builds a key each call
+_SERIES: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
+
+def _count(endpoint: str, method: str, status: int, media_type: str, seconds: float) -> None:
+    key = (endpoint, method if method in _METHODS else "other", status, media_type)
+    series = _SERIES.get(key)
+    if series is None:
+        series = (
+            REQUESTS.labels(key[0], key[1], str(status), media_type),
+            LATENCY.labels(endpoint, media_type),
+        )
+        _SERIES[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
 
 class OpsMiddleware:
     """Request id (``X-Request-ID`` in and out), request metrics and one access log line."""
@@ -95,7 +116,8 @@ class OpsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        given = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"")
+        given = given.decode("latin-1")
         # a request id needs uniqueness, not secrecy: random's generator, not
         # uuid4's os.urandom syscall on every request
         request_id = given if _REQUEST_ID_OK.fullmatch(given) else f"{random.getrandbits(128):032x}"
@@ -123,20 +145,20 @@ class OpsMiddleware:
             endpoint = getattr(route, "path", None) or "unmatched"
             state: dict[str, Any] = scope.get("state") or {}
             media_type = state.get("media_type") or response_type or "none"
-            REQUESTS.labels(endpoint, scope["method"], str(status), media_type).inc()
-            LATENCY.labels(endpoint, media_type).observe(elapsed)
-            self.log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "endpoint": endpoint,
-                    "status": status,
-                    "media_type": media_type,
-                    "seconds": round(elapsed, 4),
-                },
-            )
+            _count(endpoint, scope["method"], status, media_type, elapsed)
+            if self.log.isEnabledFor(logging.INFO):
+                self.log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "endpoint": endpoint,
+                        "status": status,
+                        "media_type": media_type,
+                        "seconds": round(elapsed, 4),
+                    },
+                )
             REQUEST_ID.reset(token)
 
 

@@ -176,6 +176,15 @@ def test_metrics_count_requests_per_endpoint_and_media_type(tmp_path):
     assert "aigc_decodes_in_flight" in text
 
 
+def test_made_up_methods_do_not_mint_metric_series(tmp_path):
+    with _client(tmp_path) as client:
+        for i in range(5):
+            client.request(f"BREW{i}", "/healthz")
+        text = client.get("/metrics").text
+    assert "BREW" not in text  # one series for every unknown method, not one each
+    assert 'endpoint="/healthz",media_type="application/problem+json",method="other"' in text
+
+
 def test_every_route_documents_its_problem_responses(tmp_path):
     with _client(tmp_path) as client:
         spec = client.get("/openapi.json").json()
