@@ -251,17 +251,19 @@ def encode_ulid(value: int) -> str:
     return "".join(_CROCKFORD_PAIRS[(value >> shift) & 0x3FF] for shift in range(120, -1, -10))
 
 
+#: Crockford's characters to the digits int(..., 32) reads; lower case is made unreadable
+#: (ULIDs here are upper case), anything else stays and fails the digit check
+_TO_BASE32_DIGITS = str.maketrans(
+    {c: "0123456789abcdefghijklmnopqrstuv"[i] for i, c in enumerate(_CROCKFORD)}
+    | {c: "!" for c in "abcdefghijklmnopqrstuvwxyz"}
+)
+_BASE32_ULID = re.compile("[0-7][0-9a-v]{25}")
+
+
 def decode_ulid(text: str) -> int | None:
     """The 128-bit value of a ULID string, or None if it is not one."""
-    if len(text) != 26 or text[0] not in "01234567":
-        return None
-    value = 0
-    for c in text:
-        i = _CROCKFORD.find(c)
-        if i < 0:
-            return None
-        value = value << 5 | i
-    return value
+    digits = text.translate(_TO_BASE32_DIGITS) if len(text) == 26 else ""
+    return int(digits, 32) if _BASE32_ULID.fullmatch(digits) else None
 
 
 # -------------------------------------------------------------- leniency
