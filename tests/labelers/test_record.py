@@ -12,6 +12,7 @@ from labelers.record import (
     KEYS,
     Record,
     decode_ulid,
+    encode_ulid,
     new_produce_id,
     provider_code_problems,
     provider_role,
@@ -103,3 +104,29 @@ def test_minted_produce_ids_are_unique_sortable_and_charset_valid() -> None:
     assert all(len(i) == 26 and Record("1", "P", i).problems() == [] for i in ids)
     stamps = [decode_ulid(i) >> 80 for i in ids]
     assert stamps == sorted(stamps)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "0" * 25,
+        "0" * 27,
+        "8" + "0" * 25,  # over 128 bits
+        "0" * 25 + "I",  # I, L, O, U are not Crockford characters
+        "0" * 25 + "U",
+        "01jd8z5k3m7q2r4t6v8w0xyzab",  # lower case
+        "0" * 25 + "\u0661",  # a digit, but not an ASCII one
+        "0" * 25 + "!",
+    ],
+)
+def test_decode_ulid_refuses_what_is_not_a_ulid(text: str) -> None:
+    assert decode_ulid(text) is None
+
+
+def test_decode_ulid_reads_every_value_encode_ulid_writes() -> None:
+    import random
+
+    values = [0, 1, 2**128 - 1] + [random.getrandbits(128) for _ in range(2000)]
+    assert [decode_ulid(encode_ulid(v)) for v in values] == values
+    assert decode_ulid("7" + "Z" * 25) == 2**128 - 1
