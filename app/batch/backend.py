@@ -168,4 +168,4 @@ def build_state() -> Any:
     from app.state import State
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout may be carrying a labelled file
-        return State.build(Settings())
+        return State.build(Settings(), oneshot=True)
