@@ -404,10 +404,10 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
         return backend, {"server": options.server}
     # the cheap checks first, so a wrong key name or wording fails before the heavy start
     from app.auth import load_keys
-    from app.settings import Settings
+    from app.settings import from_env
     from labelers.visible.wording import resolve_wording
 
-    settings = Settings()
+    settings = from_env()  # the service's settings, read without pydantic (app/settings.py)
     # said on every run: two data directories mean two identities (keys, ledger)
     print(f"aigc-label: data directory {settings.data_dir} (AIGC_DATA_DIR)", file=sys.stderr)
     if options.command != "verify":
@@ -454,9 +454,10 @@ def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
     from app.auth import AuthConfigError
+    from app.settings import SettingsError
     from labelers.errors import AigcError
 
-    return (AigcError, AuthConfigError, OSError)
+    return (AigcError, AuthConfigError, SettingsError, OSError)
 
 
 def _fail(message: str) -> int:
