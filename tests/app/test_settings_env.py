@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import subprocess
-import sys
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -133,40 +130,3 @@ def test_a_refusal_names_the_variable(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("AIGC_MAX_PIXELS", "lots")
     with pytest.raises(SettingsError, match="AIGC_MAX_PIXELS='lots'"):
         from_env()
-
-
-def test_the_command_line_reads_settings_without_pydantic(tmp_path: Path) -> None:
-    """A one-shot label imports neither pydantic nor SQLAlchemy (their start-up was
-    most of its cost), and a bad setting is an error message, not a traceback."""
-    from PIL import Image
-
-    Image.new("RGB", (64, 48), "teal").save(tmp_path / "a.jpg", quality=90)
-    code = """
-import sys
-from app.cli import main
-rc = main(sys.argv[1:])
-heavy = ("pydantic", "pydantic_settings", "sqlalchemy", "alembic", "numpy", "c2pa", "httpx")
-print(rc, sorted({m.split(".")[0] for m in sys.modules} & set(heavy)))
-"""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("AIGC_")}
-    env |= {"AIGC_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(Path.cwd())}
-    args = [str(tmp_path / "a.jpg"), "--out", str(tmp_path / "out"), "--no-progress"]
-    label = ["label", "--explicit", "none", "--no-watermark", "--no-c2pa", *args]
-    first = subprocess.run(
-        [sys.executable, "-c", code, *label], env=env, capture_output=True, text=True
-    )
-    assert first.returncode == 0, first.stderr
-    assert (tmp_path / "out" / "a.jpg").exists()
-    label[-2] = str(tmp_path / "out2")  # the schema is at head now: the steady state
-    again = subprocess.run(
-        [sys.executable, "-c", code, *label], env=env, capture_output=True, text=True
-    )
-    assert again.stdout.split("\n")[-2] == "0 []", again.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "app.cli", *label],
-        env=env | {"AIGC_MAX_PIXELS": "lots"},
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2
-    assert "AIGC_MAX_PIXELS='lots'" in bad.stderr and "Traceback" not in bad.stderr
