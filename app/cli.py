@@ -9,15 +9,16 @@ writes) is app/batch.py; this module parses arguments and prints.
 
 from __future__ import annotations
 
+# Only what parsing the arguments needs is imported here: `aigc-label --help`
+# and every one-shot run pay for this module's imports, the rest is imported
+# where it is used.
 import argparse
-import contextlib
-import json
-import logging
-import logging.config
 import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 POSITION_HELP = (
     "image and video: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
@@ -177,6 +178,8 @@ def _common(p: argparse.ArgumentParser, writes: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
     from app.settings import Settings
@@ -211,6 +214,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _metrics_dir(data_dir: Path) -> None:
     """A fresh PROMETHEUS_MULTIPROC_DIR, so /metrics sums every worker's samples."""
+    from pathlib import Path
+
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "metrics")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in path.glob("*.db"):  # samples of a previous run's processes
@@ -285,6 +290,8 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         api_key=api_key,
         in_place=bool(getattr(args, "in_place", False)),
     )
+    import logging
+
     logging.basicConfig(level=logging.WARNING, format="aigc-label: %(levelname)s %(message)s")
     # development mode is announced below with the code actually used
     logging.getLogger("aigc.auth").setLevel(logging.ERROR)
@@ -403,11 +410,13 @@ def _prepare(options: Any) -> tuple[Any, dict[str, Any]]:
             )
         return backend, {"server": options.server}
     # the cheap checks first, so a wrong key name or wording fails before the heavy start
+    import contextlib
+
     from app.auth import load_keys
-    from app.settings import Settings
+    from app.settings import from_env
     from labelers.visible.wording import resolve_wording
 
-    settings = Settings()
+    settings = from_env()  # the service's settings, read without pydantic (app/settings.py)
     # said on every run: two data directories mean two identities (keys, ledger)
     print(f"aigc-label: data directory {settings.data_dir} (AIGC_DATA_DIR)", file=sys.stderr)
     if options.command != "verify":
@@ -454,9 +463,10 @@ def _check_position(parser: argparse.ArgumentParser, spec: str) -> None:
 
 def _startup_errors() -> tuple[type[BaseException], ...]:
     from app.auth import AuthConfigError
+    from app.settings import SettingsError
     from labelers.errors import AigcError
 
-    return (AigcError, AuthConfigError, OSError)
+    return (AigcError, AuthConfigError, SettingsError, OSError)
 
 
 def _fail(message: str) -> int:
@@ -466,6 +476,8 @@ def _fail(message: str) -> int:
 
 def _stdin(options: Any, backend: Any, report: str | None) -> int:
     """One file from stdin; the labelled file (or the verify report) to stdout."""
+    import json
+
     from app import batch
     from labelers.errors import AigcError
     from labelers.record import new_produce_id

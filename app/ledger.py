@@ -12,20 +12,16 @@ lose a row nor issue one ProduceID twice. Retention is at least 180 days
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -40,11 +36,47 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from app.ledger_rows import (  # re-exported: the rows and entries both writers share
+    KEYS,
+    MAX_BATCH,
+    MIGRATIONS_DIR,
+    SQLITE_PRAGMAS,
+    DuplicateProduceID,
+    LedgerEntry,
+    Row,
+    head_revisions,
+    label_row,
+    private_dir,
+    private_file,
+    private_sqlite_files,
+    propagation_row,
+    sqlite_file,
+    watermark_key,
+)
 from labelers import durable
 from labelers.record import Record
-from labelers.watermark import watermark_key  # the one derivation, shared with the marks
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+__all__ = [
+    "MIGRATIONS_DIR",
+    "AsyncInserter",
+    "Base",
+    "DuplicateProduceID",
+    "LabelRow",
+    "Ledger",
+    "LedgerEntry",
+    "PropagationRow",
+    "Row",
+    "head_revisions",
+    "label_row",
+    "make_engine",
+    "migrate",
+    "open_ledger",
+    "private_dir",
+    "private_file",
+    "propagation_row",
+    "schema_at_head",
+    "watermark_key",
+]
 
 
 class Base(DeclarativeBase):
@@ -81,44 +113,6 @@ class PropagationRow(Base):
     media_type: Mapped[str] = mapped_column(String(128))
     requester: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-Row = tuple[type[Base], dict[str, Any]]  # a table and one row's values
-MAX_BATCH = 500
-
-
-class DuplicateProduceID(Exception):
-    """The ProduceID was already issued."""
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    produce_id: str
-    watermark_key: str
-    content_sha256: str
-    media_type: str
-    producer: str
-    record: Record
-    requester: str
-    explicit_label: str
-    explicit_omitted: bool
-    omit_reason: str | None
-    created_at: datetime
-
-    def to_dict(self) -> dict:
-        return {
-            "produce_id": self.produce_id,
-            "record": self.record.as_dict(),
-            "content_sha256": self.content_sha256,
-            "media_type": self.media_type,
-            "producer": self.producer,
-            "requester": self.requester,
-            "explicit_label": self.explicit_label,
-            "explicit_omitted": self.explicit_omitted,
-            "omit_reason": self.omit_reason,
-            "watermark_key": self.watermark_key,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 class Ledger:
@@ -214,13 +208,14 @@ class Ledger:
         try:
             # Core executemany, not ORM flush: a third of the cost per row
             with self.engine.begin() as conn:
-                for table in {t for t, _ in rows}:
-                    conn.execute(table.__table__.insert(), [v for t, v in rows if t is table])
+                for name in dict.fromkeys(t for t, _ in rows):
+                    table = Base.metadata.tables[name]
+                    conn.execute(table.insert(), [v for t, v in rows if t == name])
         except IntegrityError:
             if len(rows) > 1:
                 return [outcome for row in rows for outcome in self.insert_many([row])]
             table, values = rows[0]
-            key = values["produce_id"] if table is LabelRow else values["propagate_id"]
+            key = values[KEYS[table]]
             return [DuplicateProduceID(key)]
         except Exception as exc:  # the database is down: every waiter hears it
             return [exc] * len(rows)
@@ -229,7 +224,11 @@ class Ledger:
     def get(self, produce_id: str) -> LedgerEntry | None:
         with self._session() as session:
             row = session.get(LabelRow, produce_id)
-            return _entry(row) if row else None
+            return LedgerEntry.from_row(row) if row else None
+
+    def close(self) -> None:
+        """Release the connections (before a fork: they must not cross it)."""
+        self.engine.dispose()
 
     def ping(self) -> None:
         """Raise if the database cannot answer a query (readiness)."""
@@ -253,7 +252,7 @@ class Ledger:
                 .order_by(LabelRow.created_at)  # a relabel shares the mark: the first issuer
                 .limit(1)
             ).first()
-            return _entry(row) if row else None
+            return LedgerEntry.from_row(row) if row else None
 
     def find_by_content(self, content_sha256: str, producer: str) -> str | None:
         """The ProduceID of a label ``producer`` issued for exactly these bytes."""
@@ -264,53 +263,6 @@ class Ledger:
                 .where(LabelRow.producer == producer)
                 .limit(1)
             ).first()
-
-
-def label_row(
-    record: Record,
-    content: bytes,
-    media_type: str,
-    requester: str,
-    explicit_label: str,
-    omit_reason: str | None = None,
-    mark_key: int | None = None,
-) -> Row:
-    """The ledger row of one issued label.
-
-    ``mark_key`` is the key the file's watermark carries when it is not this
-    record's own: relabelling keeps the mark an earlier label embedded.
-    """
-    key = watermark_key(record.produce_id) if mark_key is None else mark_key
-    return LabelRow, {
-        "produce_id": record.produce_id,
-        "watermark_key": f"{key:016x}",
-        "content_sha256": hashlib.sha256(content).hexdigest(),
-        "media_type": media_type,
-        "producer": record.content_producer,
-        "record_json": record.dumps(wrapped=False),
-        "requester": requester,
-        "explicit_label": explicit_label,
-        "explicit_omitted": explicit_label == "none",
-        "omit_reason": omit_reason,
-        "created_at": datetime.now(UTC),
-    }
-
-
-def propagation_row(
-    record: Record, content: bytes, media_type: str, classification: str, requester: str
-) -> Row:
-    """The ledger row of one platform write-back."""
-    return PropagationRow, {
-        "propagate_id": record.propagate_id,
-        "platform": record.content_propagator,
-        "produce_id": record.produce_id or None,
-        "classification": classification,
-        "record_json": record.dumps(wrapped=False),
-        "content_sha256": hashlib.sha256(content).hexdigest(),
-        "media_type": media_type,
-        "requester": requester,
-        "created_at": datetime.now(UTC),
-    }
 
 
 class AsyncInserter:
@@ -361,37 +313,15 @@ class AsyncInserter:
             self._drainer = None
 
 
-def _entry(row: LabelRow) -> LedgerEntry:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite drops the zone; we always store UTC
-        created = created.replace(tzinfo=UTC)
-    return LedgerEntry(
-        produce_id=row.produce_id,
-        watermark_key=row.watermark_key,
-        content_sha256=row.content_sha256,
-        media_type=row.media_type,
-        producer=row.producer,
-        record=Record.parse(row.record_json),
-        requester=row.requester,
-        explicit_label=row.explicit_label,
-        explicit_omitted=row.explicit_omitted,
-        omit_reason=row.omit_reason,
-        created_at=created,
-    )
-
-
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-            # WAL lets readers run beside the one writer; busy_timeout makes
-            # concurrent writers from several worker processes wait, not fail.
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            for pragma in SQLITE_PRAGMAS:
+                cur.execute(pragma)
             cur.close()
 
         return engine
@@ -422,32 +352,6 @@ def _quiet_alembic() -> None:
     logging.getLogger("alembic").setLevel(logging.NOTSET if debugging else logging.WARNING)
 
 
-def head_revisions() -> frozenset[str]:
-    """The schema's head revision(s), read from the migration files without Alembic.
-
-    Each revision file assigns ``revision`` and ``down_revision`` at module
-    level (Alembic's own convention); the heads are the revisions nothing
-    names as its parent. Parsing our own few small files costs a millisecond;
-    importing Alembic to ask it costs a one-shot CLI run most of its time.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        values: dict[str, Any] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name) and node.value is not None:
-                        with contextlib.suppress(ValueError):
-                            values[target.id] = ast.literal_eval(node.value)
-        if isinstance(values.get("revision"), str):
-            revisions.add(values["revision"])
-            down = values.get("down_revision")
-            parents.update([down] if isinstance(down, str) else down or ())
-    return frozenset(revisions - parents)
-
-
 def schema_at_head(engine: Engine) -> bool:
     """Whether the database already records every head revision (nothing to migrate)."""
     try:
@@ -459,31 +363,17 @@ def schema_at_head(engine: Engine) -> bool:
 
 
 def open_ledger(url: str, data_dir: Path) -> Ledger:
-    sqlite_file = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-    if sqlite_file is not None:
-        private_dir(sqlite_file.parent)
+    path = sqlite_file(url)
+    if path is not None:
+        private_dir(path.parent)
         # the ledger names requesters, content hashes and watermark keys: owner only,
         # from the first byte (the umask would give 0644), and its -wal/-shm files too
-        private_file(sqlite_file)
+        private_file(path)
     engine = make_engine(url)
     # most starts find the schema current: checking costs one query, migrating imports Alembic
     if not schema_at_head(engine):
         migrate(url, data_dir)
     ledger = Ledger(engine)
-    if sqlite_file is not None:
-        for path in sqlite_file.parent.glob(sqlite_file.name + "*"):
-            path.chmod(0o600)
+    if path is not None:
+        private_sqlite_files(path)
     return ledger
-
-
-def private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) and make it owner-only (0700)."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
-
-
-def private_file(path: Path) -> None:
-    """Create ``path`` if missing, owner-only (0600), without a window where it is wider."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    path.chmod(0o600)

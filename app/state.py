@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from app.auth import KeyStore, load_keys
-from app.ledger import AsyncInserter, Ledger, open_ledger, private_dir
-from app.settings import Settings
+from app.ledger_rows import private_dir
 from labelers.errors import SigningError
 from labelers.record import Record
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from app.ledger import AsyncInserter, Ledger
+    from app.settings import Settings
+    from app.sqlite_ledger import SqliteLedger
     from labelers.integrity import Keyring, RecordSigner
     from labelers.provenance import C2paSigner
 
@@ -25,7 +27,7 @@ log = logging.getLogger("aigc")
 class LedgerLookup:
     """detectors.lookup.LabelLookup backed by the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger | SqliteLedger) -> None:
         self.ledger = ledger
 
     def by_produce_id(self, produce_id: str) -> Record | None:
@@ -47,24 +49,39 @@ class State:
     """
 
     settings: Settings
-    ledger: Ledger
+    ledger: Ledger | SqliteLedger
     keys: KeyStore
-    inserter: AsyncInserter = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.inserter = AsyncInserter(self.ledger)
+    @cached_property
+    def inserter(self) -> AsyncInserter:
+        """Group commit for the service's coroutines (a SQLAlchemy ledger)."""
+        from app.ledger import AsyncInserter
+
+        return AsyncInserter(self.ledger)
 
     @property
     def lookup(self) -> LedgerLookup:
         return LedgerLookup(self.ledger)
 
     @classmethod
-    def build(cls, settings: Settings) -> State:
+    def build(cls, settings: Settings, oneshot: bool = False) -> State:
+        """``oneshot``: a command-line run, whose start-up is most of what it costs: a
+        SQLite ledger is then reached through ``sqlite3`` (app/sqlite_ledger.py)
+        rather than SQLAlchemy. The service keeps SQLAlchemy (group commit, pools)."""
         private_dir(settings.data_dir)
-        ledger = open_ledger(settings.resolved_database_url, settings.data_dir)
+        url = settings.resolved_database_url
+        if oneshot:
+            from app.sqlite_ledger import open_oneshot_ledger
+
+            ledger = open_oneshot_ledger(url, settings.data_dir)
+        else:
+            from app.ledger import open_ledger
+
+            ledger = open_ledger(url, settings.data_dir)
         keys = load_keys(settings.api_keys_file, settings.api_keys, settings.data_dir)
         log.info("data directory %s", settings.data_dir)
-        log.info("ledger at %s", _redact(settings.resolved_database_url))
+        if log.isEnabledFor(logging.INFO):
+            log.info("ledger at %s", _redact(url))
         _make_private(settings.data_dir)  # the development API key may just have been made
         return cls(settings=settings, ledger=ledger, keys=keys)
 

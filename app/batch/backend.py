@@ -164,8 +164,8 @@ def pick_identity(keys: Any, options: BatchOptions) -> Any:
 
 def build_state() -> Any:
     """``State.build`` from the environment; its one-time notices go to stderr, not stdout."""
-    from app.settings import Settings
+    from app.settings import from_env
     from app.state import State
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout may be carrying a labelled file
-        return State.build(Settings())
+        return State.build(from_env(), oneshot=True)

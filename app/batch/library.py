@@ -48,7 +48,7 @@ class LibraryBackend(Backend):
         )
 
     def label(self, data: bytes, produce_id: str, name: str) -> Labelled:
-        from app.ledger import DuplicateProduceID, watermark_key
+        from app.ledger_rows import DuplicateProduceID, watermark_key
         from labelers.pipeline import label_file
         from labelers.record import Record
 
@@ -109,7 +109,7 @@ class LibraryBackend(Backend):
         return self._report(data).to_dict()
 
     def propagate(self, data: bytes, propagate_id: str, name: str) -> Propagated:
-        from app.ledger import DuplicateProduceID
+        from app.ledger_rows import DuplicateProduceID
         from app.platform import check_and_propagate
 
         st, identity = self.state, self.identity
@@ -164,7 +164,7 @@ class LibraryBackend(Backend):
         return propagated_by(data, self.identity.platform, self.limits)
 
     def close(self) -> None:
-        self.state.ledger.engine.dispose()
+        self.state.ledger.close()
 
 
 def _for_kind(file_options: Any, positions: dict[str, str], data: bytes) -> Any:

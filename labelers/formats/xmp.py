@@ -17,7 +17,11 @@ from xml.dom.minidom import Document, Element, Text
 from xml.parsers.expat import ExpatError
 
 from defusedxml import DefusedXmlException
-from defusedxml import minidom as safe_minidom
+
+# defusedxml.minidom.parseString without a parser is exactly this module's
+# parseString; importing it directly skips defusedxml.pulldom, whose xml.sax
+# pulls in urllib.request, http.client and ssl (a one-shot label pays for them)
+from defusedxml import expatbuilder as safe_expatbuilder
 
 from labelers.errors import CorruptInput
 from labelers.formats import FoundRecord, Metadata
@@ -73,7 +77,7 @@ def decode_packet(xmp: str | bytes) -> str:
 def _parse(text: str) -> Document:
     """Parse packet text safely; CorruptInput on malformed XML or DTD/entities."""
     try:
-        return safe_minidom.parseString(
+        return safe_expatbuilder.parseString(
             text.encode("utf-8"), forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except DefusedXmlException as exc:

@@ -11,6 +11,7 @@ properties, and the ledger for ProduceIDs.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -574,3 +575,53 @@ def test_a_video_is_labelled_with_its_span_and_a_bad_span_fails_up_front(tmp_pat
     out = tmp_path / "o" / "clip.mp4"
     assert json.loads(format_tags(out)["AIGC"])["ContentProducer"] == DEV_PRODUCER
     assert packets(out) == packets(src / "clip.mp4")
+
+
+#: what a one-shot call of the command must not import: their start-up was most
+#: of what a call cost (SQLAlchemy, pydantic-settings), or they serve stages a
+#: metadata-only label skips (numpy, C2PA), or only --server (httpx)
+HEAVY = ("pydantic", "pydantic_settings", "sqlalchemy", "alembic", "numpy", "c2pa", "httpx")
+IMPORTS = """
+import sys
+from app.cli import main
+try:
+    rc = main(sys.argv[1:])
+except SystemExit as exc:  # --help
+    rc = exc.code
+print(rc, sorted({m.split(".")[0] for m in sys.modules}))  # no json: it would show
+"""
+
+
+def imports_of(*args: str, env: dict[str, str]) -> tuple[int, set[str]]:
+    """The exit status and the top-level modules a fresh process imported for ``args``."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTS, *args],
+        env=environ(env | {"PYTHONPATH": str(Path.cwd())}),
+        capture_output=True,
+        text=True,
+    )
+    rc, modules = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert rc == "0", out.stderr
+    return int(rc), set(ast.literal_eval(modules))
+
+
+def test_a_one_shot_call_imports_only_what_it_needs(tmp_path):
+    """A metadata-only label of one JPEG, from the second call on (the schema is
+    at head): the stdlib sqlite3 ledger, settings without pydantic, no C2PA or
+    numpy; ``--help`` imports no part of the service at all. A bad setting is
+    one error line naming the variable, not a traceback."""
+    Image.new("RGB", (64, 48), "teal").save(tmp_path / "a.jpg", quality=90)
+    env = dev_env(tmp_path)
+    label = ["label", str(tmp_path / "a.jpg"), "--explicit", "none", "--no-watermark",
+             "--no-c2pa", "--no-progress"]  # fmt: skip
+    first = run(*label, "-o", str(tmp_path / "o1"), env=env)  # creates the key and schema
+    assert first.returncode == 0, first.stderr.decode()
+    _, modules = imports_of(*label, "-o", str(tmp_path / "o2"), env=env)
+    assert (tmp_path / "o2" / "a.jpg").exists()
+    assert not modules & set(HEAVY), modules & set(HEAVY)
+    assert "sqlite3" in modules
+    _, modules = imports_of("--help", env=env)
+    assert not modules & {*HEAVY, "labelers", "logging", "json", "cryptography", "PIL"}
+    bad = run(*label, "-o", str(tmp_path / "o3"), env=env | {"AIGC_MAX_PIXELS": "lots"})
+    assert bad.returncode == 2
+    assert b"AIGC_MAX_PIXELS='lots'" in bad.stderr and b"Traceback" not in bad.stderr
