@@ -217,8 +217,12 @@ def find_rhythm(samples: np.ndarray, rate: int, offset: float = 0.0) -> list[tup
     dt = _HOP / _RATE
     spans = []
     for k, head in enumerate(runs):
-        # the label's tones at one pitch; in its gaps the programme may sound (other pitches)
-        same = [r for r in runs[k:] if abs(r[2] - head[2]) <= 1][:8]
+        # the label's tones at one pitch; in its gaps the programme may sound (other
+        # pitches, or a blip near this one: an element is at least 0.4 of the first dot,
+        # as dots are 0.6-1.5 units and the dash longer)
+        same = [
+            r for r in runs[k:] if abs(r[2] - head[2]) <= 1 and (r is head or r[1] >= 0.4 * head[1])
+        ][:8]
         if len(same) < 4:
             continue
         four = same[:4]

@@ -117,6 +117,18 @@ def morse_ai(rate: int, unit: float, hz, at: float, seconds: float) -> np.ndarra
     return x
 
 
+def test_programme_blip_near_the_tone_in_a_gap_does_not_hide_the_label():
+    # a 25 ms note one frequency bin above the tone, in the gap before the last dot
+    # (met at the end of a generated music clip): it is no element of the rhythm
+    rate, unit = 16000, 0.12
+    x = morse_ai(rate, unit, 800.0, 0.5, 2.5)
+    i0 = round((0.5 + 7 * unit + 0.04) * rate)
+    n = round(0.025 * rate)
+    x[i0 : i0 + n] += 0.03 * np.sin(2 * np.pi * 831 * np.arange(n) / rate)
+    spans = find_rhythm(x[None, :], rate)
+    assert len(spans) == 1 and spans[0][0] == pytest.approx(0.5, abs=0.03)
+
+
 def test_held_note_under_beats_on_morse_timing_is_not_the_label():
     # what the benchmark's one false alarm was: a held bass note that dominates its
     # frames only where the drums leave it alone, and they leave it alone on
