@@ -105,6 +105,20 @@ def test_morse_other_than_ai_is_not_the_label():
     assert find_rhythm(x[None, :], rate) == []
 
 
+@pytest.mark.parametrize("attack", ["none", "mp3_64", "aac_96", "opus_48", "resample_16k_mono"])
+def test_a_short_clips_faster_rhythm_is_found_after_each_attack(attack):
+    # 0.8 s: the rhythm plays at ~70 ms dots (labelers/visible/audio.py)
+    seconds = 0.8
+    unit = label.rhythm_unit(seconds, "start")
+    assert unit < 0.08
+    x = label.add_audible(sounds.music(13, seconds, RATE, 2), RATE, "rhythm", "start")
+    y, r = (x, RATE) if attack == "none" else sounds.attacks()[attack](x, RATE)
+    ((a, b),) = find_rhythm(y, r)
+    # (AAC decodes with its 23 ms of encoder delay in front)
+    assert a == pytest.approx(label.EDGE_S * unit / label.DOT_S, abs=0.03)
+    assert b - a == pytest.approx(label.RHYTHM_UNITS * unit, abs=0.03)
+
+
 def morse_ai(rate: int, unit: float, hz, at: float, seconds: float) -> np.ndarray:
     """A keyed dot-dash-dot-dot at ``at`` s in silence; ``hz`` one frequency or one per tone."""
     x = np.zeros(round(seconds * rate))
