@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 POSITION_HELP = (
     "image and video: bottom-right (default), bottom-left, top-right, top-left, bottom, top, "
-    "left, right; documents: footer (default) or header; audio: start (default), end or both. "
+    "left, right; documents: footer (default) or header; audio: start (default), end or both, "
+    "or before or after the clip (it gets longer). "
     "A value applies to the kinds it fits; per kind: image=top-left,video=top,document=header,"
     "audio=end"
 )

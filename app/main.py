@@ -413,7 +413,8 @@ def _routes(app: FastAPI) -> None:
             str | None,
             Form(
                 description="image and video: bottom-right (default), corners or edges; "
-                "documents: footer (default) or header; audio: start (default), end or both"
+                "documents: footer (default) or header; audio: start (default), end or both, "
+                "or before or after the clip (it gets longer)"
             ),
         ] = None,
         pages: Annotated[

@@ -175,11 +175,18 @@ def label_file(
     else:
         stage.content_stage()(result, handler, options, watermark_payload, limits)
         if Capability.RECORD in handler.capabilities:
-            if record_signer is not None:
-                result.record = record_signer.sign_producer(
-                    record, handler.content_digest(result.data, limits)
+            one_parse = getattr(handler, "write_signed_record", None)  # SignedRecordWriter
+            if record_signer is not None and one_parse is not None:
+                signer_ = record_signer
+                result.record, result.data = one_parse(
+                    result.data, lambda digest: signer_.sign_producer(record, digest), limits
                 )
-            result.data = handler.write_record(result.data, result.record, limits)
+            else:
+                if record_signer is not None:
+                    result.record = record_signer.sign_producer(
+                        record, handler.content_digest(result.data, limits)
+                    )
+                result.data = handler.write_record(result.data, result.record, limits)
     if not options.c2pa:
         pass
     elif Capability.C2PA not in handler.capabilities:

@@ -48,7 +48,7 @@ _MAX_BIT_RATE_PER_CHANNEL = 1_000_000  # above this a lossy stream's declared bi
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 AUDIBLE_KINDS = ("rhythm", "speech", "none")
-AUDIBLE_PLACES = ("start", "end", "both")
+AUDIBLE_PLACES = ("start", "end", "both", "before", "after")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,9 @@ class AudioOutcome:
     audible: str  # "rhythm" | "speech" | "none": the audible label now in the audio
     watermark: str  # "embedded" | "off" | "skipped: <reason>"
     notes: list[str] = field(default_factory=list)
+    #: how the audible label differs from its standard form ("" when it does not):
+    #: a short clip's faster rhythm, e.g. "62 ms dots"
+    audible_detail: str = ""
 
 
 def _av():
@@ -495,8 +498,25 @@ def apply_audio(
     original = decode(data, media_type, limits)
     samples = original.samples
     notes: list[str] = []
+    detail = ""
     if audible != "none":
         samples = visible_audio.add_audible(samples, original.rate, audible, place, wording)
+        if place in visible_audio.EXTEND_PLACES:
+            added = (samples.shape[1] - original.samples.shape[1]) / original.rate
+            notes.append(
+                f"the audible label plays {place} the programme: the file is {added:.2f} s longer"
+            )
+        elif audible == "rhythm":
+            seconds = samples.shape[1] / original.rate
+            unit = visible_audio.rhythm_unit(seconds, place)
+            if unit < visible_audio.DOT_S:
+                detail = f"{unit * 1000:.0f} ms dots"
+                notes.append(
+                    f"audio of {seconds:.2f} s is shorter than the "
+                    f"{visible_audio.rhythm_need(place):.2f} s the rhythm needs at its standard "
+                    f"speed: it plays faster, {unit * 1000:.0f} ms dots "
+                    f"({visible_audio.RHYTHM_UNITS * unit:.2f} s a rhythm)"
+                )
     mark = "off"
     if watermark_key is not None:
         seconds = samples.shape[1] / original.rate
@@ -509,4 +529,4 @@ def apply_audio(
             samples = audio_watermark.embed(samples, original.rate, watermark_key)
             mark = "embedded"
     out = encode_like(original.with_samples(samples), original)
-    return AudioOutcome(out, audible, mark, notes)
+    return AudioOutcome(out, audible, mark, notes, detail)

@@ -12,7 +12,7 @@ client header.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -176,6 +176,23 @@ class FormatHandler(Protocol):
         before and after :meth:`write_record` and a C2PA signature, and changes
         when the content does. Each handler's docstring says what it covers.
         """
+
+
+class SignedRecordWriter(Protocol):
+    """What a handler may offer beside :class:`FormatHandler`: the content digest and
+    the record written on *one* parse of the file (the pipeline uses it when it signs).
+
+    ``sign`` gets the content digest (what :meth:`FormatHandler.content_digest`
+    returns) and gives back the record to write; the result is the record and
+    the file, as ``write_record(data, sign(content_digest(data)))`` would give.
+    """
+
+    def write_signed_record(
+        self,
+        data: bytes,
+        sign: Callable[[bytes], Record],
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> tuple[Record, bytes]: ...
 
 
 #: every container, in the order sniff() asks them: one line per module under

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
@@ -326,6 +327,30 @@ def _rewrite(data: bytes, layout: Layout, comments: dict[int, vc.Comments]) -> b
     return b"".join(out)
 
 
+def _write(data: bytes, layout: Layout, record: Record) -> bytes:
+    comments: dict[int, vc.Comments] = {}
+    for i, stream in enumerate(layout.streams):
+        assert stream.comments is not None
+        if i == 0 or any(vc.is_record(e) for e in stream.comments.entries):
+            comments[id(stream)] = vc.with_record(stream.comments, record if i == 0 else None)
+    return _rewrite(data, layout, comments)
+
+
+def _digest(data: bytes, layout: Layout) -> bytes:
+    """See :meth:`OggHandler.content_digest`."""
+    hasher = ContentHasher(MEDIA_TYPE)
+    header_pages = {i for s in layout.streams for i in s.header_pages}
+    for stream in layout.streams:
+        hasher.add(stream.codec, stream.headers[0], *stream.headers[2:])
+    view = memoryview(data)
+    for index, page in enumerate(layout.pages):
+        if index not in header_pages:
+            # granule (8 bytes LE), the continued/EOS flags, then lacing and body
+            head = struct.pack("<qB", page.granule, page.flags & (CONTINUED | EOS))
+            hasher.add(head + page.lacing, view[page.body_start : page.end])
+    return hasher.digest()
+
+
 class OggHandler:
     name = "Ogg Vorbis/Opus"
     media_type = MEDIA_TYPE
@@ -352,12 +377,7 @@ class OggHandler:
         record.validate()
         layout = _parse(data, limits)
         _stream_info(layout, limits)
-        comments: dict[int, vc.Comments] = {}
-        for i, stream in enumerate(layout.streams):
-            assert stream.comments is not None
-            if i == 0 or any(vc.is_record(e) for e in stream.comments.entries):
-                comments[id(stream)] = vc.with_record(stream.comments, record if i == 0 else None)
-        return _rewrite(data, layout, comments)
+        return _write(data, layout, record)
 
     def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
         """SHA-256 of each stream's identification and setup headers and of its audio
@@ -367,18 +387,17 @@ class OggHandler:
         included), page sequence numbers and CRCs (rewritten when the comment
         header takes another number of pages), and the header pages' layout.
         """
+        return _digest(data, _parse(data, limits))
+
+    def write_signed_record(
+        self, data: bytes, sign: Callable[[bytes], Record], limits: Limits = DEFAULT_LIMITS
+    ) -> tuple[Record, bytes]:
+        """The digest and the record on one parse: every page's CRC is checked once."""
         layout = _parse(data, limits)
-        hasher = ContentHasher(MEDIA_TYPE)
-        header_pages = {i for s in layout.streams for i in s.header_pages}
-        for stream in layout.streams:
-            hasher.add(stream.codec, stream.headers[0], *stream.headers[2:])
-        view = memoryview(data)
-        for index, page in enumerate(layout.pages):
-            if index not in header_pages:
-                # granule (8 bytes LE), the continued/EOS flags, then lacing and body
-                head = struct.pack("<qB", page.granule, page.flags & (CONTINUED | EOS))
-                hasher.add(head + page.lacing, view[page.body_start : page.end])
-        return hasher.digest()
+        _stream_info(layout, limits)
+        record = sign(_digest(data, layout))
+        record.validate()
+        return record, _write(data, layout, record)
 
     def carry_metadata(
         self, original: bytes, reencoded: bytes, limits: Limits = DEFAULT_LIMITS

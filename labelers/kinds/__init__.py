@@ -87,8 +87,9 @@ IMAGE_POSITIONS = (
 DOCUMENT_POSITIONS = ("footer", "header")
 #: a video's caption goes where an image's does, in the frames as a viewer sees them
 VIDEO_POSITIONS = IMAGE_POSITIONS
-#: where in the programme the audible label plays
-AUDIO_POSITIONS = ("start", "end", "both")
+#: where the audible label plays: mixed into the programme at its start, end or both, or
+#: outside it, before or after (the file gets longer: only on request)
+AUDIO_POSITIONS = ("start", "end", "both", "before", "after")
 #: what the audible label is: the Morse "AI" rhythm (GB 45438 clause 5) or the spoken wording
 AUDIBLE_LABELS = ("rhythm", "speech")
 

@@ -53,7 +53,8 @@ def apply(
     )
     if outcome.data is not result.data:
         result.data = handler.carry_metadata(result.data, outcome.data, limits)  # type: ignore[attr-defined]
-    result.explicit = "none" if outcome.audible == "none" else f"{outcome.audible} ({place})"
+    where = f"{place}, {outcome.audible_detail}" if outcome.audible_detail else place
+    result.explicit = "none" if outcome.audible == "none" else f"{outcome.audible} ({where})"
     if key is not None:
         result.watermark = outcome.watermark
         if outcome.watermark == "embedded":

@@ -17,6 +17,26 @@ this module's choice, which ``detectors/audio.py`` looks for:
   :data:`SILENT_PROGRAMME_LUFS`.
 * placed :data:`EDGE_S` (0.1 s) after the start and/or before the end.
 
+A clip too short for that (under :func:`rhythm_need` = 1.31 s at one end,
+2.78 s at both) gets the same rhythm played faster: every length (tones,
+gaps, the edge; not the 10 ms ramps) scaled by one factor, the unit
+shortened until it fits but never below :data:`MIN_DOT_S` (60 ms, 20 words
+a minute in Morse terms; with its ramps a 60 ms dot is 50 ms at half
+amplitude, and the finder reads units from 40 ms, which leaves room for
+codecs smearing the edges). The shortest clip that takes the rhythm is then 0.67 s at one end
+and 1.42 s at both (one word of speech, a short jingle); a shorter one is
+refused (InvalidOption, a 422) with that floor in the message. At both ends
+the two rhythms are at least :data:`SEPARATION_UNITS` units apart, so each
+stands alone for the finder.
+
+Where the label must not cover the content (a notification sound of 0.2 s,
+a jingle whose every note matters) the caller asks for it *outside* the
+clip: place ``before`` or ``after`` plays the label, at its standard form,
+:data:`EDGE_S` from the new start (or end) and :data:`PAUSE_S` apart from
+the programme, which is not ducked; the output is longer by
+:func:`extension_s`. Only on request: a file's length is never changed
+otherwise.
+
 The spoken label plays a clip shipped in ``labelers/visible/voice/`` (made
 offline with espeak-ng at ~140 characters a minute, see its README); nothing
 is synthesised at run time. Clips exist for the wordings in :data:`VOICE_CLIPS`.
@@ -46,6 +66,13 @@ RHYTHM_TONES = (
     (2 * DOT_S + 2 * GAP_S + DASH_S + GAP_S, DOT_S),
 )
 RHYTHM_S = RHYTHM_TONES[-1][0] + RHYTHM_TONES[-1][1]
+RHYTHM_UNITS = RHYTHM_S / DOT_S  # 9: the rhythm's length in units
+MIN_DOT_S = 0.060
+SEPARATION_UNITS = 3.0  # between the two rhythms at both ends: the finder wants two silent
+#: places that mix the label into the programme, and those that add it outside (longer file)
+MIX_PLACES = ("start", "end", "both")
+EXTEND_PLACES = ("before", "after")
+PAUSE_S = 0.3  # between a label outside the clip and the programme
 RAMP_S = 0.010
 DUCK_DB = 12.0
 DUCK_RAMP_S = 0.030
@@ -141,12 +168,14 @@ def loudness(samples: np.ndarray, rate: int) -> float:
 # --------------------------------------------------------------------- signals
 
 
-def rhythm(rate: int) -> np.ndarray:
-    """The Morse "AI" rhythm at unit peak amplitude, mono, :data:`RHYTHM_S` long."""
-    out = np.zeros(round(RHYTHM_S * rate), dtype=np.float64)
+def rhythm(rate: int, unit: float = DOT_S) -> np.ndarray:
+    """The Morse "AI" rhythm at unit peak amplitude, mono: :data:`RHYTHM_S` long, or
+    scaled to a dot of ``unit`` seconds (the ramps stay :data:`RAMP_S`)."""
+    scale = unit / DOT_S
+    out = np.zeros(round(RHYTHM_S * scale * rate), dtype=np.float64)
     ramp = round(RAMP_S * rate)
     for start, length in RHYTHM_TONES:
-        i0, n = round(start * rate), round(length * rate)
+        i0, n = round(start * scale * rate), round(length * scale * rate)
         t = np.arange(n) / rate
         env = np.ones(n)
         r = np.arange(ramp) / ramp
@@ -155,6 +184,41 @@ def rhythm(rate: int) -> np.ndarray:
         # the phase restarts with each tone: every tone is the same waveform
         out[i0 : i0 + n] = env * np.sin(2 * np.pi * TONE_HZ * t)
     return out
+
+
+def rhythm_need(place: str, unit: float = DOT_S) -> float:
+    """Seconds of audio the rhythm at ``place`` needs with a dot of ``unit``: the edges,
+    the rhythm(s), the ducking ramps and, at both ends, the separation."""
+    scale = unit / DOT_S
+    count = 2 if place == "both" else 1
+    need = 2 * EDGE_S * scale + count * (RHYTHM_S * scale + DUCK_RAMP_S)
+    if count == 2:
+        need += SEPARATION_UNITS * unit
+    return need
+
+
+def rhythm_unit(seconds: float, place: str) -> float:
+    """The dot length for a clip of ``seconds``: :data:`DOT_S`, or shorter down to
+    :data:`MIN_DOT_S` when the clip is too short for it (module doc).
+
+    Raises InvalidOption below the floor.
+    """
+    if place in EXTEND_PLACES or seconds >= rhythm_need(place):
+        return DOT_S
+    # rhythm_need is affine in the unit: solve need(unit) = seconds
+    fixed = rhythm_need(place, 0.0)
+    per_unit = (rhythm_need(place) - fixed) / DOT_S
+    unit = (seconds - fixed) / per_unit
+    if unit < MIN_DOT_S:
+        floor = rhythm_need(place, MIN_DOT_S)
+        raise InvalidOption(
+            f"audio of {seconds:.2f} s is too short for the audible label at {place}: the "
+            f"Morse rhythm needs at least {floor:.2f} s even at its fastest "
+            f"({MIN_DOT_S * 1000:.0f} ms dots; {rhythm_need(place):.2f} s at the standard "
+            f"{DOT_S * 1000:.0f} ms); position=before or after plays it outside the clip, "
+            f"which becomes {extension_s('rhythm', 1):.2f} s longer"
+        )
+    return math.floor(unit * 1000) / 1000  # whole milliseconds, never longer than fits
 
 
 def voice_wordings() -> tuple[str, ...]:
@@ -192,26 +256,54 @@ def speech(wording: str | None, rate: int) -> np.ndarray:
 # --------------------------------------------------------------------- mixing
 
 
-def label_spans(seconds: float, length: float, place: str) -> list[float]:
+def extension_s(kind: str, rate: int, wording: str | None = None) -> float:
+    """How much longer place ``before``/``after`` makes a clip: edge, label, pause."""
+    length = RHYTHM_S if kind == "rhythm" else speech(wording, rate).size / rate
+    return EDGE_S + length + PAUSE_S
+
+
+def _outside(
+    samples: np.ndarray, rate: int, label: np.ndarray, gain: float, place: str
+) -> np.ndarray:
+    """The label in silence before or after the programme (EXTEND_PLACES)."""
+    channels = samples.shape[0]
+    edge = np.zeros((channels, round(EDGE_S * rate)), np.float32)
+    pause = np.zeros((channels, round(PAUSE_S * rate)), np.float32)
+    sting = np.repeat((min(gain, _PEAK) * label)[None, :], channels, axis=0).astype(np.float32)
+    parts = [edge, sting, pause, samples] if place == "before" else [samples, pause, sting, edge]
+    return np.concatenate([p.astype(np.float32, copy=False) for p in parts], axis=1)
+
+
+def label_spans(seconds: float, length: float, place: str, edge: float = EDGE_S) -> list[float]:
     """Where the label starts, seconds, for each placement."""
     starts = []
     if place in ("start", "both"):
-        starts.append(EDGE_S)
+        starts.append(edge)
     if place in ("end", "both"):
-        starts.append(seconds - EDGE_S - length)
+        starts.append(seconds - edge - length)
     return starts
 
 
 def add_audible(
     samples: np.ndarray, rate: int, kind: str, place: str, wording: str | None = None
 ) -> np.ndarray:
-    """``samples`` (channels, n) with the audible label mixed in at ``place``."""
-    label = rhythm(rate) if kind == "rhythm" else speech(wording, rate)
+    """``samples`` (channels, n) with the audible label mixed in at ``place`` (or, for
+    ``before``/``after``, added outside the programme: the result is longer)."""
+    if place not in MIX_PLACES + EXTEND_PLACES:
+        raise InvalidOption(
+            f"audible label place must be one of {', '.join(MIX_PLACES + EXTEND_PLACES)}"
+        )
     seconds = samples.shape[1] / rate
+    if kind == "rhythm":
+        unit = rhythm_unit(seconds, place)
+        label = rhythm(rate, unit)
+        edge = EDGE_S * unit / DOT_S
+    else:
+        label, edge = speech(wording, rate), EDGE_S
     length = label.size / rate
-    starts = label_spans(seconds, length, place)
-    need = len(starts) * (length + DUCK_RAMP_S) + 2 * EDGE_S
-    if seconds < need:
+    starts = label_spans(seconds, length, place, edge)
+    need = len(starts) * (length + DUCK_RAMP_S) + 2 * edge
+    if place in MIX_PLACES and seconds < need:
         raise InvalidOption(
             f"audio of {seconds:.2f} s is too short for the audible label at {place} "
             f"(needs at least {need:.2f} s)"
@@ -222,6 +314,8 @@ def add_audible(
     tiled = np.repeat(label[None, :], samples.shape[0], axis=0)
     own = loudness(tiled, rate) if kind == "speech" else _tone_loudness(rate, samples.shape[0])
     gain = 10 ** ((target - own) / 20)
+    if place in EXTEND_PLACES:
+        return _outside(samples, rate, label, gain, place)
     out = samples.astype(np.float32, copy=True)
     duck = 10 ** (-DUCK_DB / 20)
     ramp = round(DUCK_RAMP_S * rate)

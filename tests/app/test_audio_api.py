@@ -19,6 +19,8 @@ import pytest
 
 from labelers.formats import get_handler, sniff
 from labelers.record import Record
+from labelers.visible import audio as label
+from tests import sounds
 from tests.audio_samples import (
     FORMATS,
     MEDIA_TYPES,
@@ -114,6 +116,65 @@ def test_default_label_adds_the_rhythm_and_the_watermark_and_keeps_tags_and_dura
     report = _verify(client, stripped)
     assert report["classification"] == "confirmed", report
     assert report["record"]["ProduceID"] == record.produce_id
+
+
+def _espeak_wav(text: str, tmp_path: Path) -> bytes:
+    out = tmp_path / "word.wav"  # a file: on a pipe espeak-ng writes placeholder sizes
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(out), text], check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.skipif(not sounds.have_espeak(), reason="needs Debian's espeak-ng")
+def test_one_spoken_word_is_labelled_with_a_faster_rhythm_and_verified(client, tmp_path):
+    # "OK" from espeak-ng: 0.72 s, shorter than the standard rhythm's 1.31 s
+    word = _espeak_wav("OK", tmp_path)
+    seconds = ffprobe(word)["duration"]
+    assert 0.67 < seconds < 1.31
+    response = _label(client, word)
+    assert response.status_code == 200, response.text
+    unit = label.rhythm_unit(seconds, "start")
+    assert response.headers["AIGC-Explicit"] == f"rhythm (start, {unit * 1000:.0f} ms dots)"
+    assert response.headers["AIGC-Watermark"].startswith("skipped")
+    assert ffprobe(response.content)["duration"] == pytest.approx(seconds, abs=0.01)
+    report = _verify(client, response.content)
+    assert report["classification"] == "confirmed"
+    rhythm = next(e for e in report["evidence"] if e["carrier"] == "audio:rhythm")
+    ((start, end),) = rhythm["data"]["spans"]
+    assert end - start == pytest.approx(label.RHYTHM_UNITS * unit, abs=0.04)
+    assert "explicit-label-missing" not in {f["code"] for f in report["findings"]}
+
+
+def test_a_clip_below_the_fastest_rhythm_is_refused_with_the_floor(client):
+    # a notification-length sound by ffmpeg: 0.3 s, under the 0.67 s floor
+    blip = ffmpeg_file("wav", seconds=0.3)
+    response = _label(client, blip)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "needs at least 0.67 s even at its fastest" in detail
+    assert "position=before or after" in detail
+
+
+@pytest.mark.parametrize("fmt,place", [("wav", "before"), ("mp3", "after")])
+def test_a_notification_sound_gets_the_label_outside_it_on_request(client, fmt, place):
+    # 0.3 s by ffmpeg: too short for any rhythm inside it; before/after lengthens the file
+    blip = ffmpeg_file(fmt, seconds=0.3, tags=TAGS)
+    response = _label(client, blip, position=place)
+    assert response.status_code == 200, response.text
+    assert response.headers["AIGC-Explicit"] == f"rhythm ({place})"
+    out = response.content
+    added = label.extension_s("rhythm", 1)
+    assert ffprobe(out)["duration"] == pytest.approx(ffprobe(blip)["duration"] + added, abs=0.06)
+    assert ffprobe(out)["tags"]["title"] == "Kept Title"
+    if fmt == "wav":  # PCM: the programme itself is untouched, sample for sample
+        programme = decoded(blip)
+        assert decoded(out)[-len(programme) :] == programme
+    report = _verify(client, out)
+    assert report["classification"] == "confirmed"
+    rhythm = next(e for e in report["evidence"] if e["carrier"] == "audio:rhythm")
+    ((start, _),) = rhythm["data"]["spans"]
+    seconds = ffprobe(out)["duration"]
+    at = label.EDGE_S if place == "before" else seconds - label.EDGE_S - label.RHYTHM_S
+    assert start == pytest.approx(at, abs=0.06)
 
 
 def test_audio_options_are_checked(client):

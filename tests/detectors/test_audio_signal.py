@@ -105,6 +105,104 @@ def test_morse_other_than_ai_is_not_the_label():
     assert find_rhythm(x[None, :], rate) == []
 
 
+@pytest.mark.parametrize("attack", ["none", "mp3_64", "aac_96", "opus_48", "resample_16k_mono"])
+def test_a_short_clips_faster_rhythm_is_found_after_each_attack(attack):
+    # 0.8 s: the rhythm plays at ~70 ms dots (labelers/visible/audio.py)
+    seconds = 0.8
+    unit = label.rhythm_unit(seconds, "start")
+    assert unit < 0.08
+    x = label.add_audible(sounds.music(13, seconds, RATE, 2), RATE, "rhythm", "start")
+    y, r = (x, RATE) if attack == "none" else sounds.attacks()[attack](x, RATE)
+    ((a, b),) = find_rhythm(y, r)
+    # (AAC decodes with its 23 ms of encoder delay in front)
+    assert a == pytest.approx(label.EDGE_S * unit / label.DOT_S, abs=0.03)
+    assert b - a == pytest.approx(label.RHYTHM_UNITS * unit, abs=0.03)
+
+
+def morse_ai(rate: int, unit: float, hz, at: float, seconds: float) -> np.ndarray:
+    """A keyed dot-dash-dot-dot at ``at`` s in silence; ``hz`` one frequency or one per tone."""
+    x = np.zeros(round(seconds * rate))
+    pos = at
+    for k, (length, gap) in enumerate(((1, 1), (3, 1), (1, 1), (1, 0))):
+        f = hz[k] if isinstance(hz, tuple) else hz
+        i0, n = round(pos * rate), round(length * unit * rate)
+        x[i0 : i0 + n] = 0.1 * np.sin(2 * np.pi * f * np.arange(n) / rate)
+        pos += (length + gap) * unit
+    return x
+
+
+def test_programme_blip_near_the_tone_in_a_gap_does_not_hide_the_label():
+    # a 25 ms note one frequency bin above the tone, in the gap before the last dot
+    # (met at the end of a generated music clip): it is no element of the rhythm
+    rate, unit = 16000, 0.12
+    x = morse_ai(rate, unit, 800.0, 0.5, 2.5)
+    i0 = round((0.5 + 7 * unit + 0.04) * rate)
+    n = round(0.025 * rate)
+    x[i0 : i0 + n] += 0.03 * np.sin(2 * np.pi * 831 * np.arange(n) / rate)
+    spans = find_rhythm(x[None, :], rate)
+    assert len(spans) == 1 and spans[0][0] == pytest.approx(0.5, abs=0.03)
+
+
+def test_held_note_under_beats_on_morse_timing_is_not_the_label():
+    # what the benchmark's one false alarm was: a held bass note that dominates its
+    # frames only where the drums leave it alone, and they leave it alone on
+    # dot-dash-dot-dot timing. The note never stops, so it is not keyed.
+    rate, unit = 16000, 0.08
+    rng = np.random.default_rng(1)
+    x = 0.1 * np.sin(2 * np.pi * 294 * np.arange(3 * rate) / rate)
+    keyed = morse_ai(rate, unit, 294.0, 0.8, 3.0) != 0
+    covered = ~keyed
+    covered[: round(0.8 * rate)] = True
+    x[covered] += 0.3 * rng.standard_normal(int(covered.sum()))
+    assert find_rhythm(x[None, :], rate) == []
+    # the same timing keyed on and off (the noise between the tones kept) is a label
+    y = np.where(keyed, x, 0.3 * rng.standard_normal(x.size) * 0.05)
+    assert len(find_rhythm(y[None, :], rate)) == 1
+
+
+def test_four_tones_at_different_pitches_are_not_one_keyed_tone():
+    # all within one 31 Hz frequency bin of each other, but four notes, not one oscillator
+    rate = 16000
+    x = morse_ai(rate, 0.12, (800.0, 815.0, 800.0, 788.0), 0.5, 3.0)
+    assert find_rhythm(x[None, :], rate) == []
+    assert len(find_rhythm(morse_ai(rate, 0.12, 800.0, 0.5, 3.0)[None, :], rate)) == 1
+
+
+def test_tone_band_sounding_just_before_the_rhythm_is_not_the_label():
+    # the tone's frequency held under noise until half a unit before the first dot:
+    # not tonal frames (the runs' isolation test does not see it), but the carrier
+    # was on before the word began
+    rate, unit = 16000, 0.12
+    rng = np.random.default_rng(2)
+    x = morse_ai(rate, unit, 800.0, 1.0, 3.0)
+    lead = slice(round(0.4 * rate), round((1.0 - 0.5 * unit) * rate))
+    n = lead.stop - lead.start
+    x[lead] = 0.3 * np.sin(2 * np.pi * 800 * np.arange(n) / rate) + 0.6 * rng.standard_normal(n)
+    assert find_rhythm(x[None, :], rate) == []
+
+
+def test_benchmark_false_alarm_clip_is_not_a_rhythm():
+    # the one of 1,000 unmarked clips (benchmarks/audio.py, null clip 93) where the first
+    # full run found a rhythm: music programme 10003 through MP3 64 kbps, 9.4 s from 33.5 s
+    rate = 48000
+    programme, rate = sounds.attacks()["mp3_64"](sounds.music(10_003, 60.0, rate, 1), rate)
+    rng = np.random.default_rng(2026 + 93)
+    n = int(rng.uniform(8, 20) * rate)
+    a = int(rng.integers(0, programme.shape[1] - n))
+    assert find_rhythm(programme[:, a : a + n], rate) == []
+
+
+@pytest.mark.parametrize("attack", ["mp3_64", "aac_96", "opus_48", "resample_16k_mono"])
+def test_rhythm_at_both_ends_survives(attack):
+    programme = sounds.music(12, 6.0, RATE, 2)
+    y, r = sounds.attacks()[attack](label.add_audible(programme, RATE, "rhythm", "both"), RATE)
+    spans = find_rhythm(y, r)
+    assert [round(a, 1) for a, _ in spans] == [
+        round(label.EDGE_S, 1),
+        round(6.0 - label.EDGE_S - label.RHYTHM_S, 1),
+    ]
+
+
 # --------------------------------------------------------------- the watermark
 
 

@@ -128,6 +128,45 @@ def test_too_short_for_the_label_is_refused():
         label.add_audible(np.zeros((1, RATE), np.float32), RATE, "rhythm", "both")
 
 
+@pytest.mark.parametrize("seconds", [0.7, 0.9, 1.2])
+def test_a_short_clip_gets_the_rhythm_faster_at_scaled_timing(seconds):
+    # shorter than the 1.31 s of the standard rhythm: every length scaled by one factor
+    programme = sounds.music(3, seconds, RATE, channels=1) * 0.5
+    out = sound.apply_audio(wav(programme), "audio/wav", audible="rhythm", place="start")
+    unit = label.rhythm_unit(seconds, "start")
+    assert label.MIN_DOT_S <= unit < label.DOT_S
+    assert out.audible_detail == f"{unit * 1000:.0f} ms dots"
+    pcm = sound.decode(out.data, "audio/wav")
+    assert pcm.samples.shape[1] == programme.shape[1]  # the clip keeps its length
+    found = tone_segments(pcm.samples.mean(axis=0), RATE)
+    scale = unit / label.DOT_S
+    want = [(label.EDGE_S * scale + t * scale, label.EDGE_S * scale + (t + d) * scale)
+            for t, d in label.RHYTHM_TONES]  # fmt: skip
+    assert len(found) == 4
+    for (a, b), (wa, wb) in zip(found, want, strict=True):
+        assert a == pytest.approx(wa, abs=0.015) and b == pytest.approx(wb, abs=0.015)
+
+
+def test_two_short_rhythms_at_both_ends_stay_apart():
+    seconds = 2.0
+    programme = sounds.music(4, seconds, RATE, channels=1) * 0.5
+    mixed = label.add_audible(programme, RATE, "rhythm", "both")
+    unit = label.rhythm_unit(seconds, "both")
+    found = tone_segments(mixed.mean(axis=0), RATE)
+    assert len(found) == 8
+    assert found[4][0] - found[3][1] >= label.SEPARATION_UNITS * unit - 0.01
+
+
+def test_below_the_fastest_rhythm_the_refusal_names_the_floor():
+    floor = label.rhythm_need("start", label.MIN_DOT_S)
+    assert floor == pytest.approx(0.67, abs=0.005)
+    label.add_audible(
+        np.zeros((1, round((floor + 0.01) * RATE)), np.float32), RATE, "rhythm", "start"
+    )
+    with pytest.raises(InvalidOption, match=f"at least {floor:.2f} s even at its fastest"):
+        label.add_audible(np.zeros((1, round(0.6 * RATE)), np.float32), RATE, "rhythm", "start")
+
+
 def test_k_weighted_loudness_of_a_reference_tone():
     # BS.1770: a 0 dBFS 1 kHz sine on one channel reads -3.01 LUFS
     t = np.arange(5 * 48000) / 48000

@@ -206,6 +206,39 @@ def test_ogg_headers_are_repaginated_when_the_comment_outgrows_its_page():
     assert decoded(shrunk) == decoded(original)
 
 
+@pytest.mark.parametrize("fmt", ["vorbis", "opus"])
+def test_signed_label_of_ogg_parses_the_pages_once_and_matches_the_two_step_path(fmt, monkeypatch):
+    # the digest and the record share one parse: every page's CRC is checked once
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from labelers import integrity
+    from labelers.pipeline import FileOptions, label_file
+
+    signer = integrity.RecordSigner(Ed25519PrivateKey.generate())
+    original = ffmpeg_file(fmt, seconds=2.0, tags=TAGS)
+    handler = get_handler("audio/ogg")
+    two_step = handler.write_record(
+        original, signer.sign_producer(RECORD, handler.content_digest(original))
+    )
+    parses = []
+    real = ogg_format._pages
+    monkeypatch.setattr(ogg_format, "_pages", lambda d, lim: parses.append(1) or real(d, lim))
+    options = FileOptions(explicit=False, watermark=False, c2pa=False)
+    out = label_file(original, RECORD, options, record_signer=signer)
+    assert len(parses) == 1
+    assert out.data == two_step  # Ed25519 signatures are deterministic
+    keyring = integrity.Keyring()
+    keyring.add_pem(signer.public_pem(), {"*"})
+    check = integrity.verify(
+        integrity.PRODUCER, out.record, handler.content_digest(out.data), keyring
+    )
+    assert check.status == integrity.VALID
+    with pytest.raises(CorruptInput):
+        damaged = bytearray(original)
+        damaged[len(damaged) // 2] ^= 0xFF
+        label_file(bytes(damaged), RECORD, options, record_signer=signer)
+
+
 # --------------------------------------------------------------- carry_metadata
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_carry_metadata_puts_the_original_tags_on_the_reencoded_audio(fmt):
