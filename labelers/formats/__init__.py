@@ -12,6 +12,7 @@ client header.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -221,16 +222,27 @@ REGISTRY: list[str] = [
 ]
 
 _loaded: list[FormatHandler] = []
+#: importing a handler on first use must not race: two threads that both saw the list
+#: one short appended the same handler twice, and every later index named the wrong
+#: format (a server worker then read Markdown as plain text for the rest of its life)
+_loading = threading.RLock()
 
 
 def handlers() -> Iterator[FormatHandler]:
     """The registered handlers in sniffing order, each imported on first use."""
+    for i in range(len(REGISTRY)):
+        if i >= len(_loaded):
+            _load_through(i)
+        yield _loaded[i]
+
+
+def _load_through(i: int) -> None:
     import importlib
 
-    for i, name in enumerate(REGISTRY):
-        if i == len(_loaded):
+    with _loading:
+        while len(_loaded) <= i:  # each append is the next name of REGISTRY, in order
+            name = REGISTRY[len(_loaded)]
             _loaded.append(importlib.import_module(f"labelers.formats.{name}").HANDLER)
-        yield _loaded[i]
 
 
 def sniff(data: bytes) -> str:

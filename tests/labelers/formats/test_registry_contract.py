@@ -162,3 +162,31 @@ def test_a_truncated_file_is_refused_with_the_projects_error(
     if name in REPAIRS_TRUNCATION:
         pytest.xfail(REPAIRS_TRUNCATION[name])
     assert refused, f"{name}: a truncated file was read, rewritten and digested as if whole"
+
+
+RACE = """
+import importlib, threading
+from labelers import formats
+markdown = "# title\\n\\n- one\\n- two\\n\\nsome prose\\n".encode()
+start = threading.Barrier(16)
+seen = []
+def sniff():
+    start.wait()
+    seen.append(formats.sniff(markdown))
+threads = [threading.Thread(target=sniff) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+loaded = list(formats.handlers())  # the rest, after what the threads loaded
+expected = [importlib.import_module("labelers.formats." + n).HANDLER for n in formats.REGISTRY]
+print(sorted(set(seen)), loaded == expected)
+"""
+
+
+def test_the_first_sniffs_of_many_threads_at_once_load_the_registry_in_order():
+    """A fresh process (nothing loaded yet), 16 threads sniffing at the same moment:
+    every one sees Markdown, and the loaded list is the registry, once each, in order."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[0] == "['text/markdown'] True", out.stderr[-2000:]
