@@ -127,11 +127,17 @@ THRESHOLD = math.sqrt(2.0 * math.log(_CANDIDATES / SYNC_FALSE_POSITIVE_BOUND))
 #: Bound on the probability of reporting a payload for an unmarked image.
 FALSE_POSITIVE_BOUND = SYNC_FALSE_POSITIVE_BOUND * 2.0**-_CRC_BITS
 
-# embedding strength (luma levels, amplitude of a unit-RMS pattern)
+# embedding strength (luma levels, amplitude of a unit-RMS pattern). The
+# decoder divides the residual by its local activity sigma, so a pixel adds
+# a/sigma to the fold's signal and a^2 to the MSE: per unit of PSNR budget the
+# mark detects least where the texture is strongest. A ceiling of 3.5 levels
+# (was 6) takes that energy out and the budget follows it (43 dB, was 41.5):
+# on the benchmark's 24 images mean PSNR 43.4 -> 44.4 dB (min 41.4 -> 42.9),
+# SSIM 0.9893 -> 0.9908, for the same fold scores on the hard conditions.
 _A_FLAT = 0.4
-_A_MAX = 6.0
+_A_MAX = 3.5
 _A_GAIN = 2.0
-_TARGET_PSNR = 41.5
+_TARGET_PSNR = 43.0
 _SMOOTH = 0.25  # chip smoothing (gaussian sigma, in chips): less high frequency for JPEG
 
 
