@@ -104,8 +104,9 @@ def test_mark_is_imperceptible_by_psnr_and_ssim(photo: Image.Image, marked: Imag
     a = np.asarray(photo, dtype=np.float64)
     b = np.asarray(marked, dtype=np.float64)
     psnr = 10 * np.log10(255**2 / np.mean((a - b) ** 2))
-    assert psnr >= 40.0
-    assert _ssim(_luma(photo), _luma(marked)) >= 0.98
+    # a textured photo: the 43 dB budget binds (41.5 with the old 6-level ceiling)
+    assert psnr >= 42.5
+    assert _ssim(_luma(photo), _luma(marked)) >= 0.99
 
 
 def test_flat_sky_and_dark_corner_get_only_sub_level_changes(
