@@ -183,9 +183,20 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
             if len(out) == tries:
                 return out
             fit = _refine(r, option, reach)
+            if not _plausible(fit, lo):
+                continue  # a refit or a refinement can collapse to a line
             if not any(_same_lattice(fit, kept) for kept in out):
                 out.append(fit)
     return out
+
+
+def _plausible(basis: np.ndarray, lo: float) -> bool:
+    """Whether ``basis`` can be a tile: both sides at least ``lo`` long and
+    far from parallel (the fold and the duplicate test invert it)."""
+    la, lb = np.hypot(*basis[0]), np.hypot(*basis[1])
+    if not (np.isfinite(la) and np.isfinite(lb)) or min(la, lb) < 0.5 * lo:
+        return False
+    return abs(float(np.linalg.det(basis))) >= 0.5 * _MIN_SINE * la * lb
 
 
 def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarray:
