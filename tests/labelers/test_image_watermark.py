@@ -412,3 +412,14 @@ def test_unsupported_mode_is_refused() -> None:
 )
 def test_decoding_odd_images_returns_none_without_error(img: Image.Image) -> None:
     assert decode(img) is None
+
+
+def test_a_lattice_collapsed_to_a_line_is_not_a_hypothesis() -> None:
+    # the null set met one: a refit made both vectors nearly parallel, and the
+    # duplicate test's matrix inverse raised (a 500 on verify)
+    from labelers.watermark import lattice
+
+    assert lattice._plausible(np.array([[0.0, 96.0], [96.0, 0.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [0.0, 192.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [1.0, 95.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [np.nan, 0.0]]), 48)
