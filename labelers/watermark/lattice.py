@@ -39,6 +39,7 @@ _MAX_ASPECT = 1.5  # |b2| / |b1| allowed (the issue asks 0.75-1.33, plus rotatio
 _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
 _SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
+_PARTNERS = 6  # strongest peaks whose perpendicular partner is looked for
 
 
 def autocorrelation(z: np.ndarray) -> np.ndarray:
@@ -156,6 +157,7 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
         return []
     cand = cand[np.argsort(-win.flat[cand])][:_PEAKS]
     vecs = np.stack([dy.flat[cand], dx.flat[cand]], axis=1).astype(np.float64)
+    vecs = np.concatenate([vecs, _partners(r, vecs[:_PARTNERS], lo, hi)])
     # each peak also stands for its mirror -v; pair v_i with +-v_j
     scored: list[tuple[float, np.ndarray]] = []
     for i in range(len(vecs)):
@@ -181,9 +183,59 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
             if len(out) == tries:
                 return out
             fit = _refine(r, option, reach)
+            if not _plausible(fit, lo):
+                continue  # a refit or a refinement can collapse to a line
             if not any(_same_lattice(fit, kept) for kept in out):
                 out.append(fit)
     return out
+
+
+def _plausible(basis: np.ndarray, lo: float) -> bool:
+    """Whether ``basis`` can be a tile: both sides at least ``lo`` long and
+    far from parallel (the fold and the duplicate test invert it)."""
+    la, lb = np.hypot(*basis[0]), np.hypot(*basis[1])
+    if not (np.isfinite(la) and np.isfinite(lb)) or min(la, lb) < 0.5 * lo:
+        return False
+    return abs(float(np.linalg.det(basis))) >= 0.5 * _MIN_SINE * la * lb
+
+
+def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """For each vector, the strongest peak on its perpendicular, 1/1.36-1.36 as long.
+
+    The tile is square: rotation and uniform scaling keep its second side
+    perpendicular to the first and as long, a stretch along the axes keeps it
+    perpendicular. On a small or strongly textured image one side's peak can
+    be too weak to rank among the strongest (2.5 periods across a 480-px
+    side, say), while the other side's is clear; this finds it next to it.
+    """
+    hh, ww = r.shape
+    out = []
+    for v in vecs:
+        p = np.array([-v[1], v[0]])
+        if p[1] < 0 or (p[1] == 0 and p[0] < 0):
+            p = -p  # the half plane the peaks were taken from
+        length = float(np.hypot(*v))
+        t = np.linspace(1 / 1.36, 1.36, max(8, int(length * 0.7)))
+        t = t[(t * length >= lo) & (t * length <= hi)]
+        if t.size == 0:
+            continue
+        vals = _sample(r, t[:, None] * p[None, :])
+        # as long as v (rotation, uniform scale), and the ray's strongest (a stretch)
+        for guess in dict.fromkeys((1.0, float(t[int(np.argmax(vals))]))):
+            cy, cx = np.round(guess * p).astype(int)
+            ys, xs = np.arange(cy - 3, cy + 4), np.arange(cx - 3, cx + 4)
+            box = r[np.ix_(ys % hh, xs % ww)]
+            k = int(np.argmax(box))
+            pos = np.array([ys[k // 7], xs[k % 7]], dtype=np.float64)
+            if pos[1] < 0:
+                pos = -pos  # the same lattice vector, in the half plane
+            if box.flat[k] <= 0 or not lo <= np.hypot(*pos) <= hi:
+                continue
+            if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
+                np.hypot(*(q - pos)) <= 2 for q in out
+            ):
+                out.append(pos)
+    return np.array(out).reshape(-1, 2)
 
 
 def _reduced(basis: np.ndarray) -> np.ndarray:
@@ -203,23 +255,31 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
     """The finest lattice that still peaks everywhere, from ``basis`` or a sublattice of it.
 
     A pair of lattice points can span a sublattice (every other point, say
-    the diagonals) that peaks just as well; a true half-step point that peaks
-    too means the real tile is the finer one.
+    the diagonals, or every third: the overlap weighting favours long lags,
+    so a coarse sublattice can outscore the tile's own) that peaks just as
+    well; a true half- or third-step point that peaks too means the real tile
+    is the finer one.
     """
     hh, ww = r.shape
     for _ in range(3):
         a, b = basis
-        finer = None
-        for half, other in ((a / 2, b), (b / 2, a), ((a + b) / 2, a)):
-            if np.hypot(*half) < lo:
+        best, finer = 0.5 * score, None
+        # v / k generates a lattice k times finer; all of its k - 1 new points
+        # on the way to v must peak, and the strongest such option wins
+        steps = [(v, k, other) for k in (2, 3) for v, other in ((a, b), (b, a), (a + b, a))]
+        steps.append((a - b, 3, a))
+        for v, k, other in steps:
+            if np.hypot(*v) / k < lo:
                 continue
-            found = _peak_at(r, half)
-            if found is None or np.hypot(*(found[0] - half)) > 1.5:
-                continue
-            height = found[1] / _overlap(found[0][None, :], hh, ww)[0]
-            if height >= 0.5 * score:
-                finer = _reduced(np.stack([half, other]))
-                break
+            height = np.inf
+            for j in range(1, k):
+                found = _peak_at(r, v * j / k)
+                if found is None or np.hypot(*(found[0] - v * j / k)) > 1.5:
+                    height = -np.inf
+                    break
+                height = min(height, found[1] / _overlap(found[0][None, :], hh, ww)[0])
+            if height >= best:
+                best, finer = height, _reduced(np.stack([v / k, other]))
         if finer is None:
             return basis
         basis = finer

@@ -13,8 +13,9 @@ How it works
   photo (H.264 CRF 28 at 480p keeps little above a quarter of the Nyquist
   band), and a larger chip keeps the pattern below what the codec discards.
 * Embedding works on the decoded Y plane in place (no RGB round trip), with
-  the image mark's perceptual mask computed per frame on a reduced copy and
-  its PSNR budget (~41.5 dB per frame, measured on luma code values); chroma
+  the image mark's perceptual mask computed per frame on a reduced copy,
+  with the video's own ceiling and PSNR budget (~41.5 dB per frame, measured
+  on luma code values); chroma
   is never touched. The pattern and the dither are rendered once per video.
 * Decoding whitens each sampled frame (the image decoder's normalised
   residual), *averages* them (the mark is the same in every frame; content
@@ -59,7 +60,12 @@ _CHIPS_PER_SIDE = int(os.environ.get("VWM_CPS", "120"))
 _MIN_CHIP = 4
 #: Strength floor (luma levels, 8-bit) on flat areas, see _video_strength.
 FLAT_FLOOR = float(os.environ.get("VWM_FLOOR", "1.5"))
-_BUDGET = 255.0**2 / 10 ** (image_mark._TARGET_PSNR / 10) - 1.0 / 12.0
+# the per-frame ceiling and budget the video mark was tuned with (the image
+# mark's before it lowered its ceiling): a frame goes through a harder codec
+# than a photo, and these values carry the video robustness numbers
+_A_MAX = 6.0
+_TARGET_PSNR = 41.5
+_BUDGET = 255.0**2 / 10 ** (_TARGET_PSNR / 10) - 1.0 / 12.0
 #: Decodes one verification may run (sampled windows and their average): the
 #: sync threshold covers all of them.
 WINDOWS = 4
@@ -126,7 +132,9 @@ class FrameMarker:
         reduction factor), as the image mark does.
         """
         y8 = luma if self.depth == 8 else (luma >> (self.depth - 8)).astype(np.uint8)
-        amp, f = image_mark._strength(Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip)
+        amp, f = image_mark._strength(
+            Image.fromarray(np.ascontiguousarray(y8), "L"), self.chip, _A_MAX, _TARGET_PSNR
+        )
         amp = _video_strength(amp)
         if self.scale != 1.0:
             amp *= np.float32(self.scale)

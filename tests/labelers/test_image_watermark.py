@@ -104,8 +104,9 @@ def test_mark_is_imperceptible_by_psnr_and_ssim(photo: Image.Image, marked: Imag
     a = np.asarray(photo, dtype=np.float64)
     b = np.asarray(marked, dtype=np.float64)
     psnr = 10 * np.log10(255**2 / np.mean((a - b) ** 2))
-    assert psnr >= 40.0
-    assert _ssim(_luma(photo), _luma(marked)) >= 0.98
+    # a textured photo: the 43 dB budget binds (41.5 with the old 6-level ceiling)
+    assert psnr >= 42.5
+    assert _ssim(_luma(photo), _luma(marked)) >= 0.99
 
 
 def test_flat_sky_and_dark_corner_get_only_sub_level_changes(
@@ -181,8 +182,10 @@ def test_payload_survives_each_geometric_attack(
             ("downscale 40%", "JPEG 50 (4:2:0)"),
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known gap: chips of 2.4 px after the downscale do not survive JPEG 50 "
-                "at 410x307 (see docs/benchmarks.md, Watermark)",
+                reason="known gap, in the lattice search: folded along the true lattice this "
+                "410x307 copy scores 9.0 (threshold 6.25) and decodes (41 of 282 channel bits "
+                "corrected), but the tile's 76.8-px peak (0.018) ranks below content peaks "
+                "((0, 152) 0.047, (0, 80) 0.032), so no hypothesis tried is the tile's",
             ),
         ),
         ("downscale 40%", "contrast -20%"),
@@ -198,6 +201,17 @@ def test_payload_survives_a_geometric_attack_with_another(
     result = decode(img)
     assert result is not None
     assert result.payload == PAYLOAD
+
+
+@pytest.mark.parametrize("second", ["brightness -20%", "contrast -20%", "JPEG 50 (4:2:0)"])
+def test_a_crop_leaving_two_and_a_half_periods_of_a_textured_photo_decodes(second: str) -> None:
+    # a real photograph 902x600 (chelsea, served 2x) cropped to 722x480: the
+    # vertical tile side repeats 2.5 times and its autocorrelation peak ranks
+    # below the fur's; the lattice finder looks for it beside the clear one
+    chelsea = next(p for p in real_photos() if p.size == (451, 300))
+    out = reencode(embed(chelsea.resize((902, 600), Image.Resampling.LANCZOS), PAYLOAD), "PNG")
+    result = decode(ATTACKS[second](crop_each_edge(out)))
+    assert result is not None and result.payload == PAYLOAD
 
 
 @pytest.mark.parametrize(
@@ -398,3 +412,14 @@ def test_unsupported_mode_is_refused() -> None:
 )
 def test_decoding_odd_images_returns_none_without_error(img: Image.Image) -> None:
     assert decode(img) is None
+
+
+def test_a_lattice_collapsed_to_a_line_is_not_a_hypothesis() -> None:
+    # the null set met one: a refit made both vectors nearly parallel, and the
+    # duplicate test's matrix inverse raised (a 500 on verify)
+    from labelers.watermark import lattice
+
+    assert lattice._plausible(np.array([[0.0, 96.0], [96.0, 0.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [0.0, 192.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [1.0, 95.0]]), 48)
+    assert not lattice._plausible(np.array([[0.0, 96.0], [np.nan, 0.0]]), 48)
