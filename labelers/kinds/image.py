@@ -63,8 +63,9 @@ def _embed_watermark(
         return f"skipped: {frame.mode} images have no luminance the watermark can live in", None
     # relabelling a marked image: a second mark on top would interfere with
     # the first and neither might decode; keep the one there, whose key the
-    # ledger already maps to the image's first label
-    found = image_watermark.decode(plane)
+    # ledger already maps to the image's first label. Looked for where our embedder
+    # puts it: the full geometric search would cost most of the label
+    found = image_watermark.decode_unmoved(plane)
     if found is not None:
         return f"kept: the image already carries watermark key {found.payload:016x}", found.payload
     marked = image_watermark.embed(plane, payload)

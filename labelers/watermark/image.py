@@ -631,6 +631,28 @@ def _decide(
     return (hyps[0][0] if hyps else -math.inf), None
 
 
+def decode_unmoved(image: Image.Image) -> WatermarkResult | None:
+    """The mark as :func:`embed` lays it in an image of this size, without the search.
+
+    One hypothesis, not the lattice search: the tile this module would use
+    for ``image``'s size, axis-aligned, at any offset. This is the
+    check labelling makes before embedding, to keep a mark an earlier label
+    put there (a relabel of our own output); it costs a fold instead of the
+    whole geometric search, which was most of the time of labelling an image.
+    A mark that was rotated, rescaled or cropped since (the tile size follows
+    the image size) is not seen here, and such an image gets a second mark;
+    ``decode`` finds either. One hypothesis is fewer searches than ``decode`` makes, so
+    :data:`THRESHOLD` bounds its false alarms at least as tightly.
+    """
+    w, h = image.size
+    if min(w, h) < 2 * _P:
+        return None
+    scale = min(1.0, _WORK / min(w, h))
+    period = _chip_size(w, h) * _P * scale  # the tile's side at the decoder's working size
+    basis = np.array([[period, 0.0], [0.0, period]])
+    return _decide([_align(_fold(_whitened(image), basis))], THRESHOLD)[1]
+
+
 def decode(image: Image.Image) -> WatermarkResult | None:
     """Find the mark in ``image``; None when nothing passes the calibrated threshold.
 

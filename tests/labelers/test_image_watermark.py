@@ -27,6 +27,7 @@ from labelers.watermark.image import (
     THRESHOLD,
     WatermarkResult,
     decode,
+    decode_unmoved,
     embed,
 )
 from tests.imagery import (
@@ -297,6 +298,21 @@ def test_relabelling_a_marked_image_keeps_its_one_mark() -> None:
     # the pixels were not marked a second time
     with Image.open(io.BytesIO(first.data)) as a, Image.open(io.BytesIO(second.data)) as b:
         assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+
+
+@pytest.mark.parametrize("size", [(800, 600), (1024, 768), (1920, 1080), (300, 400)])
+def test_the_pre_label_check_finds_our_mark_where_we_put_it_and_nothing_elsewhere(size) -> None:
+    """``decode_unmoved`` (labelling's check for an earlier mark) reads a mark at the
+    geometry embed gave it, after re-encodes that keep the size (our own output
+    labelled again), and nothing in unmarked photographs."""
+    src = photo_like(*size, seed=41)
+    marked = embed(src, PAYLOAD)
+    for attacked in (reencode(marked, "JPEG", quality=85), reencode(marked, "WEBP", quality=80)):
+        found = decode_unmoved(attacked)
+        assert found is not None and found.payload == PAYLOAD
+    assert decode_unmoved(src) is None
+    for photo in real_photos()[:6]:
+        assert decode_unmoved(photo) is None
 
 
 def test_smooth_image_survives_a_downscale_then_a_jpeg_webp_chain() -> None:
