@@ -166,9 +166,9 @@ def _common(p: argparse.ArgumentParser, writes: bool) -> None:
     ray.add_argument(
         "--batch-size",
         type=int,
-        default=8,
+        default=32,  # rayengine.DEFAULT_BATCH_SIZE (not imported: the CLI starts light)
         metavar="N",
-        help="ray: files per actor call (default 8)",
+        help="ray: files per actor call (default %(default)s)",
     )
     ray.add_argument(
         "--worker-memory",

@@ -213,7 +213,7 @@ def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
     # Ray starts workers at nice 15; the local engine's run at 0: the same priority for both
     os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray spells it so)
     head, address = start_ray(work, 2)
-    engine = ["--engine", "ray", "--address", address, "--batch-size", "8"]
+    engine = ["--engine", "ray", "--address", address]  # the default --batch-size
     runs = [("local", 2, []), ("ray", 1, engine), ("ray", 2, engine)]
     results: dict[tuple[str, int], list[dict[str, float]]] = {(n, w): [] for n, w, _ in runs}
     try:

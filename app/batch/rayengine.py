@@ -60,8 +60,10 @@ from app.batch.options import MAX_CRASHES, BatchError, BatchOptions, Summary, Ta
 from app.batch.pool import Tally
 from app.batch.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
 
-#: files per map_batches call (per actor task): small, so a killed actor loses little work
-DEFAULT_BATCH_SIZE = 8
+#: files per map_batches call (per actor task). Ray Data's scheduling costs per call
+#: (warm rate on 2 cores: 65.9 files/s at 8, 101.5 at 32), and a killed actor's retry
+#: reuses the finished files' lines from its CrashNotes, so little work is lost
+DEFAULT_BATCH_SIZE = 32
 #: about the bytes of one listing row (source and destination paths), to size its blocks
 ROW_BYTES = 160
 #: a batch whose actor died is tried again this many times before the run stops: enough

@@ -625,3 +625,12 @@ def test_a_one_shot_call_imports_only_what_it_needs(tmp_path):
     bad = run(*label, "-o", str(tmp_path / "o3"), env=env | {"AIGC_MAX_PIXELS": "lots"})
     assert bad.returncode == 2
     assert b"AIGC_MAX_PIXELS='lots'" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_the_ray_batch_size_the_help_gives_is_the_engines_default(capsys):
+    from app import cli
+    from app.batch.rayengine import DEFAULT_BATCH_SIZE
+
+    with pytest.raises(SystemExit):
+        cli.main(["label", "--help"])
+    assert f"files per actor call (default {DEFAULT_BATCH_SIZE})" in capsys.readouterr().out
