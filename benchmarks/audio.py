@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, table, update_section
+from benchmarks.common import interleaved_wall_and_cpu, machine, table, update_section
 from detectors.audio import find_rhythm
 from labelers import sound
 from labelers.visible import audio as label
@@ -86,20 +86,8 @@ def cost(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
         "decode": lambda: mark.decode(marked, 44100),
         "mp3 encode": lambda: sound.encode_like(pcm, pcm),
     }
-    cpu: dict[str, list[float]] = {name: [] for name in jobs}
-    wall: dict[str, list[float]] = {name: [] for name in jobs}
-    for job in jobs.values():
-        job()
-    for _ in range(rounds):
-        for name, job in jobs.items():
-            c, w = time.process_time(), time.perf_counter()
-            job()
-            cpu[name].append(time.process_time() - c)
-            wall[name].append(time.perf_counter() - w)
-    return (
-        {k: statistics.median(v) for k, v in cpu.items()},
-        {k: statistics.median(v) for k, v in wall.items()},
-    )
+    wall, cpu = interleaved_wall_and_cpu(jobs, rounds)
+    return cpu, wall
 
 
 def one_clip(i: int) -> dict:

@@ -30,14 +30,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, ms, ratio, table, update_section
+from benchmarks.common import interleaved_wall_and_cpu, machine, ms, ratio, table, update_section
 from labelers.formats import get_handler, sniff
 from labelers.integrity import RecordSigner
 from labelers.limits import Limits
@@ -111,22 +109,6 @@ def mutagen_rewrite(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def timed(jobs: dict, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
-    """(wall, CPU) seconds per job: medians of ``rounds`` interleaved rounds after a warm-up."""
-    for job in jobs.values():
-        job()
-    wall: dict[str, list[float]] = {name: [] for name in jobs}
-    cpu: dict[str, list[float]] = {name: [] for name in jobs}
-    for _ in range(rounds):
-        for name, job in jobs.items():
-            c, w = time.process_time(), time.perf_counter()
-            job()
-            cpu[name].append(time.process_time() - c)
-            wall[name].append(time.perf_counter() - w)
-    med = statistics.median
-    return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}
-
-
 def run(seconds: float, rounds: int) -> list[dict]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -150,7 +132,7 @@ def run(seconds: float, rounds: int) -> list[dict]:
         }
         if fmt != "wav":  # mutagen has no writer for RIFF chunks
             jobs["mutagen"] = lambda d=data: mutagen_rewrite(d)
-        wall, cpu = timed(jobs, rounds)
+        wall, cpu = interleaved_wall_and_cpu(jobs, rounds)
         out = label_file(data, record, options, limits=limits, record_signer=signer).data
         assert handler.content_digest(out) == handler.content_digest(data)
         results.append({"format": fmt, "bytes": len(data), **wall, "cpu": cpu})

@@ -29,16 +29,30 @@ def interleaved_medians(
 
     ``warmup`` untimed rounds come first (imports, font loading, first-use caches).
     """
+    return interleaved_wall_and_cpu(jobs, rounds, warmup)[0]
+
+
+def interleaved_wall_and_cpu(
+    jobs: Mapping[str, Callable[[], object]], rounds: int, warmup: int = 1
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(wall, CPU) median seconds of each job, as :func:`interleaved_medians` runs them.
+
+    CPU is this process's time (all threads): on a machine shared with other
+    work it is the one-core cost, which the load disturbs far less than wall time.
+    """
     for _ in range(warmup):
         for job in jobs.values():
             job()
-    samples: dict[str, list[float]] = {name: [] for name in jobs}
+    wall: dict[str, list[float]] = {name: [] for name in jobs}
+    cpu: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(rounds):
         for name, job in jobs.items():
-            start = time.perf_counter()
+            c, w = time.process_time(), time.perf_counter()
             job()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(times) for name, times in samples.items()}
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - w)
+    med = statistics.median
+    return {k: med(v) for k, v in wall.items()}, {k: med(v) for k, v in cpu.items()}
 
 
 def machine() -> str:
