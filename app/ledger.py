@@ -43,6 +43,7 @@ from app.ledger_rows import (  # re-exported: the rows and entries both writers 
     SQLITE_PRAGMAS,
     DuplicateProduceID,
     LedgerEntry,
+    LedgerWrites,
     Row,
     head_revisions,
     label_row,
@@ -54,7 +55,6 @@ from app.ledger_rows import (  # re-exported: the rows and entries both writers 
     watermark_key,
 )
 from labelers import durable
-from labelers.record import Record
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -115,7 +115,7 @@ class PropagationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-class Ledger:
+class Ledger(LedgerWrites):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -133,35 +133,7 @@ class Ledger:
         with self._sessions() as session, session.begin():
             yield session
 
-    def record_label(
-        self,
-        record: Record,
-        content: bytes,
-        media_type: str,
-        requester: str,
-        explicit_label: str,
-        omit_reason: str | None = None,
-        mark_key: int | None = None,
-    ) -> None:
-        """Insert one issued label; DuplicateProduceID if the ID exists.
-
-        ``mark_key``: the key the file's watermark carries, when not the record's own.
-        """
-        row = label_row(
-            record, content, media_type, requester, explicit_label, omit_reason, mark_key
-        )
-        self.submit(row).result()
-
-    def record_propagation(
-        self,
-        record: Record,
-        content: bytes,
-        media_type: str,
-        classification: str,
-        requester: str,
-    ) -> None:
-        """Insert one platform write-back; DuplicateProduceID if the PropagateID exists."""
-        row = propagation_row(record, content, media_type, classification, requester)
+    def _store(self, row: Row) -> None:
         self.submit(row).result()
 
     # --------------------------------------------------------- group commit

@@ -146,6 +146,47 @@ def propagation_row(
     }
 
 
+class LedgerWrites:
+    """The two writes every ledger offers, built on its own ``_store(row)``.
+
+    The SQLAlchemy ledger (app/ledger.py) stores through its group-commit
+    writer, the one-shot sqlite3 ledger (app/sqlite_ledger.py) in its own
+    transaction; both raise DuplicateProduceID for a key already issued.
+    """
+
+    def _store(self, row: Row) -> None:
+        raise NotImplementedError
+
+    def record_label(
+        self,
+        record: Record,
+        content: bytes,
+        media_type: str,
+        requester: str,
+        explicit_label: str,
+        omit_reason: str | None = None,
+        mark_key: int | None = None,
+    ) -> None:
+        """Insert one issued label; DuplicateProduceID if the ID exists.
+
+        ``mark_key``: the key the file's watermark carries, when not the record's own.
+        """
+        self._store(
+            label_row(record, content, media_type, requester, explicit_label, omit_reason, mark_key)
+        )
+
+    def record_propagation(
+        self,
+        record: Record,
+        content: bytes,
+        media_type: str,
+        classification: str,
+        requester: str,
+    ) -> None:
+        """Insert one platform write-back; DuplicateProduceID if the PropagateID exists."""
+        self._store(propagation_row(record, content, media_type, classification, requester))
+
+
 def head_revisions() -> frozenset[str]:
     """The schema's head revision(s), read from the migration files without Alembic.
 

@@ -30,16 +30,14 @@ from app.ledger_rows import (
     SQLITE_PRAGMAS,
     DuplicateProduceID,
     LedgerEntry,
+    LedgerWrites,
     Row,
     head_revisions,
-    label_row,
     private_dir,
     private_file,
     private_sqlite_files,
-    propagation_row,
     sqlite_file,
 )
-from labelers.record import Record
 
 #: how SQLAlchemy's SQLite dialect stores a DateTime: the fields of the value as
 #: given (always UTC here), microseconds always written, the zone dropped
@@ -55,7 +53,7 @@ def _sql(value: Any) -> Any:
     return value
 
 
-class SqliteLedger:
+class SqliteLedger(LedgerWrites):
     """The ledger API the batch engine uses (app.ledger.Ledger's), on ``sqlite3``."""
 
     def __init__(self, path: Path) -> None:
@@ -114,36 +112,10 @@ class SqliteLedger:
             return [exc] * len(rows)
         return [None] * len(rows)
 
-    def _insert(self, row: Row) -> None:
+    def _store(self, row: Row) -> None:
         (failure,) = self.insert_many([row])
         if failure is not None:
             raise failure
-
-    def record_label(
-        self,
-        record: Record,
-        content: bytes,
-        media_type: str,
-        requester: str,
-        explicit_label: str,
-        omit_reason: str | None = None,
-        mark_key: int | None = None,
-    ) -> None:
-        """Insert one issued label; DuplicateProduceID if the ID exists."""
-        self._insert(
-            label_row(record, content, media_type, requester, explicit_label, omit_reason, mark_key)
-        )
-
-    def record_propagation(
-        self,
-        record: Record,
-        content: bytes,
-        media_type: str,
-        classification: str,
-        requester: str,
-    ) -> None:
-        """Insert one platform write-back; DuplicateProduceID if the PropagateID exists."""
-        self._insert(propagation_row(record, content, media_type, classification, requester))
 
     # ------------------------------------------------------------ reading
     def get(self, produce_id: str) -> LedgerEntry | None:
