@@ -232,6 +232,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     from app import batch
+    from app.settings import explained
 
     writes = args.command in ("label", "propagate")
     stdin = "-" in args.inputs
@@ -318,7 +319,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except batch.BackendError as exc:
         return _fail(f"{exc.kind}: {exc.detail}")
     except _startup_errors() as exc:
-        return _fail(getattr(exc, "detail", None) or str(exc))
+        return _fail(explained(exc))
 
     if writes:
         batch.remove_partials([out] if out else [t for t in args.inputs if os.path.isdir(t)])
@@ -338,6 +339,7 @@ def _ray(
 ) -> int:
     """``--engine ray``: the same run on a Ray cluster, over paths or fsspec URLs."""
     from app import batch
+    from app.settings import explained
 
     try:
         from app.batch import rayengine, storage
@@ -388,7 +390,7 @@ def _ray(
     except batch.BatchError as exc:
         return _fail(str(exc))
     except _startup_errors() as exc:
-        return _fail(getattr(exc, "detail", None) or str(exc))
+        return _fail(explained(exc))
     print(summary.text(args.command), file=sys.stderr)
     if summary.failed:
         return 1
@@ -480,6 +482,7 @@ def _stdin(options: Any, backend: Any, report: str | None) -> int:
     import json
 
     from app import batch
+    from app.settings import explained
     from labelers.errors import AigcError
     from labelers.record import new_produce_id
 
@@ -518,8 +521,9 @@ def _stdin(options: Any, backend: Any, report: str | None) -> int:
                 "classification": done.classification,
             }
     except (AigcError, batch.BackendError) as exc:
-        line |= {"outcome": "failed", "error": exc.detail, "error_kind": exc.kind}
-        print(f"aigc-label: {exc.kind}: {exc.detail}", file=sys.stderr)
+        detail = explained(exc)
+        line |= {"outcome": "failed", "error": detail, "error_kind": exc.kind}
+        print(f"aigc-label: {exc.kind}: {detail}", file=sys.stderr)
     if report:
         journal = batch.Journal(report, batch.header(options, {}, backend.salt))
         journal.record(line)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.settings import explained, limit_setting
 from labelers import errors
 
 PROBLEM_BASE = "https://aigc-label.dev/problems/"
@@ -52,6 +53,13 @@ class ProblemDetails(BaseModel):
     title: str
     status: int
     detail: str = Field(description="what was wrong with this request, for a person")
+    limit: str | None = Field(
+        default=None, description="413 over an input limit: the setting that raises it"
+    )
+    limit_value: float | None = Field(default=None, description="413: that setting's value")
+    amount: float | None = Field(
+        default=None, description="413: what this input measured against the limit"
+    )
 
 
 _WHEN = {
@@ -117,7 +125,13 @@ def install(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, errors.ServiceBusy):
             headers = {"Retry-After": str(exc.retry_after)}
-        return problem_response(status, exc.kind, exc.detail, headers)
+        extra: dict[str, Any] = {}
+        if isinstance(exc, errors.LimitExceeded) and exc.limit:
+            # which setting to raise, its value, and what this input measured
+            extra = {"limit": limit_setting(exc.limit), "limit_value": exc.value}
+            if exc.amount is not None:
+                extra["amount"] = exc.amount
+        return problem_response(status, exc.kind, explained(exc), headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,12 +21,12 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from labelers.limits import Limits
+from labelers.limits import Limits, setting_name
 
 if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
@@ -63,30 +63,26 @@ class _Derived:
 
     @cached_property
     def limits(self) -> Limits:
-        return Limits(
-            max_bytes=self.max_upload_bytes,
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            max_pages=self.max_pages,
-            max_zip_ratio=self.max_zip_ratio,
-            max_unzipped_bytes=self.max_unzipped_bytes,
-            max_zip_entries=self.max_zip_entries,
-            max_text_chars=self.max_text_chars,
-            max_pixels_per_byte=self.max_pixels_per_byte,
-            pixel_budget_floor=self.pixel_budget_floor,
-            max_audio_seconds=self.max_audio_seconds,
-            max_audio_sample_rate=self.max_audio_sample_rate,
-            max_audio_channels=self.max_audio_channels,
-            max_audio_decoded_bytes=self.max_audio_decoded_bytes,
-            max_video_seconds=self.max_video_seconds,
-            max_video_pixels=self.max_video_pixels,
-            max_video_frames=self.max_video_frames,
-            max_video_bitrate=self.max_video_bitrate,
+        return Limits(**{f.name: getattr(self, setting_name(f.name)) for f in fields(Limits)})
+
+
+#: the input limits as settings: each Limits field under its setting's name, with
+#: the library's default and description (declared there, once)
+_LimitSettings = dataclasses.make_dataclass(
+    "_LimitSettings",
+    [
+        (
+            setting_name(f.name),
+            f.type,
+            field(default=f.default, metadata=_about(f.metadata["about"])),
         )
+        for f in fields(Limits)
+    ],
+)
 
 
 @dataclass
-class Fields(_Derived):
+class Fields(_Derived, _LimitSettings):
     """Every setting (``AIGC_<NAME>``): the one declaration both readers use."""
 
     data_dir: Path = field(
@@ -131,25 +127,8 @@ class Fields(_Derived):
         metadata=_about('JSON {"<provider code>": "<PEM public key>"} of other parties'),
     )
 
-    max_upload_bytes: int = 100 * 1024 * 1024
+    # the input limits (max_upload_bytes, max_pixels, ...) come from _LimitSettings
     max_json_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 100_000_000
-    max_frames: int = 1000
-    max_pages: int = 2000
-    max_zip_ratio: float = 100.0
-    max_unzipped_bytes: int = 500 * 1024 * 1024
-    max_zip_entries: int = 10_000
-    max_text_chars: int = 5_000_000
-    max_pixels_per_byte: int = 1000
-    pixel_budget_floor: int = 16_000_000
-    max_audio_seconds: float = 3600.0
-    max_audio_sample_rate: int = 192_000
-    max_audio_channels: int = 8
-    max_audio_decoded_bytes: int = 2 * 1024**3
-    max_video_seconds: float = 600.0
-    max_video_pixels: int = 4096 * 2160
-    max_video_frames: int = 36_000
-    max_video_bitrate: int = 100_000_000
     max_concurrent_decodes: int = 2
     decode_memory_bytes: int = 1024 * 1024 * 1024
     decode_wait_seconds: float = 2.0
@@ -158,6 +137,19 @@ class Fields(_Derived):
     shutdown_grace_seconds: int = 30
 
     log_level: str = "INFO"
+
+
+def limit_setting(limit: str) -> str:
+    """The variable that sets the library limit ``limit`` (a Limits field name)."""
+    return ENV_PREFIX + setting_name(limit).upper()
+
+
+def explained(exc: BaseException) -> str:
+    """``exc``'s message for the person who sent the input; a LimitExceeded also
+    names the setting that raises its limit (the library knows no settings)."""
+    detail = getattr(exc, "detail", None) or str(exc)
+    limit = getattr(exc, "limit", None)
+    return f"{detail} (set by {limit_setting(limit)})" if limit else detail
 
 
 class SettingsError(ValueError):

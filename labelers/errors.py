@@ -32,9 +32,26 @@ class CorruptInput(AigcError):
 
 
 class LimitExceeded(AigcError):
-    """The input is larger than a configured limit (size, pixels, pages, ratio)."""
+    """The input is larger than a limit (size, pixels, pages, ratio).
+
+    ``limit`` names the :class:`~labelers.limits.Limits` field that was passed,
+    ``value`` is its value and ``amount`` what the input measured; all three are
+    None for a bound of the format itself (a RIFF file's 4 GiB), which no
+    setting can raise.
+    """
 
     kind = "limit-exceeded"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        limit: str | None = None,
+        value: float | None = None,
+        amount: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.limit, self.value, self.amount = limit, value, amount
 
 
 class InvalidRecord(AigcError):

@@ -236,7 +236,9 @@ def _pillow_errors(what: str, limits: Limits) -> Iterator[None]:
         yield
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(
-            f"{what} is larger than the pixel limit of {limits.max_pixels} (AIGC_MAX_PIXELS): {exc}"
+            f"{what} is larger than the pixel limit of {limits.max_pixels}: {exc}",
+            limit="max_pixels",
+            value=limits.max_pixels,
         ) from None
     except Image.UnidentifiedImageError:
         raise CorruptInput(f"{what} cannot be read: not a valid image of this type") from None
@@ -325,11 +327,7 @@ def _editable_format(data: bytes, media_type: str, limits: Limits) -> tuple[str,
     fmt = _FORMATS.get(media_type)
     if fmt is None:
         raise UnsupportedMedia(f"{media_type} images cannot be edited (no encoder here)")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the image is {len(data)} bytes; the limit is {limits.max_bytes} "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     _sync_pillow_bomb_guard(limits)
     return fmt, f"the {fmt} image"
 
@@ -343,20 +341,26 @@ def _open_checked(
     if width <= 0 or height <= 0:
         raise CorruptInput(f"{what} has an empty size {width}x{height}")
     if width * height > limits.max_pixels:
-        raise LimitExceeded(
+        raise limits.exceeded(
+            "max_pixels",
+            width * height,
             f"{what} is {width}x{height} = {width * height} pixels; the limit is "
-            f"{limits.max_pixels} (AIGC_MAX_PIXELS)"
+            f"{limits.max_pixels}",
         )
     n_frames = getattr(im, "n_frames", 1)
     if n_frames > limits.max_frames:
-        raise LimitExceeded(
-            f"{what} has {n_frames} frames; the limit is {limits.max_frames} (AIGC_MAX_FRAMES)"
+        raise limits.exceeded(
+            "max_frames",
+            n_frames,
+            f"{what} has {n_frames} frames; the limit is {limits.max_frames}",
         )
     if n_frames * width * height > limits.max_pixels:
-        raise LimitExceeded(
+        raise limits.exceeded(
+            "max_pixels",
+            n_frames * width * height,
             f"{what} has {n_frames} frames of {width}x{height}, "
             f"{n_frames * width * height} pixels in all; the limit is "
-            f"{limits.max_pixels} (AIGC_MAX_PIXELS)"
+            f"{limits.max_pixels}",
         )
     check_pixel_budget(what, n_frames * width * height, len(data), limits)
     return im, n_frames  # type: ignore[return-value]
@@ -372,10 +376,12 @@ def check_pixel_budget(what: str, pixels: int, file_bytes: int, limits: Limits) 
     """
     allowed = max(limits.pixel_budget_floor, file_bytes * limits.max_pixels_per_byte)
     if pixels > allowed:
-        raise LimitExceeded(
+        raise limits.exceeded(
+            "max_pixels_per_byte",
+            pixels / max(file_bytes, 1),
             f"{what} declares {pixels} pixels in a file of {file_bytes} bytes; above "
-            f"{limits.pixel_budget_floor} pixels (AIGC_PIXEL_BUDGET_FLOOR) a file may hold "
-            f"at most {limits.max_pixels_per_byte} pixels per byte (AIGC_MAX_PIXELS_PER_BYTE)"
+            f"{limits.pixel_budget_floor} pixels a file may hold "
+            f"at most {limits.max_pixels_per_byte} pixels per byte",
         )
 
 
@@ -415,8 +421,7 @@ class DecodeGate:
                 if left <= 0:
                     raise ServiceBusy(
                         f"the service is decoding {self.decoding} images holding "
-                        f"{self.held_bytes >> 20} MiB; try again shortly "
-                        "(AIGC_MAX_CONCURRENT_DECODES, AIGC_DECODE_MEMORY_BYTES)"
+                        f"{self.held_bytes >> 20} MiB, its decode capacity; try again shortly"
                     )
                 self._cond.wait(left)
             self.decoding += 1

@@ -320,8 +320,8 @@ class RecordSigner:
             )
         if record_format == "tc260" and self.scheme != "sm2":
             raise SigningError(
-                "the tc260 record format (SecurityData, SM3withSM2) needs an SM2 key: "
-                "set AIGC_RECORD_SCHEME=sm2"
+                "the tc260 record format (SecurityData, SM3withSM2) needs an SM2 key "
+                "(record scheme sm2)"
             )
         self.record_format = record_format
 

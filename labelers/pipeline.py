@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from labelers import kinds
-from labelers.errors import InvalidOption, LimitExceeded
+from labelers.errors import InvalidOption
 from labelers.formats import Capability, get_handler, sniff_handler
 from labelers.kinds import DOCUMENT_POSITIONS, IMAGE_POSITIONS  # noqa: F401 (their old home)
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -41,11 +41,7 @@ def label_text(
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """Explicit label (unless ``none``), then the invisible payload carrying the ProduceID."""
-    if len(text) > limits.max_text_chars:
-        raise LimitExceeded(
-            f"text of {len(text)} characters exceeds {limits.max_text_chars} "
-            "(limit set by AIGC_MAX_TEXT_CHARS)"
-        )
+    limits.check("max_text_chars", len(text), "the text")
     if explicit not in EXPLICIT_TEXT_PLACES:
         raise InvalidOption(f"explicit must be one of {', '.join(EXPLICIT_TEXT_PLACES)}")
     out = visible_text.add_explicit(text, wording, explicit)
@@ -222,11 +218,7 @@ def can_sign_c2pa(handler: FormatHandler, media_type: str) -> bool:
 
 
 def check_size(data: bytes, limits: Limits) -> None:
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
 
 
 def _label_in_one_pass(

@@ -59,8 +59,8 @@ def propagate_file(
     handler, media_type = sniff_handler(data)  # each stage below parses within the limits
     if Capability.RECORD not in handler.capabilities:
         raise UnsupportedMedia(
-            f"{handler.name} has no metadata carrier for a record; label text through "
-            "/v1/label/text, or send Markdown or HTML"
+            f"{handler.name} has no metadata carrier for a record; label it as text "
+            "(the label and the mark go into the words), or send Markdown or HTML"
         )
     if existing is not None:
         record = existing.with_fields(

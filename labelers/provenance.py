@@ -73,7 +73,6 @@ from labelers import durable
 from labelers.errors import (
     CorruptInput,
     InvalidOption,
-    LimitExceeded,
     SigningError,
     UnsupportedMedia,
 )
@@ -427,9 +426,11 @@ class C2paSigner:
         """
         _check_signing_input(data, media_type, limits)
         if parent is not None and len(parent) > limits.max_bytes:
-            raise LimitExceeded(
+            raise limits.exceeded(
+                "max_bytes",
+                len(parent),
                 f"the parent file is {len(parent)} bytes, over the limit of "
-                f"{limits.max_bytes} bytes (AIGC_MAX_UPLOAD_BYTES)"
+                f"{limits.max_bytes} bytes",
             )
         if not software_agent or not software_agent.strip():
             raise InvalidOption("software_agent must name the platform or service")
@@ -581,11 +582,7 @@ def _check_signing_input(data: bytes, media_type: str, limits: Limits) -> None:
         raise UnsupportedMedia(f"C2PA manifests cannot be embedded in {media_type} files")
     if not data:
         raise CorruptInput("the file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
 
 
 _ACTION_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
@@ -831,11 +828,7 @@ def read_manifest(
         raise UnsupportedMedia(f"C2PA manifests cannot be read from {media_type} files")
     if not data:
         raise CorruptInput("the file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the limit of {limits.max_bytes} bytes "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     context = _reader_context(trust_anchors_pem)
     try:
         reader = c2pa.Reader.try_create(media_type, io.BytesIO(data), None, context)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labelers.errors import CorruptInput, InvalidOption, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, InvalidOption, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits
 
 #: media type -> (demuxer hint, muxer used to write it back)
@@ -180,27 +180,26 @@ def _check_limits(info: StreamInfo, limits: Limits, seconds: float | None) -> No
     if info.rate <= 0 or info.channels <= 0:
         raise CorruptInput("the audio stream declares no sample rate or no channels")
     if info.rate > limits.max_audio_sample_rate:
-        raise LimitExceeded(
-            f"sample rate {info.rate} Hz exceeds {limits.max_audio_sample_rate} Hz "
-            "(limit set by AIGC_MAX_AUDIO_SAMPLE_RATE)"
+        raise limits.exceeded(
+            "max_audio_sample_rate",
+            info.rate,
+            f"sample rate {info.rate} Hz exceeds {limits.max_audio_sample_rate} Hz",
         )
-    if info.channels > limits.max_audio_channels:
-        raise LimitExceeded(
-            f"{info.channels} audio channels exceed {limits.max_audio_channels} "
-            "(limit set by AIGC_MAX_AUDIO_CHANNELS)"
-        )
+    limits.check("max_audio_channels", info.channels, "the audio stream")
     if info.duration is not None and info.duration > limits.max_audio_seconds:
-        raise LimitExceeded(
-            f"audio of {info.duration:.0f} s exceeds {limits.max_audio_seconds:.0f} s "
-            "(limit set by AIGC_MAX_AUDIO_SECONDS)"
+        raise limits.exceeded(
+            "max_audio_seconds",
+            info.duration,
+            f"audio of {info.duration:.0f} s exceeds {limits.max_audio_seconds:.0f} s",
         )
     span = seconds if seconds is not None else info.duration
     if span is not None and _decoded_bytes(info, span) > limits.max_audio_decoded_bytes:
-        raise LimitExceeded(
+        raise limits.exceeded(
+            "max_audio_decoded_bytes",
+            _decoded_bytes(info, span),
             f"decoding {span:.0f} s of {info.channels}-channel {info.rate} Hz audio needs "
             f"{_decoded_bytes(info, span) / 2**20:.0f} MiB, more than "
-            f"{limits.max_audio_decoded_bytes / 2**20:.0f} MiB "
-            "(limit set by AIGC_MAX_AUDIO_DECODED_BYTES)"
+            f"{limits.max_audio_decoded_bytes / 2**20:.0f} MiB",
         )
 
 
@@ -274,17 +273,19 @@ def decode(
                 if have >= max_samples:
                     break
                 if have > max_decoded:
-                    raise LimitExceeded(
+                    raise limits.exceeded(
+                        "max_audio_decoded_bytes",
+                        have * 4 * info.channels,
                         "the decoded audio exceeds "
-                        f"{limits.max_audio_decoded_bytes / 2**20:.0f} MiB "
-                        "(limit set by AIGC_MAX_AUDIO_DECODED_BYTES)"
+                        f"{limits.max_audio_decoded_bytes / 2**20:.0f} MiB",
                     )
             if have >= max_samples:
                 break
         if seconds is None and have > max_samples:
-            raise LimitExceeded(
-                f"audio exceeds {limits.max_audio_seconds:.0f} s "
-                "(limit set by AIGC_MAX_AUDIO_SECONDS)"
+            raise limits.exceeded(
+                "max_audio_seconds",
+                have / info.rate,
+                f"audio exceeds {limits.max_audio_seconds:.0f} s",
             )
         if seconds is None or have < max_samples:
             for out in resampler.resample(None):

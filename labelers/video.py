@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import av
 
-from labelers.errors import CorruptInput, InvalidOption, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, InvalidOption, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits, check_video
 from labelers.visible.video import PLANAR_FORMATS, FrameLabel, plane_array
 from labelers.watermark import video as video_mark
@@ -547,9 +547,10 @@ def _transcode(
             for frame in packet.decode():
                 count += 1
                 if count > limits.max_video_frames:
-                    raise LimitExceeded(
-                        f"the video has more than {limits.max_video_frames} frames "
-                        "(AIGC_MAX_VIDEO_FRAMES)"
+                    raise limits.exceeded(
+                        "max_video_frames",
+                        count,
+                        f"the video has more than {limits.max_video_frames} frames",
                     )
                 pts = (
                     frame.pts
@@ -566,9 +567,10 @@ def _transcode(
                     else count / float(info.fps or 25)
                 )
                 if t > limits.max_video_seconds:
-                    raise LimitExceeded(
-                        f"the video runs longer than {limits.max_video_seconds} s "
-                        "(AIGC_MAX_VIDEO_SECONDS)"
+                    raise limits.exceeded(
+                        "max_video_seconds",
+                        t,
+                        f"the video runs longer than {limits.max_video_seconds} s",
                     )
                 last_pts = pts
                 work = _as_work(frame, work_fmt, info)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from labelers.errors import LimitExceeded
+
 PRODUCER = "0011911100007109120X0010001"
 PLATFORM = "0011911100007109120X0020001"
 
@@ -49,3 +56,16 @@ EXIFTOOL_CONFIG = """\
 );
 1;
 """
+
+
+@contextmanager
+def raises_limit(limit: str) -> Iterator[pytest.ExceptionInfo[LimitExceeded]]:
+    """Expect a LimitExceeded for the Limits field ``limit``, carrying the limit's
+    value and, where the input was measured, an amount over it."""
+    with pytest.raises(LimitExceeded) as err:
+        yield err
+    exc = err.value
+    assert exc.limit == limit, f"expected the {limit} limit, got {exc.limit}: {exc.detail}"
+    assert exc.value is not None, exc.detail
+    assert exc.amount is None or exc.amount > exc.value, (exc.amount, exc.value)
+    assert "AIGC_" not in exc.detail, "library messages do not name settings"

@@ -67,13 +67,14 @@ class Worker:
         self.files = files if files is not None else LocalFiles()
 
     def handle(self, task: Task) -> dict[str, Any]:
+        from app.settings import explained
         from labelers.errors import AigcError
 
         started = time.monotonic()
         try:
             line = getattr(self, "_" + self.options.command)(task)
         except AigcError as exc:
-            line = _failed(task, exc.kind, exc.detail)
+            line = _failed(task, exc.kind, explained(exc))
         except BackendError as exc:
             line = _failed(task, exc.kind, exc.detail)
         except OSError as exc:
@@ -96,8 +97,10 @@ class Worker:
             from labelers.errors import LimitExceeded
 
             raise LimitExceeded(
-                f"the file is {st.size} bytes, over the limit of {limit} bytes "
-                "(AIGC_MAX_UPLOAD_BYTES)"
+                f"the file is {st.size} bytes, over the limit of {limit} bytes",
+                limit="max_bytes",
+                value=limit,
+                amount=st.size,
             )
         return self.files.read(path), st
 

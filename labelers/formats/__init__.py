@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from labelers.errors import LimitExceeded, UnsupportedMedia
+from labelers.errors import UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -333,9 +333,5 @@ def text_content_digest(text: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """
     from labelers.watermark.text import visible_text  # imported late: it is a heavier module
 
-    if len(text) > limits.max_text_chars:
-        raise LimitExceeded(
-            f"the text has {len(text)} characters, over the limit of {limits.max_text_chars} "
-            "(AIGC_MAX_TEXT_CHARS)"
-        )
+    limits.check("max_text_chars", len(text), "the text")
     return hashlib.sha256(visible_text(text.removeprefix("\ufeff")).encode("utf-8")).digest()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from labelers.errors import CorruptInput, LimitExceeded
+from labelers.errors import CorruptInput
 from labelers.formats import (
     IMAGE_CAPABILITIES,
     Capability,
@@ -69,20 +69,17 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
 
 def _pixel_check(width: int, height: int, limits: Limits) -> None:
     if width * height > limits.max_pixels:
-        raise LimitExceeded(
-            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
-            "(AIGC_MAX_PIXELS)"
+        raise limits.exceeded(
+            "max_pixels",
+            width * height,
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit",
         )
 
 
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the GIF file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if data[:6] not in (b"GIF87a", b"GIF89a"):
         raise CorruptInput("not a GIF file: bad signature")
     if len(data) < 13:
@@ -129,8 +126,8 @@ def _parse(data: bytes, limits: Limits) -> _Parsed:
             blocks.append(Block(kind, 0, pos, end, p))
             frames += 1
             if frames > limits.max_frames:
-                raise LimitExceeded(
-                    f"animation has more than {limits.max_frames} frames (AIGC_MAX_FRAMES)"
+                raise limits.exceeded(
+                    "max_frames", frames, f"animation has more than {limits.max_frames} frames"
                 )
         else:
             raise CorruptInput(f"GIF is corrupt: unknown block 0x{kind:02X} at byte {pos}")

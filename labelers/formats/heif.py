@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
@@ -194,11 +194,7 @@ def _child(meta_children: list[Box], btype: bytes) -> Box | None:
 def _parse(data: bytes, limits: Limits) -> _Meta:
     if not data:
         raise CorruptInput("the HEIF file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     top = boxes(data, 0, len(data))
     if not top or top[0].type != b"ftyp":
         raise CorruptInput("HEIF file does not start with an ftyp box")
@@ -226,9 +222,10 @@ def _parse(data: bytes, limits: Limits) -> _Meta:
         raise CorruptInput("HEIF primary image has no size (ispe) property")
     width, height = parsed.size
     if width * height > limits.max_pixels:
-        raise LimitExceeded(
-            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
-            "(AIGC_MAX_PIXELS)"
+        raise limits.exceeded(
+            "max_pixels",
+            width * height,
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit",
         )
     return parsed
 

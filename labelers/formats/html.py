@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, InvalidRecord, UnsupportedMedia
 from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, text_head
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -60,11 +60,7 @@ class Decoded:
 
 def decode_html(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """Text of an HTML file: BOM, else UTF-8, else the charset its meta declares."""
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     bom, encoding = b"", None
     for mark, name in _BOMS:
         if data.startswith(mark):
@@ -84,11 +80,7 @@ def decode_html(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
             text = data[len(bom) :].decode(name)
         except UnicodeDecodeError:
             continue
-        if len(text) > limits.max_text_chars:
-            raise LimitExceeded(
-                f"the page has {len(text)} characters, over the limit of "
-                f"{limits.max_text_chars} (AIGC_MAX_TEXT_CHARS)"
-            )
+        limits.check("max_text_chars", len(text), "the text")
         return Decoded(text, name, bom)
     raise UnsupportedMedia("the HTML file is neither UTF-8 nor in the charset it declares")
 

@@ -31,7 +31,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import (
     AUDIO_CAPABILITIES,
     Capability,
@@ -188,11 +188,7 @@ def children(data: bytes, box: Box, budget: _Budget | None = None) -> list[Box]:
 
 def walk(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Iterator[tuple[tuple[bytes, ...], Box]]:
     """Every box in the file with its path of types, depth first; bounded."""
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     budget = _Budget()
     stack = [((), b) for b in reversed(boxes(data, 0, len(data), budget))]
     while stack:
@@ -896,9 +892,10 @@ def _replace_moov(data: bytes, movie: Movie, tree: _Node, limits: Limits) -> byt
         raise CorruptInput("the movie's chunk offsets could not be settled")
     size = len(data) + delta
     if size > limits.max_bytes:
-        raise LimitExceeded(
-            f"the labelled file would be {size} bytes, over the {limits.max_bytes}-byte "
-            "limit (AIGC_MAX_UPLOAD_BYTES)"
+        raise limits.exceeded(
+            "max_bytes",
+            size,
+            f"the labelled file would be {size} bytes, over the {limits.max_bytes}-byte limit",
         )
     # one copy of the samples: joined from views, not sliced and appended
     view = memoryview(data)

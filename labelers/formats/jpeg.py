@@ -66,11 +66,7 @@ class _Parsed:
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the JPEG file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if not data.startswith(b"\xff\xd8"):
         raise CorruptInput("not a JPEG file: missing the SOI marker")
     n = len(data)
@@ -106,9 +102,10 @@ def _parse(data: bytes, limits: Limits) -> _Parsed:
             height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
             size = (width, height)
             if width * height > limits.max_pixels:
-                raise LimitExceeded(
-                    f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel "
-                    "limit (AIGC_MAX_PIXELS)"
+                raise limits.exceeded(
+                    "max_pixels",
+                    width * height,
+                    f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit",
                 )
         if marker == SOS:
             if size is None:

@@ -45,22 +45,14 @@ class Decoded:
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS, what: str = "Markdown") -> Decoded:
     """UTF-8 text of ``data``, with limits checked first."""
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"the file is {len(data)} bytes, over the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnsupportedMedia(
             f"{what} must be UTF-8; byte {exc.start} is not valid UTF-8"
         ) from None
-    if len(text) > limits.max_text_chars:
-        raise LimitExceeded(
-            f"the text has {len(text)} characters, over the limit of {limits.max_text_chars} "
-            "(AIGC_MAX_TEXT_CHARS)"
-        )
+    limits.check("max_text_chars", len(text), "the text")
     bom = text.startswith(_BOM)
     if bom:
         text = text[1:]

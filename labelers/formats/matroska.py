@@ -30,7 +30,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
@@ -241,11 +241,7 @@ def _text(data: bytes, el: Element) -> str:
 
 def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Segment:
     """The segment's structure and metadata, without reading any frame."""
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if not data.startswith(EBML_MAGIC):
         raise CorruptInput("not an EBML file")
     budget = _Budget()
@@ -829,9 +825,11 @@ def _apply(data: bytes, seg: Segment, edits: dict[int, _Edit], limits: Limits) -
     view = memoryview(data)
     grown = sum(len(e.out) - (e.covered - e.start) for e in ordered)
     if len(data) + grown > limits.max_bytes:
-        raise LimitExceeded(
+        raise limits.exceeded(
+            "max_bytes",
+            len(data) + grown,
             f"the labelled file would be {len(data) + grown} bytes, over the "
-            f"{limits.max_bytes}-byte limit (AIGC_MAX_UPLOAD_BYTES)"
+            f"{limits.max_bytes}-byte limit",
         )
     el = seg.element
     pieces: list[bytes | memoryview] = [view[: el.start], _segment_header(data, seg, grown)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from labelers.errors import CorruptInput, LimitExceeded
+from labelers.errors import CorruptInput
 from labelers.formats import (
     AUDIO_CAPABILITIES,
     Capability,
@@ -88,11 +88,7 @@ class Layout:
 
 
 def _layout(data: bytes, limits: Limits) -> Layout:
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     tags: list[id3.Tag] = []
     pos = 0
     while data[pos : pos + 3] == b"ID3" and len(tags) < 8:

@@ -91,11 +91,7 @@ class Stream:
 
 
 def _pages(data: bytes, limits: Limits) -> list[Page]:
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     pages: list[Page] = []
     pos, n = 0, len(data)
     view = memoryview(data)

@@ -211,11 +211,7 @@ class OoxmlPackage:
     """
 
     def __init__(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
-        if len(data) > limits.max_bytes:
-            raise LimitExceeded(
-                f"the file is {len(data)} bytes, over the {limits.max_bytes}-byte limit "
-                "(AIGC_MAX_UPLOAD_BYTES)"
-            )
+        limits.check("max_bytes", len(data), "the file")
         self.data = data
         self.limits = limits
         try:
@@ -226,9 +222,10 @@ class OoxmlPackage:
         except NotImplementedError as exc:  # e.g. "zip file version 9.9" in a header
             raise CorruptInput(f"the ZIP package uses a feature not supported: {exc}") from None
         if len(infos) > limits.max_zip_entries:
-            raise LimitExceeded(
-                f"the package has {len(infos)} entries, over the limit of "
-                f"{limits.max_zip_entries} (AIGC_MAX_ZIP_ENTRIES)"
+            raise limits.exceeded(
+                "max_zip_entries",
+                len(infos),
+                f"the package has {len(infos)} entries, over the limit of {limits.max_zip_entries}",
             )
         self.infos = infos
         self._by_lower: dict[str, zipfile.ZipInfo] = {}
@@ -244,14 +241,18 @@ class OoxmlPackage:
             self._by_lower[key] = info
             total += info.file_size
         if total > limits.max_unzipped_bytes:
-            raise LimitExceeded(
+            raise limits.exceeded(
+                "max_unzipped_bytes",
+                total,
                 f"the package would inflate to {total} bytes, over the "
-                f"{limits.max_unzipped_bytes}-byte limit (AIGC_MAX_UNZIPPED_BYTES)"
+                f"{limits.max_unzipped_bytes}-byte limit",
             )
         if total > _RATIO_FLOOR and total > limits.max_zip_ratio * len(data):
-            raise LimitExceeded(
+            raise limits.exceeded(
+                "max_zip_ratio",
+                total / len(data),
                 f"the package inflates {total / len(data):.0f}x, over the limit of "
-                f"{limits.max_zip_ratio:g}x (AIGC_MAX_ZIP_RATIO): a ZIP bomb?"
+                f"{limits.max_zip_ratio:g}x: a ZIP bomb?",
             )
         if CONTENT_TYPES.lower() not in self._by_lower:
             raise UnsupportedMedia("ZIP archive without [Content_Types].xml: not an OOXML package")
@@ -277,10 +278,11 @@ class OoxmlPackage:
         if info.file_size > _RATIO_FLOOR and (
             info.file_size > self.limits.max_zip_ratio * max(info.compress_size, 1)
         ):
-            raise LimitExceeded(
+            raise self.limits.exceeded(
+                "max_zip_ratio",
+                info.file_size / max(info.compress_size, 1),
                 f"package entry {name!r} inflates {info.file_size} bytes from "
-                f"{info.compress_size}, over the {self.limits.max_zip_ratio:g}x limit "
-                "(AIGC_MAX_ZIP_RATIO): a ZIP bomb?"
+                f"{info.compress_size}, over the {self.limits.max_zip_ratio:g}x limit: a ZIP bomb?",
             )
 
     # ---------------------------------------------------------------- parts
@@ -313,9 +315,11 @@ class OoxmlPackage:
                     if len(out) > info.file_size:
                         raise CorruptInput(f"package entry {name!r} is larger than it declares")
                     if len(out) > budget:
-                        raise LimitExceeded(
+                        raise self.limits.exceeded(
+                            "max_unzipped_bytes",
+                            self._inflated + len(out),
                             "the package inflates past the "
-                            f"{self.limits.max_unzipped_bytes}-byte limit (AIGC_MAX_UNZIPPED_BYTES)"
+                            f"{self.limits.max_unzipped_bytes}-byte limit",
                         )
         except (
             zipfile.BadZipFile,
@@ -717,9 +721,10 @@ def slide_parts(pkg: OoxmlPackage, main: str) -> list[str]:
         if name not in ordered:
             ordered.append(name)
     if len(ordered) > pkg.limits.max_pages:
-        raise LimitExceeded(
-            f"the presentation has {len(ordered)} slides, over the limit of "
-            f"{pkg.limits.max_pages} (AIGC_MAX_PAGES)"
+        raise pkg.limits.exceeded(
+            "max_pages",
+            len(ordered),
+            f"the presentation has {len(ordered)} slides, over the limit of {pkg.limits.max_pages}",
         )
     return ordered
 
@@ -733,9 +738,10 @@ def sheet_parts(pkg: OoxmlPackage, main: str) -> list[str]:
         if rel and rel.type == REL_WORKSHEET and rel.target and (name := pkg.name_of(rel.target)):
             ordered.append(name)
     if len(ordered) > pkg.limits.max_pages:
-        raise LimitExceeded(
-            f"the workbook has {len(ordered)} sheets, over the limit of "
-            f"{pkg.limits.max_pages} (AIGC_MAX_PAGES)"
+        raise pkg.limits.exceeded(
+            "max_pages",
+            len(ordered),
+            f"the workbook has {len(ordered)} sheets, over the limit of {pkg.limits.max_pages}",
         )
     return ordered
 
@@ -794,9 +800,11 @@ def document_text(pkg: OoxmlPackage, kind: str) -> list[str]:
         pages.extend(_sheet_text(pkg, s) for s in sheet_parts(pkg, main))
     total = sum(len(p) for p in pages)
     if total > pkg.limits.max_text_chars:
-        raise LimitExceeded(
+        raise pkg.limits.exceeded(
+            "max_text_chars",
+            total,
             f"the document holds {total} characters of text, over the limit of "
-            f"{pkg.limits.max_text_chars} (AIGC_MAX_TEXT_CHARS)"
+            f"{pkg.limits.max_text_chars}",
         )
     return pages
 

@@ -135,8 +135,9 @@ def guarded(limits: Limits, action: str) -> Iterator[None]:
     except LimitReachedError as exc:
         if "page tree" in str(exc).lower():
             raise LimitExceeded(
-                f"PDF page tree is larger than the {limits.max_pages}-page limit allows "
-                f"(AIGC_MAX_PAGES): {exc}"
+                f"PDF page tree is larger than the {limits.max_pages}-page limit allows: {exc}",
+                limit="max_pages",
+                value=limits.max_pages,
             ) from None
         raise LimitExceeded(f"PDF exceeds a parser safety limit while {action}: {exc}") from None
     except RecursionError:
@@ -159,11 +160,7 @@ def open_pdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfReader:
     """
     if not data:
         raise CorruptInput("the PDF file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if b"%PDF-" not in data[:1024]:
         raise CorruptInput("not a PDF file: no %PDF- header in the first 1024 bytes")
     reader = PdfReader(BytesIO(data), strict=False)
@@ -182,14 +179,17 @@ def open_pdf(data: bytes, limits: Limits = DEFAULT_LIMITS) -> PdfReader:
             )
     declared = _declared_page_count(reader)
     if declared is not None and declared > limits.max_pages:
-        raise LimitExceeded(
-            f"PDF declares {declared} pages, more than the {limits.max_pages}-page limit "
-            "(AIGC_MAX_PAGES)"
+        raise limits.exceeded(
+            "max_pages",
+            declared,
+            f"PDF declares {declared} pages, more than the {limits.max_pages}-page limit",
         )
     count = len(reader.pages)  # walks the page tree, within the guarded budget
     if count > limits.max_pages:
-        raise LimitExceeded(
-            f"PDF has {count} pages, more than the {limits.max_pages}-page limit (AIGC_MAX_PAGES)"
+        raise limits.exceeded(
+            "max_pages",
+            count,
+            f"PDF has {count} pages, more than the {limits.max_pages}-page limit",
         )
     if count == 0:
         raise CorruptInput("PDF has no pages")
@@ -416,9 +416,11 @@ def _pages_digest(pages: Sequence[DictionaryObject], limits: Limits) -> bytes:
         content = _page_content(page)
         content_left -= len(content)
         if content_left < 0:
-            raise LimitExceeded(
+            raise limits.exceeded(
+                "max_unzipped_bytes",
+                limits.max_unzipped_bytes - content_left,
                 "the PDF's page content streams decode to more than "
-                f"{limits.max_unzipped_bytes} bytes (AIGC_MAX_UNZIPPED_BYTES)"
+                f"{limits.max_unzipped_bytes} bytes",
             )
         hasher.add(b"page", content)
         for key in DIGEST_PAGE_KEYS:

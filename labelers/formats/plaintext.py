@@ -8,7 +8,7 @@ image, document and markup handlers left.
 
 from __future__ import annotations
 
-from labelers.errors import LimitExceeded, UnsupportedMedia
+from labelers.errors import UnsupportedMedia
 from labelers.formats import (
     Capability,
     Kind,
@@ -43,8 +43,8 @@ class PlainTextHandler:
 
     def write_record(self, data: bytes, record: Record, limits: Limits = DEFAULT_LIMITS) -> bytes:
         raise UnsupportedMedia(
-            "plain text has no metadata carrier for a record; label text through "
-            "/v1/label/text, or send Markdown or HTML"
+            "plain text has no metadata carrier for a record; label it as text "
+            "(the label and the mark go into the words), or send Markdown or HTML"
         )
 
     def content_digest(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -54,11 +54,7 @@ class PlainTextHandler:
 
 
 def _check_size(data: bytes, limits: Limits) -> None:
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
 
 
 HANDLER = PlainTextHandler()

@@ -55,11 +55,7 @@ class TextChunk:
 def _parse(data: bytes, limits: Limits) -> tuple[list[Chunk], tuple[int, int]]:
     if not data:
         raise CorruptInput("the PNG file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if not data.startswith(SIGNATURE):
         raise CorruptInput("not a PNG file: bad signature")
     n = len(data)
@@ -92,9 +88,10 @@ def _ihdr(data: bytes, chunk: Chunk, limits: Limits) -> tuple[int, int]:
     if width == 0 or height == 0:
         raise CorruptInput(f"PNG has an empty size {width}x{height}")
     if width * height > limits.max_pixels:
-        raise LimitExceeded(
-            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
-            "(AIGC_MAX_PIXELS)"
+        raise limits.exceeded(
+            "max_pixels",
+            width * height,
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit",
         )
     return width, height
 

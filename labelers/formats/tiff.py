@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
+from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -252,11 +252,7 @@ def blank_exif_records(tiff: bytes, info: ExifInfo) -> bytes:
 def _check_size(data: bytes, limits: Limits) -> None:
     if not data:
         raise CorruptInput("the TIFF file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
 
 
 def _parse(data: bytes, limits: Limits) -> tuple[str, Ifd, tuple[int, int]]:
@@ -268,9 +264,10 @@ def _parse(data: bytes, limits: Limits) -> tuple[str, Ifd, tuple[int, int]]:
         raise CorruptInput("TIFF IFD0 has no ImageWidth/ImageLength")
     size = (int_value(data, width_e, bo), int_value(data, height_e, bo))
     if size[0] * size[1] > limits.max_pixels:
-        raise LimitExceeded(
-            f"image of {size[0]}x{size[1]} pixels exceeds the {limits.max_pixels}-pixel limit "
-            "(AIGC_MAX_PIXELS)"
+        raise limits.exceeded(
+            "max_pixels",
+            size[0] * size[1],
+            f"image of {size[0]}x{size[1]} pixels exceeds the {limits.max_pixels}-pixel limit",
         )
     if size[0] == 0 or size[1] == 0:
         raise CorruptInput(f"TIFF image has an empty size {size[0]}x{size[1]}")
@@ -372,7 +369,9 @@ class TiffHandler:
         while True:
             seen.add(ifd.offset)
             if len(seen) > limits.max_pages:
-                raise LimitExceeded(f"TIFF has more than {limits.max_pages} pages (AIGC_MAX_PAGES)")
+                raise limits.exceeded(
+                    "max_pages", len(seen), f"TIFF has more than {limits.max_pages} pages"
+                )
             image_entries = [e for e in ifd.entries if e.tag in IMAGE_STRUCTURE_TAGS]
             if image_entries:
                 hasher.add(b"IFD")

@@ -59,11 +59,7 @@ class Riff:
 
 
 def _parse(data: bytes, limits: Limits) -> Riff:
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise CorruptInput("not a WAV file: no RIFF/WAVE header")
     (riff_size,) = struct.unpack("<I", data[4:8])

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from labelers.errors import CorruptInput, LimitExceeded
+from labelers.errors import CorruptInput
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
@@ -58,11 +58,7 @@ class _Parsed:
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the WebP file is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(
-            f"file of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit "
-            "(AIGC_MAX_UPLOAD_BYTES)"
-        )
+    limits.check("max_bytes", len(data), "the file")
     if len(data) < 20 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise CorruptInput("not a WebP file: bad RIFF/WEBP header")
     (riff_size,) = struct.unpack("<I", data[4:8])
@@ -107,15 +103,17 @@ def _parse(data: bytes, limits: Limits) -> _Parsed:
     if width == 0 or height == 0:
         raise CorruptInput(f"WebP has an empty size {width}x{height}")
     if width * height > limits.max_pixels:
-        raise LimitExceeded(
-            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit "
-            "(AIGC_MAX_PIXELS)"
+        raise limits.exceeded(
+            "max_pixels",
+            width * height,
+            f"image of {width}x{height} pixels exceeds the {limits.max_pixels}-pixel limit",
         )
     frames = sum(1 for c in chunks if c.fourcc == b"ANMF")
     if frames > limits.max_frames:
-        raise LimitExceeded(
-            f"animation of {frames} frames exceeds the {limits.max_frames}-frame limit "
-            "(AIGC_MAX_FRAMES)"
+        raise limits.exceeded(
+            "max_frames",
+            frames,
+            f"animation of {frames} frames exceeds the {limits.max_frames}-frame limit",
         )
     if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
         raise CorruptInput("WebP has no image data")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from labelers.errors import InvalidOption, LimitExceeded
+from labelers.errors import InvalidOption
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import find_wording, resolve_wording
 from labelers.watermark.text import front_matter_end, visible_text
@@ -54,11 +54,7 @@ def add_explicit(text: str, wording: str, where: str, *, limits: Limits = DEFAUL
         )
     if not isinstance(text, str):
         raise InvalidOption("text must be a string")
-    if len(text) > limits.max_text_chars:
-        raise LimitExceeded(
-            f"text has {len(text)} characters; the limit is {limits.max_text_chars} "
-            "(AIGC_MAX_TEXT_CHARS)"
-        )
+    limits.check("max_text_chars", len(text), "the text")
     if where == "none":
         return text
     wording = resolve_wording(wording)

@@ -90,7 +90,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from labelers.errors import InvalidOption, InvalidRecord, LimitExceeded
+from labelers.errors import InvalidOption, InvalidRecord
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import charset_violation, decode_ulid, encode_ulid
 from labelers.watermark import watermark_key
@@ -1009,11 +1009,7 @@ def embed(
     """
     if not isinstance(text, str):
         raise InvalidOption("text must be a string")
-    if len(text) > limits.max_text_chars:
-        raise LimitExceeded(
-            f"text has {len(text)} characters; the limit is {limits.max_text_chars} "
-            "(AIGC_MAX_TEXT_CHARS)"
-        )
+    limits.check("max_text_chars", len(text), "the text")
     if not 100 <= every <= 100_000:
         raise InvalidOption(f"text mark spacing must be 100..100000 characters, not {every}")
     if not 1 <= paragraph_chars <= 100_000:

@@ -10,9 +10,10 @@ import pytest
 
 from detectors import ocr
 from detectors.video import inspect_video
-from labelers.errors import CorruptInput, LimitExceeded
+from labelers.errors import CorruptInput
 from labelers.limits import Limits
 from labelers.video import apply_video
+from tests.support import raises_limit
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
 needs_ocr = pytest.mark.skipif(not ocr.ocr_available(), reason="needs tesseract with chi_sim")
@@ -67,5 +68,5 @@ def test_bad_input_and_limits(source):
         inspect_video(source[: len(source) // 3], "video/mp4")
     with pytest.raises(CorruptInput):
         inspect_video(b"\x1a\x45\xdf\xa3" + b"\x00" * 64, "video/webm")
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_VIDEO_FRAMES"):
+    with raises_limit("max_video_frames"):
         inspect_video(source, "video/mp4", Limits(max_video_frames=10))

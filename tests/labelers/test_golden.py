@@ -328,7 +328,7 @@ GOLDEN: dict[str, dict[str, str]] = {
         "bare": "42641f576627944d18a78d5b",
         "bare.notes": "none|off|off",
         "top": "2d9038dfddd02aa746da9606",
-        "propagated": "444e98cc91aa10c5fb299d87",
+        "propagated": "1d90a23395f5b1ae2f9949b9",
         "verify.input": "872571689ef873e2f7fe528f",
         "verify.full": "9fa2136e7f1799da7f7cb46e",
         "verify.bare": "872571689ef873e2f7fe528f",

@@ -16,6 +16,7 @@ from PIL import Image, ImageCms, JpegImagePlugin, PngImagePlugin, features
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
 from labelers.imaging import SUPPORTED_MEDIA_TYPES, open_for_analysis, open_raster, save_raster
 from labelers.limits import Limits
+from tests.support import raises_limit
 
 HAS_EXIFTOOL = shutil.which("exiftool") is not None
 needs_exiftool = pytest.mark.skipif(not HAS_EXIFTOOL, reason="exiftool not installed")
@@ -403,7 +404,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def test_pixel_bomb_is_refused_before_decoding():
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_PIXELS"):
+    with raises_limit("max_pixels"):
         open_raster(png_header_only(60_000, 60_000), "image/png")
 
 
@@ -415,12 +416,12 @@ def test_configured_pixel_limit_is_enforced():
 
 
 def test_too_many_frames_is_limit_exceeded():
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_FRAMES"):
+    with raises_limit("max_frames"):
         open_raster(animated_gif(), "image/gif", Limits(max_frames=3))
 
 
 def test_oversized_upload_is_limit_exceeded():
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_UPLOAD_BYTES"):
+    with raises_limit("max_bytes"):
         open_raster(jpeg_source(), "image/jpeg", Limits(max_bytes=1000))
 
 

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labelers.errors import CorruptInput, InvalidOption, LimitExceeded
+from labelers.errors import CorruptInput, InvalidOption
 from labelers.limits import Limits
 from labelers.video import apply_video, parse_span, probe
 from labelers.watermark.video import FrameMarker
+from tests.support import raises_limit
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
 
@@ -286,9 +287,9 @@ def test_bad_input_is_corrupt_input(h264, mutate):
 
 def test_limits_are_checked_before_decoding(h264):
     data = h264.read_bytes()
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_VIDEO_SECONDS"):
+    with raises_limit("max_video_seconds"):
         probe(data, Limits(max_video_seconds=1.0))
-    with pytest.raises(LimitExceeded, match="AIGC_MAX_VIDEO_PIXELS"):
+    with raises_limit("max_video_pixels"):
         apply_video(data, "video/mp4", wording=WORDING, position="bottom-right", span="start",
                     watermark_key=None, limits=Limits(max_video_pixels=320 * 239))  # fmt: skip
 
