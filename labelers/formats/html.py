@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from labelers.errors import CorruptInput, InvalidRecord, UnsupportedMedia
-from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, text_head
+from labelers.formats import (
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    frontmatter,
+    text_head,
+)
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -320,15 +328,12 @@ class HtmlHandler:
         head = text.lstrip("\ufeff \t\r\n").lower()
         if looks_like_html(head):
             return MEDIA_TYPE
-        if head.startswith(("---\n", "---\r\n")):
-            # Jekyll/Hugo templates: YAML front matter over an HTML document. Its
-            # record carrier is the HTML's <meta>; taken as Markdown, the old <meta>
-            # stayed beside a new front-matter record (two records)
-            from labelers.formats.markdown import split_front_matter
-
-            fm = split_front_matter(head)
-            if fm is not None and looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
-                return MEDIA_TYPE
+        # Jekyll/Hugo templates: YAML or TOML front matter over an HTML document.
+        # Its record carrier is the HTML's <meta>; taken as Markdown, the old
+        # <meta> stayed beside a new front-matter record (two records)
+        fm = frontmatter.split(head)
+        if fm is not None and looks_like_html(head[fm.body_start :].lstrip(" \t\r\n")):
+            return MEDIA_TYPE
         return None
 
     def draw_label(

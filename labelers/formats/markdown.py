@@ -1,35 +1,46 @@
-"""Markdown files: the record in YAML front matter, and the text around it.
+"""Markdown files: the record in the front matter, and the text around it.
 
 The record goes in the front matter as a block mapping under ``AIGC:`` with
-the seven Annex E keys (the TC260 text-file guide's placement). Writing edits the front matter
-text surgically (only the AIGC block is replaced or appended), so other keys,
-their order, comments and formatting survive; the result is checked by
-re-reading it with ``yaml.safe_load`` before it is returned. Reading accepts
-the AIGC value as a mapping or as a JSON string (wrapped or bare).
+the seven Annex E keys (the TC260 text-file guide's placement); a file whose
+front matter is TOML (``+++``, Hugo's) gets an ``[AIGC]`` table in it instead,
+so the file keeps the one front matter its site generator reads. Writing edits
+the front matter text surgically (only the AIGC entry is replaced or
+appended), so other keys, their order, comments and formatting survive; the
+result is re-read (``yaml.safe_load`` or ``tomllib``) and compared before it is
+returned. Reading accepts the AIGC value as a mapping or as a JSON string
+(wrapped or bare).
 
-:func:`decode` / :func:`encode` and :func:`split_front_matter` are shared with
-``labelers/visible/markup.py``, so the container is understood in one place.
+:func:`decode` / :func:`encode` are shared with ``labelers/visible/markup.py``
+and where the front matter sits is :mod:`labelers.formats.frontmatter`'s, so
+the container is understood in one place.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from labelers.errors import CorruptInput, InvalidRecord, LimitExceeded, UnsupportedMedia
-from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, text_head
+from labelers.formats import (
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+    frontmatter,
+    text_head,
+)
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
 MEDIA_TYPE = "text/markdown"
 CARRIER = "markdown:front-matter:AIGC"
 _BOM = "\ufeff"
-_OPEN = re.compile(r"---[ \t]*(\r?\n)")
-_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 # a top-level key named AIGC (any case, optionally quoted) at column 0; the line
 # may end in CRLF (a bare "$" does not match before "\r\n", which left the old
 # block in place on relabelling CRLF files, so they got a second AIGC block)
@@ -63,27 +74,6 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS, what: str = "Markdown")
 
 def encode(doc: Decoded, text: str) -> bytes:
     return ((_BOM if doc.bom else "") + text).encode("utf-8")
-
-
-@dataclass
-class FrontMatter:
-    yaml_start: int  # offset of the YAML text (after the opening fence line)
-    yaml_end: int  # offset of the closing fence line
-    body_start: int  # offset just after the closing fence line
-
-    def yaml_text(self, text: str) -> str:
-        return text[self.yaml_start : self.yaml_end]
-
-
-def split_front_matter(text: str) -> FrontMatter | None:
-    """Where the front matter sits, or None (a leading ``---`` alone is a rule)."""
-    opening = _OPEN.match(text)
-    if not opening:
-        return None
-    closing = _CLOSE.search(text, opening.end())
-    if not closing:
-        return None
-    return FrontMatter(opening.end(), closing.start(), closing.end())
 
 
 #: most nodes the front matter may hold once aliases are counted where they are
@@ -157,6 +147,81 @@ def _load(yaml_text: str) -> Any:
         raise CorruptInput(f"the front matter is not valid YAML: {exc}") from None
 
 
+# a top-level TOML table header naming AIGC (bare or quoted, any case), and any
+# table header (the end of the table before it)
+_TOML_AIGC_TABLE = re.compile(r"""^[ \t]*\[[ \t]*(["']?)aigc\1[ \t]*\][ \t]*(?:#.*)?$""", re.I)
+_TOML_TABLE = re.compile(r"^[ \t]*\[")
+# a top-level key-value line naming AIGC (before the first table header)
+_TOML_AIGC_KEY = re.compile(r"""^[ \t]*(["']?)aigc\1[ \t]*=""", re.IGNORECASE)
+
+
+def _load_toml(toml_text: str) -> dict[str, Any]:
+    if len(toml_text) > MAX_YAML_CHARS:
+        raise LimitExceeded(
+            f"the front matter has {len(toml_text)} characters, over the limit of {MAX_YAML_CHARS}"
+        )
+    try:
+        return tomllib.loads(toml_text)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise CorruptInput(f"the front matter is not valid TOML: {exc}") from None
+
+
+def _toml_has_aigc(toml_text: str) -> bool:
+    return any(
+        _TOML_AIGC_TABLE.match(line) or _TOML_AIGC_KEY.match(line)
+        for line in toml_text.splitlines()
+    )
+
+
+def _without_toml_aigc(toml_text: str) -> str:
+    """``toml_text`` without its ``[AIGC]`` table(s) and top-level ``AIGC = ...`` lines."""
+    out: list[str] = []
+    in_aigc_table = False
+    before_tables = True
+    for line in toml_text.splitlines(keepends=True):
+        if _TOML_TABLE.match(line):
+            before_tables = False
+            in_aigc_table = bool(_TOML_AIGC_TABLE.match(line))
+            if in_aigc_table:
+                continue
+        if in_aigc_table or (before_tables and _TOML_AIGC_KEY.match(line)):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: a JSON string is one, bar DEL, which TOML wants escaped."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
+
+
+def toml_table(record: Record, newline: str = "\n") -> str:
+    """The ``[AIGC]`` table: seven keys, values as basic strings."""
+    lines = ["[AIGC]"] + [f"{k} = {_toml_string(v)}" for k, v in record.as_dict().items()]
+    return newline.join(lines) + newline
+
+
+def _with_toml_record(toml_text: str, record: Record, newline: str) -> str:
+    """The TOML front matter with ``record`` as its one AIGC table, checked by re-reading."""
+    old = _load_toml(toml_text)
+    kept = _without_toml_aigc(toml_text)
+    if kept and not kept.endswith("\n"):
+        kept += newline
+    new_text = kept + toml_table(record, newline)
+    try:
+        new = _load_toml(new_text)
+    except CorruptInput:
+        new = {}
+    if {k: v for k, v in new.items() if k.upper() != "AIGC"} != {
+        k: v for k, v in old.items() if k.upper() != "AIGC"
+    } or new.get("AIGC") != record.as_dict():
+        # e.g. an AIGC value in a multi-line string: refuse rather than guess
+        raise CorruptInput(
+            "the front matter's AIGC entry could not be replaced without changing other keys"
+        )
+    return new_text
+
+
 def _found(value: Any) -> FoundRecord:
     if isinstance(value, str):
         raw = value
@@ -169,6 +234,10 @@ def _found(value: Any) -> FoundRecord:
         return FoundRecord(CARRIER, raw, Record.from_mapping(value))
     except InvalidRecord as exc:
         return FoundRecord(CARRIER, raw, None, exc.detail)
+
+
+def _yaml_has_aigc(yaml_text: str) -> bool:
+    return any(_AIGC_KEY.match(line) for line in yaml_text.splitlines())
 
 
 def record_block(record: Record, newline: str = "\n") -> str:
@@ -216,10 +285,13 @@ def _replace_aigc_blocks(yaml_text: str, block: str) -> str:
 def with_record(text: str, record: Record, newline: str = "\n") -> str:
     """``text`` (Markdown, no BOM) with ``record`` as its one front-matter AIGC entry."""
     block = record_block(record, newline)
-    fm = split_front_matter(text)
+    fm = frontmatter.split(text)
     if fm is None:
         return f"---{newline}{block}---{newline}{text}"
-    old_yaml = fm.yaml_text(text)
+    if fm.syntax == frontmatter.TOML:
+        new_toml = _with_toml_record(fm.inner(text), record, newline)
+        return text[: fm.inner_start] + new_toml + text[fm.inner_end :]
+    old_yaml = fm.inner(text)
     old = _load(old_yaml)
     if old is not None and not isinstance(old, dict):
         raise CorruptInput(
@@ -237,7 +309,7 @@ def with_record(text: str, record: Record, newline: str = "\n") -> str:
         raise CorruptInput(
             "the front matter's AIGC entry could not be replaced without changing other keys"
         )
-    return text[: fm.yaml_start] + new_yaml + text[fm.yaml_end :]
+    return text[: fm.inner_start] + new_yaml + text[fm.inner_end :]
 
 
 class MarkdownHandler:
@@ -266,7 +338,7 @@ class MarkdownHandler:
         if text is None:
             return None
         head = text.lstrip("\ufeff \t\r\n")
-        if head.startswith(("---\n", "---\r\n")) or _looks_like_markdown(text):
+        if head.startswith(("---\n", "---\r\n", "+++\n", "+++\r\n")) or _looks_like_markdown(text):
             return MEDIA_TYPE
         return None
 
@@ -300,17 +372,18 @@ class MarkdownHandler:
     def read(self, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Metadata:
         doc = decode(data, limits)
         meta = Metadata(media_type=MEDIA_TYPE)
-        fm = split_front_matter(doc.text)
+        fm = frontmatter.split(doc.text)
         body = doc.text
         if fm is not None:
             body = doc.text[fm.body_start :]
-            yaml_text = fm.yaml_text(doc.text)
+            inner = fm.inner(doc.text)
+            toml = fm.syntax == frontmatter.TOML
             try:
-                loaded = _load(yaml_text)
+                loaded = _load_toml(inner) if toml else _load(inner)
             except CorruptInput as exc:
                 loaded = None
-                if any(_AIGC_KEY.match(line) for line in yaml_text.splitlines()):
-                    meta.records.append(FoundRecord(CARRIER, yaml_text, None, exc.detail))
+                if _toml_has_aigc(inner) if toml else _yaml_has_aigc(inner):
+                    meta.records.append(FoundRecord(CARRIER, inner, None, exc.detail))
             if isinstance(loaded, dict):
                 for key, value in loaded.items():
                     if str(key).upper() == "AIGC":
@@ -340,13 +413,15 @@ class MarkdownHandler:
         """
         doc = decode(data, limits)
         hasher = ContentHasher(MEDIA_TYPE)
-        fm = split_front_matter(doc.text)
+        fm = frontmatter.split(doc.text)
         if fm is None:
             return hasher.add("", doc.text).digest()
-        yaml_text = fm.yaml_text(doc.text)
-        if any(_AIGC_KEY.match(line) for line in yaml_text.splitlines()):
-            yaml_text = _replace_aigc_blocks(yaml_text, "")
-        return hasher.add(yaml_text, doc.text[fm.body_start :]).digest()
+        inner = fm.inner(doc.text)
+        if fm.syntax == frontmatter.TOML:
+            inner = _without_toml_aigc(inner)
+        elif _yaml_has_aigc(inner):
+            inner = _replace_aigc_blocks(inner, "")
+        return hasher.add(inner, doc.text[fm.body_start :]).digest()
 
 
 def _looks_like_markdown(text: str) -> bool:

@@ -18,8 +18,9 @@ import html
 import re
 
 from labelers.errors import InvalidOption, UnsupportedMedia
+from labelers.formats import frontmatter
 from labelers.formats.html import Scan, decode_html, encode_html, scan, splice
-from labelers.formats.markdown import decode, encode, split_front_matter
+from labelers.formats.markdown import decode, encode
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import resolve_wording
 
@@ -74,8 +75,7 @@ def label_html(
 
 
 def markdown_with_label(text: str, wording: str, position: str, newline: str = "\n") -> str:
-    fm = split_front_matter(text)
-    head = text[: fm.body_start] if fm else ""
+    head = text[: frontmatter.body_start(text)]
     body = text[len(head) :]
     body = _END_LABEL.sub("", body, count=1)
     body = _ANY_LABEL.sub("", body)

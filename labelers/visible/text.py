@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 
 from labelers.errors import InvalidOption
+from labelers.formats import frontmatter
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import find_wording, resolve_wording
-from labelers.watermark.text import front_matter_end, visible_text
+from labelers.watermark.text import visible_text
 
 PLACEMENTS = ("start", "end", "both", "none")
 _PLAIN_WORDING_RE = re.compile(r"(人工智能|AI)(生成|合成)")
@@ -58,7 +59,7 @@ def add_explicit(text: str, wording: str, where: str, *, limits: Limits = DEFAUL
     if where == "none":
         return text
     wording = resolve_wording(wording)
-    head_len = front_matter_end(text)
+    head_len = frontmatter.body_start(text)
     if not head_len and text.startswith("\ufeff"):
         head_len = 1
     head, body = text[:head_len], text[head_len:]

@@ -91,6 +91,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from labelers.errors import InvalidOption, InvalidRecord
+from labelers.formats import frontmatter
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import charset_violation, decode_ulid, encode_ulid
 from labelers.watermark import watermark_key
@@ -481,22 +482,6 @@ def visible_text(text: str) -> str:
 
 # ---------------------------------------------------------- protected spans
 
-_FRONT_MATTER_RE = re.compile(
-    r"\A(?:\ufeff)?(?:---[ \t]*\r?\n.*?\r?\n(?:---|\.\.\.)|\+\+\+[ \t]*\r?\n.*?\r?\n\+\+\+)"
-    r"[ \t]*(?:\r?\n|\Z)",
-    re.DOTALL,
-)
-
-
-def front_matter_end(text: str) -> int:
-    """Where a leading YAML (``---``) or TOML (``+++``) front matter block ends; 0 if none.
-
-    Nothing may be written before or inside it: it must open the file to parse.
-    """
-    m = _FRONT_MATTER_RE.match(text)
-    return m.end() if m else 0
-
-
 _FENCE_OPEN_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n|\Z)", re.MULTILINE)
 _INDENTED_RE = re.compile(r"^(?: {4}|\t)[^\n]*(?:\n|\Z)", re.MULTILINE)
 # openings of raw HTML blocks; each is closed by the next matching closer, found by
@@ -570,7 +555,7 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
     after it (at the start of the next line) cannot change how it parses.
     """
     spans: list[tuple[int, int, bool]] = []
-    pos = front_matter_end(text)
+    pos = frontmatter.body_start(text)
     if pos:
         spans.append((0, pos, text[pos - 1] == "\n"))
     # literal checks first: most texts have none of these, and `in` is far
