@@ -599,8 +599,11 @@ class IsoBmffHandler:
         """
         hasher = ContentHasher("isobmff")
         found = False
-        for path, box in walk(data, limits):
-            if len(path) == 1 and box.type == b"mdat":
+        limits.check("max_bytes", len(data), "the file")
+        # the top level is enough: mdat is never nested, and write_record and
+        # read walk (and check) the movie's own boxes
+        for box in boxes(data, 0, len(data)):
+            if box.type == b"mdat":
                 hasher.add(memoryview(data)[box.body : box.end])
                 found = True
         if not found:
