@@ -232,7 +232,7 @@ def _label_in_one_pass(
 
     The same steps as the content stage, content_digest and write_record, but
     the document is opened once and saved once (for PDF in append mode when
-    it can be, labelers.formats.pdf.PdfEdit): parsing and writing are most of
+    it can be, labelers.formats.pdf_update.PdfEdit): parsing and writing are most of
     what each of those steps costs on its own.
     """
     from labelers.kinds import document

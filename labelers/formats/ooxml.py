@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import posixpath
-import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -45,10 +43,9 @@ from labelers.errors import (
     CorruptInput,
     EncryptedInput,
     InvalidRecord,
-    LimitExceeded,
     UnsupportedMedia,
 )
-from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata
+from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, zipwriter
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -493,63 +490,11 @@ class OoxmlPackage:
         for name in self._dirty:
             self._new[name] = serialize_xml(self._doms[name])
         self._dirty.clear()
-        out = io.BytesIO()
-        central: list[bytes] = []
-        extents = []
-        for name in self._order:
-            offset = out.tell()
-            if name in self._new:
-                old = self._by_lower.get(name.lower())
-                header, body, cdir = _new_entry(name, self._new[name], old)
-                out.write(header)
-                out.write(body)
-            else:
-                info = self._by_lower[name.lower()]
-                # copied raw, but inflated once (within the budget) so a damaged
-                # entry (bad CRC, broken deflate) is refused here as verify's
-                # content digest refuses it: label and verify accept the same files
-                if not name.endswith("/"):
-                    self.read(name)
-                start, end = self._extent(info)
-                extents.append((start, end, name))
-                out.write(self.data[start:end])
-                cdir = _central_entry(info, _strip_zip64(info.extra))
-            central.append(cdir(offset))
-        _check_no_overlap(extents)
-        start_dir = out.tell()
-        for rec in central:
-            out.write(rec)
-        size_dir = out.tell() - start_dir
-        count = len(central)
-        if count > 0xFFFF or out.tell() > 0xFFFFFFFF:
-            raise LimitExceeded("the package is too large to rewrite without ZIP64")
-        comment = self._zip.comment[:0xFFFF]
-        out.write(
-            struct.pack(
-                "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, size_dir, start_dir, len(comment)
-            )
-        )
-        out.write(comment)
-        return out.getvalue()
-
-    def _extent(self, info: zipfile.ZipInfo) -> tuple[int, int]:
-        """Byte range of the entry's local header, data and data descriptor."""
-        start = info.header_offset
-        head = self.data[start : start + 30]
-        if len(head) < 30 or head[:4] != b"PK\x03\x04":
-            raise CorruptInput(f"package entry {info.filename!r} has no valid local header")
-        name_len, extra_len = struct.unpack("<HH", head[26:30])
-        extra = self.data[start + 30 + name_len : start + 30 + name_len + extra_len]
-        end = start + 30 + name_len + extra_len + info.compress_size
-        if info.flag_bits & 0x8:
-            zip64 = any(tag == 1 for tag, _ in _extra_fields(extra))
-            size = 4 + (16 if zip64 else 8)
-            if self.data[end : end + 4] == b"PK\x07\x08":
-                size += 4
-            end += size
-        if end > len(self.data):
-            raise CorruptInput(f"package entry {info.filename!r} runs past the end of the file")
-        return start, end
+        entries = [(name, self._by_lower.get(name.lower())) for name in self._order]
+        # entries copied raw are inflated once first (within the budget), so a
+        # damaged one (bad CRC, broken deflate) is refused here as verify's
+        # content digest refuses it: label and verify accept the same files
+        return zipwriter.rewrite(self.data, entries, self._new, self._zip.comment, check=self.read)
 
 
 def resolve_target(source: str, target: str) -> str | None:
@@ -570,107 +515,6 @@ def resolve_target(source: str, target: str) -> str | None:
 def relative_target(source: str, part: str) -> str:
     base = posixpath.dirname(source.lstrip("/"))
     return posixpath.relpath(part.lstrip("/"), base or ".")
-
-
-def _extra_fields(extra: bytes) -> Iterator[tuple[int, bytes]]:
-    i = 0
-    while i + 4 <= len(extra):
-        tag, size = struct.unpack("<HH", extra[i : i + 4])
-        yield tag, extra[i + 4 : i + 4 + size]
-        i += 4 + size
-
-
-def _strip_zip64(extra: bytes) -> bytes:
-    # we write 32-bit sizes and offsets in the central directory, so a zip64
-    # field there would be stale (and misread); everything else is kept.
-    return b"".join(
-        struct.pack("<HH", tag, len(body)) + body for tag, body in _extra_fields(extra) if tag != 1
-    )
-
-
-def _dos_time(date_time: tuple[int, ...]) -> tuple[int, int]:
-    y, mo, d, h, mi, s = date_time[:6]
-    y = max(1980, min(2107, y))
-    return (h << 11) | (mi << 5) | (s // 2), ((y - 1980) << 9) | (mo << 5) | d
-
-
-def _central_entry(info: zipfile.ZipInfo, extra: bytes) -> Any:
-    # zipfile decoded the name as UTF-8 (flag bit 11) or cp437; both round-trip
-    name = info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
-    dostime, dosdate = _dos_time(info.date_time)
-    comment = info.comment
-
-    def build(offset: int) -> bytes:
-        return (
-            struct.pack(
-                "<4s6H3L5H2L",
-                b"PK\x01\x02",
-                (info.create_system << 8) | (info.create_version & 0xFF),
-                info.extract_version,
-                info.flag_bits,
-                info.compress_type,
-                dostime,
-                dosdate,
-                info.CRC,
-                info.compress_size,
-                info.file_size,
-                len(name),
-                len(extra),
-                len(comment),
-                0,
-                info.internal_attr,
-                info.external_attr,
-                offset,
-            )
-            + name
-            + extra
-            + comment
-        )
-
-    return build
-
-
-def _new_entry(name: str, data: bytes, old: zipfile.ZipInfo | None) -> tuple[bytes, bytes, Any]:
-    method = old.compress_type if old is not None else zipfile.ZIP_DEFLATED
-    if method == zipfile.ZIP_DEFLATED:
-        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
-        body = comp.compress(data) + comp.flush()
-    else:
-        body = data
-    info = zipfile.ZipInfo(name, old.date_time if old is not None else (1980, 1, 1, 0, 0, 0))
-    info.compress_type = method
-    info.CRC = zlib.crc32(data)
-    info.file_size = len(data)
-    info.compress_size = len(body)
-    info.flag_bits = 0 if name.isascii() else 0x800
-    info.create_system = old.create_system if old is not None else 0
-    info.create_version = 20
-    info.extract_version = 20
-    info.external_attr = old.external_attr if old is not None else 0
-    encoded = name.encode("utf-8")
-    dostime, dosdate = _dos_time(info.date_time)
-    header = struct.pack(
-        "<4s5H3L2H",
-        b"PK\x03\x04",
-        20,
-        info.flag_bits,
-        method,
-        dostime,
-        dosdate,
-        info.CRC,
-        len(body),
-        len(data),
-        len(encoded),
-        0,
-    )
-    return header + encoded, body, _central_entry(info, b"")
-
-
-def _check_no_overlap(extents: list[tuple[int, int, str]]) -> None:
-    extents.sort()
-    for (_, end, name), (start, _, other) in itertools.pairwise(extents):
-        if start < end:
-            raise CorruptInput(f"package entries {name!r} and {other!r} overlap (a crafted ZIP)")
 
 
 # --------------------------------------------------------------- text, props

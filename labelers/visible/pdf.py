@@ -16,7 +16,7 @@ they are, so labelling twice does not stack labels.
 
 Documents are opened and saved through :mod:`labelers.formats.pdf`:
 :func:`stamp_pages` takes and returns bytes; :func:`stamp_document` draws on a
-document already open as a :class:`~labelers.formats.pdf.PdfEdit`, so the
+document already open as a :class:`~labelers.formats.pdf_update.PdfEdit`, so the
 labelling pipeline parses and writes a PDF once for the label, the content
 digest and the record.
 """
@@ -45,7 +45,8 @@ from pypdf.generic import (
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.formats.pdf import PdfEdit, guarded, open_edit
+from labelers.formats.pdf import guarded
+from labelers.formats.pdf_update import PdfEdit, open_edit
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.visible.wording import resolve_wording
 

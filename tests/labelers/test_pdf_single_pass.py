@@ -1,6 +1,6 @@
 """PDF labelling in one pass: append mode vs rewrite, and the content digest computed in place.
 
-``labelers.formats.pdf.open_edit`` opens a document once for the visible label,
+``labelers.formats.pdf_update.open_edit`` opens a document once for the visible label,
 the content digest and the record. The digest it computes from the objects in
 memory must be the digest a verifier computes from the saved bytes
 (``HANDLER.content_digest``), in both modes, or the ReservedCode1 signature
@@ -26,7 +26,8 @@ from pypdf import PdfReader
 
 from detectors.files import verify_file
 from detectors.lookup import NoLookup
-from labelers.formats.pdf import HANDLER, open_edit
+from labelers.formats.pdf import HANDLER
+from labelers.formats.pdf_update import open_edit
 from labelers.integrity import Keyring, RecordSigner
 from labelers.pipeline import FileOptions, label_file
 from labelers.provenance import C2paSigner, ensure_dev_credentials
