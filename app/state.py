@@ -162,7 +162,7 @@ def _c2pa_files(settings: Settings) -> tuple[Path, Path, Path | None]:
         if not (settings.c2pa_chain and settings.c2pa_key):
             raise SigningError("set both AIGC_C2PA_CHAIN and AIGC_C2PA_KEY, or neither")
         return settings.c2pa_chain, settings.c2pa_key, settings.trust_anchors
-    from labelers.provenance import ensure_dev_credentials
+    from app.dev_credentials import ensure_dev_credentials
 
     dev = ensure_dev_credentials(settings.data_dir / "c2pa-dev")
     if dev.created:

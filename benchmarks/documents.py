@@ -31,6 +31,7 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.dev_credentials import ensure_dev_credentials
 from benchmarks.common import interleaved_medians, machine, ms, ratio, table, update_section
 from detectors.files import verify_file
 from detectors.lookup import NoLookup
@@ -38,7 +39,7 @@ from labelers.fonts import cjk_font_path
 from labelers.integrity import Keyring, RecordSigner
 from labelers.limits import Limits
 from labelers.pipeline import FileOptions, label_file
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.record import Record
 from tests.labelers.test_ooxml import docx
 

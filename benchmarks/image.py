@@ -30,6 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.dev_credentials import ensure_dev_credentials
 from benchmarks.common import (
     interleaved_medians,
     machine,
@@ -43,7 +44,7 @@ from detectors.lookup import NoLookup
 from labelers.integrity import Keyring, RecordSigner
 from labelers.limits import Limits
 from labelers.pipeline import FileOptions, label_file
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.record import Record
 from tests.imagery import photo
 

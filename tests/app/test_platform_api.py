@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.dev_credentials import ensure_dev_credentials
 from detectors import ocr
 from labelers.formats import get_handler
 from labelers.integrity import RecordSigner
-from labelers.provenance import C2paSigner, build_manifest, ensure_dev_credentials
+from labelers.provenance import C2paSigner, build_manifest
 from labelers.record import Record
 from tests.support import PLATFORM, PRODUCER, auth
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.dev_credentials import ensure_dev_credentials
 from detectors.files import verify_file
 from detectors.lookup import NoLookup
-from labelers import provenance
-from labelers.provenance import ensure_dev_credentials, validation_word
+from labelers.provenance import reader as provenance_reader
+from labelers.provenance import validation_word
 
 TAM = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
@@ -138,7 +139,7 @@ def test_an_ai_component_of_a_created_composite_counts(native, anchors) -> None:
 
 
 def test_a_store_with_more_manifests_than_the_limit_is_cut(native, anchors, monkeypatch) -> None:
-    monkeypatch.setattr(provenance, "MAX_CHAIN_MANIFESTS", 1)
+    monkeypatch.setattr(provenance_reader, "MAX_CHAIN_MANIFESTS", 1)
     report = verify_file(_opened(native, _created(native)), NoLookup(), trust_anchors_pem=anchors)
     assert len(report.c2pa["manifests"]) == 1 and report.c2pa["truncated"]
 
@@ -198,7 +199,7 @@ def _altered(signed: bytes) -> bytes:
 
 def test_a_chain_deeper_than_the_limit_is_cut_with_a_finding(native, anchors, monkeypatch) -> None:
     deep = _opened(native, _opened(native, _created(native)))
-    monkeypatch.setattr(provenance, "MAX_CHAIN_DEPTH", 1)
+    monkeypatch.setattr(provenance_reader, "MAX_CHAIN_DEPTH", 1)
     report = verify_file(deep, NoLookup(), trust_anchors_pem=anchors).to_dict()
     assert [m["depth"] for m in report["c2pa"]["manifests"]] == [0, 1]
     assert report["c2pa"]["truncated"] is True

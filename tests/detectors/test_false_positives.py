@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.dev_credentials import ensure_dev_credentials
 from detectors.files import verify_file
 from detectors.lookup import NoLookup
 from labelers.pipeline import FileOptions, label_file
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.record import Record
 
 skdata = pytest.importorskip("skimage.data")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from app.dev_credentials import ensure_dev_credentials
 from detectors.lookup import NoLookup
 from detectors.text import verify_text
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.record import Record
 from labelers.watermark import c2pa_text
 from labelers.watermark.text import embed, keys

@@ -24,13 +24,14 @@ import pytest
 from fpdf import FPDF
 from pypdf import PdfReader
 
+from app.dev_credentials import ensure_dev_credentials
 from detectors.files import verify_file
 from detectors.lookup import NoLookup
 from labelers.formats.pdf import HANDLER
 from labelers.formats.pdf_update import open_edit
 from labelers.integrity import Keyring, RecordSigner
 from labelers.pipeline import FileOptions, label_file
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.visible.pdf import stamp_document
 from tests.labelers.test_pdf import (
     PAGE_FORMATS,

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from app.dev_credentials import ensure_dev_credentials
 from labelers.errors import (
     CorruptInput,
     InvalidOption,
@@ -33,7 +34,6 @@ from labelers.provenance import (
     GB_ASSERTION_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
     C2paSigner,
-    ensure_dev_credentials,
     read_manifest,
 )
 from labelers.record import Record

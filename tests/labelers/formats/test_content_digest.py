@@ -27,11 +27,12 @@ from fpdf import FPDF
 from PIL import Image, ImageSequence, PngImagePlugin
 from pypdf import PdfReader, PdfWriter
 
+from app.dev_credentials import ensure_dev_credentials
 from labelers.errors import CorruptInput, LimitExceeded, UnsupportedMedia
 from labelers.formats import content_digest, get_handler, sniff, text_content_digest
 from labelers.formats import gif as giflib
 from labelers.limits import Limits
-from labelers.provenance import C2paSigner, ensure_dev_credentials
+from labelers.provenance import C2paSigner
 from labelers.record import Record
 from labelers.visible.pdf import stamp_pages
 from labelers.watermark.text import embed, visible_text
