@@ -373,11 +373,8 @@ def _routes(app: FastAPI) -> None:
         report = await run_in_threadpool(
             verify_file,
             data,
-            st.lookup,
+            st.verify_context,
             _form_bool(form, "declared_ai"),
-            st.trust_anchors_pem,
-            st.settings.limits,
-            st.keyring,
             _form_bool(form, "check_visible"),
         )
         request.state.media_type = report.media_type
@@ -455,15 +452,7 @@ def _routes(app: FastAPI) -> None:
         record = _mint_record(identity, produce_id, label)
         data = await _upload_bytes(file)
         result = await run_in_threadpool(
-            label_file,
-            data,
-            record,
-            options,
-            st.signer,
-            watermark_key(record.produce_id),
-            st.settings.software_agent,
-            st.settings.limits,
-            st.record_signer,
+            label_file, data, record, options, st.label_context, watermark_key(record.produce_id)
         )
         del data  # a video can be large: hold only the labelled copy from here on
         request.state.media_type = result.media_type

@@ -30,9 +30,7 @@ def check_and_propagate(
     ``explicit`` asks for the visible label; it is skipped when the file
     already shows AI wording.
     """
-    report = verify_file(
-        data, st.lookup, declared_ai, st.trust_anchors_pem, st.settings.limits, st.keyring
-    )
+    report = verify_file(data, st.verify_context, declared_ai)
     if report.classification == "none":
         return report, None
     if explicit is not None and any(e.kind == EXPLICIT for e in report.evidence):

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from app.ledger import AsyncInserter, Ledger
     from app.settings import Settings
     from app.sqlite_ledger import SqliteLedger
+    from detectors.files import VerifyContext
     from labelers.integrity import Keyring, RecordSigner
+    from labelers.pipeline import LabelContext
     from labelers.provenance import C2paSigner
 
 log = logging.getLogger("aigc")
@@ -121,6 +123,27 @@ class State:
     @property
     def keyring(self) -> Keyring:
         return self._record_keys[1]
+
+    @cached_property
+    def label_context(self) -> LabelContext:
+        """What every label of the service is made with (loads the signers)."""
+        from labelers.pipeline import LabelContext
+
+        return LabelContext(
+            signer=self.signer,
+            record_signer=self.record_signer,
+            software_agent=self.settings.software_agent,
+            limits=self.settings.limits,
+        )
+
+    @property
+    def verify_context(self) -> VerifyContext:
+        """What every verification of the service is made with."""
+        from detectors.files import VerifyContext
+
+        return VerifyContext(
+            self.lookup, self.trust_anchors_pem, self.keyring, self.settings.limits
+        )
 
 
 def _record_keys(settings: Settings, keys: KeyStore) -> tuple[RecordSigner, Keyring]:

@@ -39,7 +39,7 @@ from benchmarks.common import interleaved_wall_and_cpu, machine, ms, ratio, tabl
 from labelers.formats import get_handler, sniff
 from labelers.integrity import RecordSigner
 from labelers.limits import Limits
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.record import Record
 from tests.audio_samples import FORMATS, MEDIA_TYPES
 
@@ -124,7 +124,7 @@ def run(seconds: float, rounds: int) -> list[dict]:
         record = Record.first_write(PRODUCER, "01JABCDEFGHJKMNPQRSTVWXYZ0")
         jobs = {
             "label": lambda d=data, r=record: label_file(
-                d, r, options, limits=limits, record_signer=signer
+                d, r, options, LabelContext(record_signer=signer, limits=limits)
             ),
             "write_record": lambda d=data, h=handler, r=record: h.write_record(d, r),
             "remux": lambda d=data: remux(d),
@@ -133,7 +133,9 @@ def run(seconds: float, rounds: int) -> list[dict]:
         if fmt != "wav":  # mutagen has no writer for RIFF chunks
             jobs["mutagen"] = lambda d=data: mutagen_rewrite(d)
         wall, cpu = interleaved_wall_and_cpu(jobs, rounds)
-        out = label_file(data, record, options, limits=limits, record_signer=signer).data
+        out = label_file(
+            data, record, options, LabelContext(record_signer=signer, limits=limits)
+        ).data
         assert handler.content_digest(out) == handler.content_digest(data)
         results.append({"format": fmt, "bytes": len(data), **wall, "cpu": cpu})
     return results

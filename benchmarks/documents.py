@@ -33,12 +33,12 @@ from pypdf import PdfReader, PdfWriter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.dev_credentials import ensure_dev_credentials
 from benchmarks.common import interleaved_medians, machine, ms, ratio, table, update_section
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from labelers.fonts import cjk_font_path
 from labelers.integrity import Keyring, RecordSigner
 from labelers.limits import Limits
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.record import Record
 from tests.labelers.test_ooxml import docx
@@ -172,7 +172,10 @@ def main() -> None:
 
     def run(data: bytes, options: FileOptions) -> bytes:
         return label_file(
-            data, RECORD, options, signer, limits=LIMITS, record_signer=record_signer
+            data,
+            RECORD,
+            options,
+            LabelContext(signer=signer, record_signer=record_signer, limits=LIMITS),
         ).data
 
     full = FileOptions()
@@ -182,7 +185,11 @@ def main() -> None:
 
     pdf = pdf_report()
     labelled = run(pdf, full)
-    report = verify_file(labelled, NoLookup(), False, anchors, LIMITS, keyring)
+    report = verify_file(
+        labelled,
+        VerifyContext(NoLookup(), trust_anchors_pem=anchors, keyring=keyring, limits=LIMITS),
+        declared_ai=False,
+    )
     assert report.classification == "confirmed", report.to_dict()
     assert report.integrity["c2pa"]["state"] == "Trusted", report.integrity
     t = interleaved_medians(
@@ -209,7 +216,11 @@ def main() -> None:
 
     doc = docx_report()
     labelled = run(doc, full)
-    report = verify_file(labelled, NoLookup(), False, anchors, LIMITS, keyring)
+    report = verify_file(
+        labelled,
+        VerifyContext(NoLookup(), trust_anchors_pem=anchors, keyring=keyring, limits=LIMITS),
+        declared_ai=False,
+    )
     assert report.classification == "confirmed", report.to_dict()
     t = interleaved_medians(
         {

@@ -39,11 +39,11 @@ from benchmarks.common import (
     table,
     update_section,
 )
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from labelers.integrity import Keyring, RecordSigner
 from labelers.limits import Limits
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.record import Record
 from tests.imagery import photo
@@ -95,22 +95,46 @@ def measure(rounds: int, big_rounds: int, sizes: list[int]) -> list[list[str]]:
         for fmt in ("JPEG", "PNG"):
             data = encode(img, fmt)
             labelled = label_file(
-                data, RECORD, full, signer, PAYLOAD, limits=LIMITS, record_signer=record_signer
+                data,
+                RECORD,
+                full,
+                LabelContext(signer=signer, record_signer=record_signer, limits=LIMITS),
+                watermark_payload=PAYLOAD,
             )
-            report = verify_file(labelled.data, NoLookup(), False, anchors, LIMITS, keyring)
+            report = verify_file(
+                labelled.data,
+                VerifyContext(
+                    NoLookup(), trust_anchors_pem=anchors, keyring=keyring, limits=LIMITS
+                ),
+                declared_ai=False,
+            )
             assert report.classification == "confirmed", report.to_dict()
             assert report.integrity["c2pa"]["state"] == "Trusted", report.integrity
             jobs = {
                 "baseline": lambda d=data, f=fmt: bare_roundtrip(d, f),
-                "metadata": lambda d=data: label_file(d, RECORD, meta_only, limits=LIMITS),
+                "metadata": lambda d=data: label_file(
+                    d, RECORD, meta_only, LabelContext(limits=LIMITS)
+                ),
                 "full": lambda d=data: label_file(
-                    d, RECORD, full, signer, PAYLOAD, limits=LIMITS, record_signer=record_signer
+                    d,
+                    RECORD,
+                    full,
+                    LabelContext(signer=signer, record_signer=record_signer, limits=LIMITS),
+                    watermark_payload=PAYLOAD,
                 ),
                 "no-mark": lambda d=data: label_file(
-                    d, RECORD, no_mark, signer, PAYLOAD, limits=LIMITS, record_signer=record_signer
+                    d,
+                    RECORD,
+                    no_mark,
+                    LabelContext(signer=signer, record_signer=record_signer, limits=LIMITS),
+                    watermark_payload=PAYLOAD,
                 ),
                 "verify": lambda d=labelled.data: verify_file(
-                    d, NoLookup(), False, anchors, LIMITS, keyring
+                    d,
+                    VerifyContext(
+                        NoLookup(), trust_anchors_pem=anchors, keyring=keyring, limits=LIMITS
+                    ),
+                    declared_ai=False,
                 ),
             }
             t = interleaved_medians(jobs, rounds if mp < 10 else big_rounds)

@@ -33,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, interleaved_medians, machine, ms, ratio, table, update_section
 from detectors import ocr
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from detectors.traces import generator_traces
 from labelers.formats import get_handler, sniff
@@ -89,7 +89,7 @@ def jobs(data: bytes) -> dict[str, Callable[[], object]]:
             return ocr.find_visible_label(im.convert("RGB"))
 
     def verify() -> object:
-        return verify_file(data, NoLookup(), check_visible=True)
+        return verify_file(data, VerifyContext(NoLookup()), check_visible=True)
 
     return {
         "decode": decode,

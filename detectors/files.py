@@ -9,6 +9,7 @@ container); C2PA through ``labelers.provenance``; watermarks through
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.classify import classify
@@ -44,13 +45,23 @@ from labelers.record import Record, provider_code_problems
 C2PA_CARRIER = "c2pa:cn.tc260.aigc"
 
 
+@dataclass(frozen=True)
+class VerifyContext:
+    """What a verifying service holds for every file it checks."""
+
+    #: the ledger: a decoded watermark or ProduceID back to the full record
+    lookup: LabelLookup
+    #: PEM CA certificates a C2PA signer must chain to, to be trusted
+    trust_anchors_pem: str | None = None
+    #: the public keys record signatures (ReservedCode1/2) are checked with
+    keyring: Keyring | None = None
+    limits: Limits = DEFAULT_LIMITS
+
+
 def verify_file(
     data: bytes,
-    lookup: LabelLookup,
+    context: VerifyContext,
     declared_ai: bool = False,
-    trust_anchors_pem: str | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    keyring: Keyring | None = None,
     check_visible: bool = False,
 ) -> Report:
     """Judge ``data``: every kind of evidence, findings, and the Art. 6 class.
@@ -59,6 +70,8 @@ def verify_file(
     caption alone makes them suspected) or when ``check_visible`` asks for it
     (a record without a visible label is then a finding).
     """
+    lookup, limits, keyring = context.lookup, context.limits, context.keyring
+    trust_anchors_pem = context.trust_anchors_pem
     handler, media_type = sniff_handler(data)
     report = Report(media_type=media_type)
     if Capability.RECORD not in handler.capabilities:

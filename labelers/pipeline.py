@@ -139,24 +139,35 @@ class FileResult:
     watermark_key: int | None = None
 
 
+@dataclass(frozen=True)
+class LabelContext:
+    """What a labelling service holds for every file it labels."""
+
+    #: signs the C2PA manifest; None: no manifest is embedded
+    signer: C2paSigner | None = None
+    #: signs the record's ReservedCode1 over its fields and the content digest
+    #: (labelers.integrity); None: the record is written unsigned
+    record_signer: RecordSigner | None = None
+    #: the name manifests give the software that labelled the file
+    software_agent: str = "aigc-label"
+    limits: Limits = DEFAULT_LIMITS
+
+
 def label_file(
     data: bytes,
     record: Record,
     options: FileOptions,
-    signer: C2paSigner | None = None,
+    context: LabelContext = LabelContext(),
     watermark_payload: int | None = None,
-    software_agent: str = "aigc-label",
-    limits: Limits = DEFAULT_LIMITS,
-    record_signer: RecordSigner | None = None,
 ) -> FileResult:
     """Label one file: visible -> watermark -> record -> C2PA, in that order.
 
     ``watermark_payload`` is the 64-bit key an image watermark carries (the
-    ledger derives it from the ProduceID). With ``record_signer`` the record's
-    ReservedCode1 carries the producer's signature over its fields and the
-    content digest (labelers.integrity). The returned ``record`` is the one
-    written. The output is built in memory; nothing partial is ever returned.
+    ledger derives it from the ProduceID). The returned ``record`` is the one
+    written (signed when ``context`` has a record signer). The output is built
+    in memory; nothing partial is ever returned.
     """
+    signer, record_signer, limits = context.signer, context.record_signer, context.limits
     check_size(data, limits)
     record.validate()
     handler, media_type = sniff_handler(data)
@@ -193,7 +204,7 @@ def label_file(
         result.c2pa = f"not available for {media_type}"
     else:
         result.data = signer.sign(
-            result.data, media_type, result.record, software_agent, limits=limits
+            result.data, media_type, result.record, context.software_agent, limits=limits
         )
         result.c2pa = "signed"
     return result

@@ -49,7 +49,7 @@ class LibraryBackend(Backend):
 
     def label(self, data: bytes, produce_id: str, name: str) -> Labelled:
         from app.ledger_rows import DuplicateProduceID, watermark_key
-        from labelers.pipeline import label_file
+        from labelers.pipeline import LabelContext, label_file
         from labelers.record import Record
 
         st, identity = self.state, self.identity
@@ -58,11 +58,13 @@ class LibraryBackend(Backend):
             data,
             record,
             _for_kind(self.file_options, self.positions, data),
-            st.signer if self.options.c2pa else None,  # no C2PA: never load its library
-            watermark_key(produce_id),
-            st.settings.software_agent,
-            self.limits,
-            st.record_signer,
+            LabelContext(
+                signer=st.signer if self.options.c2pa else None,  # no C2PA: never load its library
+                record_signer=st.record_signer,
+                software_agent=st.settings.software_agent,
+                limits=self.limits,
+            ),
+            watermark_payload=watermark_key(produce_id),
         )
 
         def commit() -> str | None:
@@ -93,16 +95,18 @@ class LibraryBackend(Backend):
         )
 
     def _report(self, data: bytes) -> Any:
-        from detectors.files import verify_file
+        from detectors.files import VerifyContext, verify_file
 
         st = self.state
         return verify_file(
             data,
-            st.lookup,
-            self.options.declared_ai,
-            st.trust_anchors_pem,
-            self.limits,
-            st.keyring,
+            VerifyContext(
+                st.lookup,
+                trust_anchors_pem=st.trust_anchors_pem,
+                keyring=st.keyring,
+                limits=self.limits,
+            ),
+            declared_ai=self.options.declared_ai,
         )
 
     def verify(self, data: bytes, name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from app.dev_credentials import ensure_dev_credentials
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from labelers.provenance import reader as provenance_reader
 from labelers.provenance import validation_word
@@ -95,7 +95,7 @@ def _opened(native, parent: bytes, agent: str = "Photo Editor") -> bytes:
 
 def test_opened_over_a_created_parent_is_suspected_and_names_openai(native, anchors) -> None:
     exported = _opened(native, _created(native))
-    report = verify_file(exported, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(exported, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert report["classification"] == "suspected"
     chain = report["c2pa"]
     assert [m["depth"] for m in chain["manifests"]] == [0, 1]
@@ -115,7 +115,7 @@ def test_opened_over_a_created_parent_is_suspected_and_names_openai(native, anch
 
 def test_ai_origin_two_levels_down_still_counts(native, anchors) -> None:
     twice = _opened(native, _opened(native, _created(native), "Gemini export"), "Uploader")
-    report = verify_file(twice, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(twice, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert report["classification"] == "suspected"
     depths = [m["depth"] for m in report["c2pa"]["manifests"]]
     assert depths == [0, 1, 2]
@@ -131,7 +131,7 @@ def test_an_ai_component_of_a_created_composite_counts(native, anchors) -> None:
     }
     component = _created(native)
     poster = _sign(native, _png(3), [created, placed], "Layout Tool", component, "componentOf")
-    report = verify_file(poster, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(poster, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert report["classification"] == "suspected"
     assert report["c2pa"]["manifests"][1]["relationship"] == "componentOf"
     [evidence] = [e for e in report["evidence"] if e["kind"] == "c2pa"]
@@ -140,7 +140,9 @@ def test_an_ai_component_of_a_created_composite_counts(native, anchors) -> None:
 
 def test_a_store_with_more_manifests_than_the_limit_is_cut(native, anchors, monkeypatch) -> None:
     monkeypatch.setattr(provenance_reader, "MAX_CHAIN_MANIFESTS", 1)
-    report = verify_file(_opened(native, _created(native)), NoLookup(), trust_anchors_pem=anchors)
+    report = verify_file(
+        _opened(native, _created(native)), VerifyContext(NoLookup(), trust_anchors_pem=anchors)
+    )
     assert len(report.c2pa["manifests"]) == 1 and report.c2pa["truncated"]
 
 
@@ -150,7 +152,7 @@ def test_a_chain_without_ai_source_type_is_not_evidence_of_ai(native, anchors) -
         "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture",
     }
     photo = _opened(native, _sign(native, _png(2), [capture], "Camera"))
-    report = verify_file(photo, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(photo, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert report["classification"] == "none"
     assert report["origin"] is None
     assert len(report["c2pa"]["manifests"]) == 2
@@ -160,14 +162,14 @@ def test_a_chain_without_ai_source_type_is_not_evidence_of_ai(native, anchors) -
 
 def test_untrusted_and_content_altered_are_told_apart(native, anchors) -> None:
     exported = _opened(native, _created(native))
-    untrusted = verify_file(exported, NoLookup()).to_dict()
+    untrusted = verify_file(exported, VerifyContext(NoLookup())).to_dict()
     assert untrusted["c2pa"]["validation"] == "valid-untrusted"
     assert {m["validation"] for m in untrusted["c2pa"]["manifests"]} == {"valid-untrusted"}
     assert untrusted["classification"] == "suspected"
     assert untrusted["origin"]["confidence"] == "medium"  # the signer is not anchored
     # one pixel changed after signing: decode, edit, re-encode, keep the manifest
     edited = _altered(exported)
-    report = verify_file(edited, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(edited, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert report["c2pa"]["validation"] == "content-altered"
     assert any(f["code"] == "c2pa-content-altered" for f in report["findings"])
     # the AI claim is history now, still a reason to suspect
@@ -200,7 +202,7 @@ def _altered(signed: bytes) -> bytes:
 def test_a_chain_deeper_than_the_limit_is_cut_with_a_finding(native, anchors, monkeypatch) -> None:
     deep = _opened(native, _opened(native, _created(native)))
     monkeypatch.setattr(provenance_reader, "MAX_CHAIN_DEPTH", 1)
-    report = verify_file(deep, NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(deep, VerifyContext(NoLookup(), trust_anchors_pem=anchors)).to_dict()
     assert [m["depth"] for m in report["c2pa"]["manifests"]] == [0, 1]
     assert report["c2pa"]["truncated"] is True
     assert any(f["code"] == "c2pa-chain-truncated" for f in report["findings"])
@@ -220,7 +222,9 @@ def test_validation_words_from_spec_failure_codes() -> None:
 
 
 def test_report_is_json_with_the_contract_fields(native, anchors) -> None:
-    report = verify_file(_created(native), NoLookup(), trust_anchors_pem=anchors).to_dict()
+    report = verify_file(
+        _created(native), VerifyContext(NoLookup(), trust_anchors_pem=anchors)
+    ).to_dict()
     text = json.loads(json.dumps(report))
     [manifest] = text["c2pa"]["manifests"]
     assert set(manifest) >= {

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from app.dev_credentials import ensure_dev_credentials
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.record import Record
 
@@ -54,7 +54,7 @@ def _as_published(index: int, name: str) -> bytes:
 
 
 def _judged(data: bytes) -> dict:
-    report = verify_file(data, NoLookup()).to_dict()
+    report = verify_file(data, VerifyContext(NoLookup())).to_dict()
     own = [e for e in report["evidence"] if e["kind"] in OWN_KINDS]
     assert not own, own
     assert report["c2pa"] is None and report["record"] is None
@@ -78,7 +78,7 @@ def test_a_photo_declared_a_digital_capture_in_iptc_is_not_ai(tmp_path: Path) ->
         "-XMP-dc:Description=Coffee, no AI",
     ]
     subprocess.run(["exiftool", "-q", "-overwrite_original", *tags, str(path)], check=True)
-    report = verify_file(path.read_bytes(), NoLookup()).to_dict()
+    report = verify_file(path.read_bytes(), VerifyContext(NoLookup())).to_dict()
     [iptc] = [e for e in report["evidence"] if e["kind"] == "iptc"]
     assert iptc["data"]["ai"] is False
     assert not [e for e in report["evidence"] if e["kind"] == "generator-trace"]
@@ -92,8 +92,8 @@ def test_our_labelled_files_once_stripped_carry_nothing(tmp_path: Path) -> None:
     _photo("astronaut").save(buf, "PNG")
     record = Record.first_write("001100000000TESTONLY0010000", "01JSTRIPPEDTEST0000000000")
     options = FileOptions(explicit=False, watermark=False, c2pa=True)
-    labelled = label_file(buf.getvalue(), record, options, signer).data
-    before = verify_file(labelled, NoLookup()).to_dict()
+    labelled = label_file(buf.getvalue(), record, options, LabelContext(signer=signer)).data
+    before = verify_file(labelled, VerifyContext(NoLookup())).to_dict()
     assert before["classification"] == "confirmed"  # the label was there
     stripped = io.BytesIO()
     Image.open(io.BytesIO(labelled)).convert("RGB").save(stripped, "JPEG", quality=90)

@@ -12,7 +12,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, PngImagePlugin
 
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from labelers.formats import get_handler
 from labelers.integrity import Keyring, RecordSigner
@@ -62,7 +62,7 @@ def test_lower_case_wrapper_and_keys_are_read_as_the_record() -> None:
             "reservedcode2": "",
         }
     }
-    report = verify_file(_png(text={"AIGC": json.dumps(body)}), NoLookup()).to_dict()
+    report = verify_file(_png(text={"AIGC": json.dumps(body)}), VerifyContext(NoLookup())).to_dict()
     assert report["classification"] == "confirmed"
     assert report["record"]["ContentProducer"] == DOUBAO
     assert report["origin"]["generator"] == "ByteDance Doubao"
@@ -77,7 +77,7 @@ def test_first_write_with_empty_propagator_fields_is_confirmed_with_an_info_find
         '"e3578014edd949debed102781a8c26f7","ReservedCode1":"","ContentPropagator":"",'
         '"PropagateID":"","ReservedCode2":""}'
     )
-    report = verify_file(_png(_xmp(doubao)), NoLookup()).to_dict()
+    report = verify_file(_png(_xmp(doubao)), VerifyContext(NoLookup())).to_dict()
     assert report["classification"] == "confirmed"
     [finding] = [f for f in report["findings"] if f["code"] == "propagator-empty"]
     assert finding["severity"] == "info" and finding["action"]
@@ -90,7 +90,7 @@ def test_jimeng_record_with_slash_in_produce_id_and_its_own_platform_code() -> N
     record = Record("1", JIMENG, produce_id, "", JIMENG_PLATFORM, produce_id, "").dumps(
         wrapped=False
     )
-    report = verify_file(_png(_xmp(record)), NoLookup()).to_dict()
+    report = verify_file(_png(_xmp(record)), VerifyContext(NoLookup())).to_dict()
     assert report["classification"] == "confirmed"
     assert report["record"]["ProduceID"] == produce_id
     assert not {"invalid-record", "propagator-empty"} & set(_codes(report))
@@ -103,7 +103,7 @@ def test_disagreeing_records_the_formats_own_carrier_wins_and_the_report_says_wh
     xmp_record = Record.first_write(DOUBAO, "AAA111")
     legacy = Record.first_write(JIMENG, "BBB222")
     data = _png(_xmp(xmp_record.dumps(wrapped=False)), {"AIGC": legacy.dumps()})
-    report = verify_file(data, NoLookup()).to_dict()
+    report = verify_file(data, VerifyContext(NoLookup())).to_dict()
     assert report["record"]["ProduceID"] == "AAA111"
     [finding] = [f for f in report["findings"] if f["code"] == "records-disagree"]
     assert "xmp:TC260:AIGC" in finding["detail"] and "own record carrier" in finding["detail"]
@@ -119,7 +119,7 @@ def test_disagreeing_records_a_verified_signature_wins() -> None:
     data = _png(_xmp(xmp_record.dumps(wrapped=False)), {"AIGC": legacy.dumps()})
     ring = Keyring()
     ring.add(signer.public_key, {JIMENG})
-    report = verify_file(data, NoLookup(), keyring=ring).to_dict()
+    report = verify_file(data, VerifyContext(NoLookup(), keyring=ring)).to_dict()
     assert report["record"]["ProduceID"] == "BBB222"
     assert report["integrity"]["producer"]["status"] == "valid"
     [finding] = [f for f in report["findings"] if f["code"] == "records-disagree"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from detectors.origin import producer_for
 from detectors.traces import generator_named_in, generator_signing_as, source_type, table
@@ -59,7 +59,7 @@ def test_grok_style_exif_signature_with_uuid_artist_is_a_trace(tmp_path) -> None
     tags = _exiftool(data, tmp_path, ".jpg")  # the fixture is what an EXIF reader sees
     assert tags["IFD0:ImageDescription"] == GROK_SIGNATURE
     assert tags["ExifIFD:UserComment"] == GROK_SIGNATURE
-    report = verify_file(data, NoLookup()).to_dict()
+    report = verify_file(data, VerifyContext(NoLookup())).to_dict()
     assert report["classification"] == "suspected"
     [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
     assert trace["data"]["generator"] == "xAI Grok"
@@ -84,14 +84,16 @@ def test_grok_style_exif_signature_with_uuid_artist_is_a_trace(tmp_path) -> None
     ],
 )
 def test_camera_and_editor_exif_is_no_trace(fields) -> None:
-    report = verify_file(_jpeg_with_exif(**fields), NoLookup()).to_dict()
+    report = verify_file(_jpeg_with_exif(**fields), VerifyContext(NoLookup())).to_dict()
     assert not [e for e in report["evidence"] if e["kind"] == "generator-trace"], report
     assert report["classification"] in ("none", "suspected")  # suspected only by OCR, not here
     assert not report["origin"] or report["origin"]["generator"] is None
 
 
 def test_software_naming_an_ai_tool_is_a_trace() -> None:
-    report = verify_file(_jpeg_with_exif(Software="Adobe Firefly Image 3"), NoLookup()).to_dict()
+    report = verify_file(
+        _jpeg_with_exif(Software="Adobe Firefly Image 3"), VerifyContext(NoLookup())
+    ).to_dict()
     [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
     assert trace["carrier"] == "exif:Software" and trace["data"]["generator"] == "Adobe Firefly"
     assert report["classification"] == "suspected"
@@ -110,7 +112,7 @@ def _png(text: dict[str, str] | None = None, itxt: dict[str, str] | None = None)
 
 def test_stable_diffusion_parameters_are_a_trace_of_a1111() -> None:
     params = "a cat\nNegative prompt: dog\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1"
-    report = verify_file(_png({"parameters": params}), NoLookup()).to_dict()
+    report = verify_file(_png({"parameters": params}), VerifyContext(NoLookup())).to_dict()
     [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
     assert "AUTOMATIC1111" in trace["data"]["generator"]
     assert report["classification"] == "suspected"
@@ -136,7 +138,7 @@ def test_iptc_source_types_written_by_exiftool(tmp_path, code, ai) -> None:
         ["exiftool", "-q", "-overwrite_original", f"-XMP-iptcExt:DigitalSourceType={uri}", path],
         check=True,
     )
-    report = verify_file(path.read_bytes(), NoLookup()).to_dict()
+    report = verify_file(path.read_bytes(), VerifyContext(NoLookup())).to_dict()
     [iptc] = [e for e in report["evidence"] if e["kind"] == "iptc"]
     assert iptc["data"]["ai"] is ai
     if ai:
@@ -199,7 +201,7 @@ def test_an_ai_tool_in_xmp_creator_tool_written_by_exiftool_is_a_trace(tmp_path)
     path.write_bytes(_png())
     tags = ["-XMP-xmp:CreatorTool=Microsoft Designer", "-XMP-dc:Description=a poster"]
     subprocess.run(["exiftool", "-q", "-overwrite_original", *tags, path], check=True)
-    report = verify_file(path.read_bytes(), NoLookup()).to_dict()
+    report = verify_file(path.read_bytes(), VerifyContext(NoLookup())).to_dict()
     [trace] = [e for e in report["evidence"] if e["kind"] == "generator-trace"]
     assert trace["carrier"] == "xmp:CreatorTool"
     assert report["origin"]["company"] == "Microsoft"

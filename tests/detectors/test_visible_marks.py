@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from detectors import ocr
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from detectors.marks import find_brand_marks
 from detectors.ocr import analyse, find_visible_label, match_phrases, ocr_available
@@ -154,7 +154,7 @@ def jimeng_mark(
 
 
 def verified(data: bytes) -> dict:
-    return verify_file(data, NoLookup()).to_dict()
+    return verify_file(data, VerifyContext(NoLookup())).to_dict()
 
 
 def codes(report: dict) -> list[str]:

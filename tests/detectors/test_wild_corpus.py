@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 
 WILD = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "wild"
@@ -36,7 +36,7 @@ OWN_KINDS = {"metadata-record", "c2pa", "iptc", "generator-trace"}
 @pytest.mark.parametrize("name", sorted(AS_PUBLISHED))
 def test_as_published(name: str) -> None:
     expected, company, findings = AS_PUBLISHED[name]
-    report = verify_file((WILD / name).read_bytes(), NoLookup()).to_dict()
+    report = verify_file((WILD / name).read_bytes(), VerifyContext(NoLookup())).to_dict()
     assert report["classification"] == expected, report["rule"]
     origin = report["origin"]
     assert origin is not None and origin["company"] == company, origin
@@ -47,7 +47,7 @@ def test_as_published(name: str) -> None:
 
 
 def test_chatgpt_export_finds_openai_one_manifest_down() -> None:
-    report = verify_file((WILD / "chatgpt-2.png").read_bytes(), NoLookup()).to_dict()
+    report = verify_file((WILD / "chatgpt-2.png").read_bytes(), VerifyContext(NoLookup())).to_dict()
     active, parent = report["c2pa"]["manifests"]
     assert (
         active["actions"][0]["action"] == "c2pa.opened"
@@ -67,7 +67,9 @@ def test_chatgpt_export_finds_openai_one_manifest_down() -> None:
 
 
 def test_samsung_edit_is_a_composite_with_an_invalid_certificate() -> None:
-    report = verify_file((WILD / "samsung_gray_1.png").read_bytes(), NoLookup()).to_dict()
+    report = verify_file(
+        (WILD / "samsung_gray_1.png").read_bytes(), VerifyContext(NoLookup())
+    ).to_dict()
     [evidence] = [e for e in report["evidence"] if e["kind"] == "c2pa"]
     assert evidence["data"]["action"] == "c2pa.edited"
     assert evidence["data"]["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
@@ -82,7 +84,7 @@ def _stripped(name: str) -> bytes:
 
 @pytest.mark.parametrize("name", NOTHING_VISIBLE)
 def test_after_stripping_nothing_is_left(name: str) -> None:
-    report = verify_file(_stripped(name), NoLookup()).to_dict()
+    report = verify_file(_stripped(name), VerifyContext(NoLookup())).to_dict()
     assert not [e for e in report["evidence"] if e["kind"] in OWN_KINDS]
     assert report["classification"] == "none", report["evidence"]
     assert report["origin"] is None and report["c2pa"] is None
@@ -93,7 +95,7 @@ def test_after_stripping_nothing_is_left(name: str) -> None:
 )
 def test_after_stripping_no_metadata_evidence_survives(name: str) -> None:
     # what survives there is visible only (the visible-mark finder's domain)
-    report = verify_file(_stripped(name), NoLookup()).to_dict()
+    report = verify_file(_stripped(name), VerifyContext(NoLookup())).to_dict()
     metadata = [
         e
         for e in report["evidence"]

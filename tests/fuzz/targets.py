@@ -12,7 +12,7 @@ import io
 
 from labelers.formats import content_digest, get_handler, sniff
 from labelers.limits import Limits
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from tests.fuzz.mutate import RECORD
 
 LIMITS = Limits()
@@ -33,7 +33,9 @@ def handler_round(data: bytes) -> None:
 
 def label_round(data: bytes) -> None:
     """The whole label pipeline with a visible label (decode, draw, re-encode)."""
-    result = label_file(data, RECORD, FileOptions(watermark=False, c2pa=False), limits=LIMITS)
+    result = label_file(
+        data, RECORD, FileOptions(watermark=False, c2pa=False), LabelContext(limits=LIMITS)
+    )
     if result.media_type != "text/plain":
         check_one_record(result.data, result.media_type, _opens(data, result.media_type))
 

@@ -177,8 +177,8 @@ def _report_digest(report) -> str:
 
 def outcomes(name: str) -> dict[str, str]:
     """What the service makes of input ``name``: digests of every output, and the labels' notes."""
-    from detectors.files import verify_file
-    from labelers.pipeline import FileOptions, label_file
+    from detectors.files import VerifyContext, verify_file
+    from labelers.pipeline import FileOptions, LabelContext, label_file
     from labelers.propagation import propagate_file
 
     data = INPUTS[name]()
@@ -187,11 +187,14 @@ def outcomes(name: str) -> dict[str, str]:
         data,
         record,
         FileOptions(),
+        LabelContext(record_signer=SIGNER),
         watermark_payload=WATERMARK_KEY,
-        record_signer=SIGNER,
     )
     bare = label_file(
-        data, record, FileOptions(explicit=False, watermark=False, c2pa=False), signer=None
+        data,
+        record,
+        FileOptions(explicit=False, watermark=False, c2pa=False),
+        LabelContext(signer=None),
     )
     top = label_file(
         data,
@@ -214,10 +217,14 @@ def outcomes(name: str) -> dict[str, str]:
         "bare.notes": f"{bare.explicit}|{bare.watermark}|{bare.c2pa}",
         "top": _sha(top.data),
         "propagated": _sha(propagated),
-        "verify.input": _report_digest(verify_file(data, lookup)),
-        "verify.full": _report_digest(verify_file(full.data, lookup, keyring=_keyring())),
-        "verify.bare": _report_digest(verify_file(bare.data, lookup)),
-        "verify.propagated": _report_digest(verify_file(propagated, lookup, keyring=_keyring())),
+        "verify.input": _report_digest(verify_file(data, VerifyContext(lookup))),
+        "verify.full": _report_digest(
+            verify_file(full.data, VerifyContext(lookup, keyring=_keyring()))
+        ),
+        "verify.bare": _report_digest(verify_file(bare.data, VerifyContext(lookup))),
+        "verify.propagated": _report_digest(
+            verify_file(propagated, VerifyContext(lookup, keyring=_keyring()))
+        ),
     }
 
 

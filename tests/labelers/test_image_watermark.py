@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from labelers.errors import InvalidOption
 from labelers.fonts import cjk_font_path
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.record import Record
 from labelers.watermark.image import (
     FALSE_POSITIVE_BOUND,
@@ -288,9 +288,21 @@ def test_relabelling_a_marked_image_keeps_its_one_mark() -> None:
     buf = io.BytesIO()
     src.save(buf, "PNG")
     options = FileOptions(explicit=False, c2pa=False)
-    first = label_file(buf.getvalue(), Record.first_write("P1", "first-id"), options, None, 111)
+    first = label_file(
+        buf.getvalue(),
+        Record.first_write("P1", "first-id"),
+        options,
+        LabelContext(signer=None),
+        watermark_payload=111,
+    )
     assert first.watermark == "embedded" and first.watermark_key == 111
-    second = label_file(first.data, Record.first_write("P1", "second-id"), options, None, 222)
+    second = label_file(
+        first.data,
+        Record.first_write("P1", "second-id"),
+        options,
+        LabelContext(signer=None),
+        watermark_payload=222,
+    )
     assert second.watermark.startswith("kept") and second.watermark_key == 111
     with Image.open(io.BytesIO(second.data)) as out:
         result = decode(out)

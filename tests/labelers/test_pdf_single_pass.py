@@ -25,12 +25,12 @@ from fpdf import FPDF
 from pypdf import PdfReader
 
 from app.dev_credentials import ensure_dev_credentials
-from detectors.files import verify_file
+from detectors.files import VerifyContext, verify_file
 from detectors.lookup import NoLookup
 from labelers.formats.pdf import HANDLER
 from labelers.formats.pdf_update import open_edit
 from labelers.integrity import Keyring, RecordSigner
-from labelers.pipeline import FileOptions, label_file
+from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.visible.pdf import stamp_document
 from tests.labelers.test_pdf import (
@@ -284,11 +284,17 @@ def test_label_file_output_verifies_c2pa_trusted_and_signed_record_valid(
         "object-streams": lambda: _object_streams(tmp_path),
         "encrypted": lambda: _encrypted(""),
     }[fixture]()
-    result = label_file(data, _record(), FileOptions(), signer, record_signer=record_signer)
+    result = label_file(
+        data, _record(), FileOptions(), LabelContext(signer=signer, record_signer=record_signer)
+    )
     assert (result.explicit, result.c2pa) == ("footer", "signed")
     keyring = Keyring()
     keyring.add(record_signer.public_key, {PRODUCER})
-    report = verify_file(result.data, NoLookup(), False, anchors, keyring=keyring)
+    report = verify_file(
+        result.data,
+        VerifyContext(NoLookup(), trust_anchors_pem=anchors, keyring=keyring),
+        declared_ai=False,
+    )
     assert report.classification == "confirmed", report.to_dict()
     assert report.integrity["c2pa"]["state"] == "Trusted", report.integrity
     assert report.integrity["producer"]["status"] == "valid", report.integrity

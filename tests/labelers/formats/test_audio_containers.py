@@ -213,7 +213,7 @@ def test_signed_label_of_ogg_parses_the_pages_once_and_matches_the_two_step_path
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from labelers import integrity
-    from labelers.pipeline import FileOptions, label_file
+    from labelers.pipeline import FileOptions, LabelContext, label_file
 
     signer = integrity.RecordSigner(Ed25519PrivateKey.generate())
     original = ffmpeg_file(fmt, seconds=2.0, tags=TAGS)
@@ -225,7 +225,7 @@ def test_signed_label_of_ogg_parses_the_pages_once_and_matches_the_two_step_path
     real = ogg_format._pages
     monkeypatch.setattr(ogg_format, "_pages", lambda d, lim: parses.append(1) or real(d, lim))
     options = FileOptions(explicit=False, watermark=False, c2pa=False)
-    out = label_file(original, RECORD, options, record_signer=signer)
+    out = label_file(original, RECORD, options, LabelContext(record_signer=signer))
     assert len(parses) == 1
     assert out.data == two_step  # Ed25519 signatures are deterministic
     keyring = integrity.Keyring()
@@ -237,7 +237,7 @@ def test_signed_label_of_ogg_parses_the_pages_once_and_matches_the_two_step_path
     with pytest.raises(CorruptInput):
         damaged = bytearray(original)
         damaged[len(damaged) // 2] ^= 0xFF
-        label_file(bytes(damaged), RECORD, options, record_signer=signer)
+        label_file(bytes(damaged), RECORD, options, LabelContext(record_signer=signer))
 
 
 # --------------------------------------------------------------- carry_metadata
