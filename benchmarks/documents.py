@@ -41,7 +41,7 @@ from labelers.limits import Limits
 from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.record import Record
-from tests.labelers.test_ooxml import docx
+from tests.labelers.formats.test_ooxml import docx
 
 PRODUCER = "0011911100007109120X0010001"
 RECORD = Record.first_write(PRODUCER, "01JBENCHMARKDOCUMENT000000")

@@ -1,7 +1,7 @@
 """Documents end to end through the real app: POST /v1/label, then POST /v1/verify (multipart).
 
 PDF (fpdf2, several pages), DOCX/PPTX/XLSX (the package builders of
-tests/labelers/test_ooxml.py), Markdown, HTML and plain text. Independent
+tests/labelers/formats/test_ooxml.py), Markdown, HTML and plain text. Independent
 readers: pdftotext and qpdf for the PDF, zipfile for the packages.
 """
 
@@ -24,7 +24,7 @@ from pypdf import PdfReader, PdfWriter
 from app.settings import Settings
 from labelers.fonts import cjk_font_path
 from labelers.record import Record
-from tests.labelers.test_ooxml import docx, pptx, xlsx
+from tests.labelers.formats.test_ooxml import docx, pptx, xlsx
 from tests.support import KEYS, PRODUCER, auth
 
 WORDING = "人工智能生成"

@@ -37,7 +37,7 @@ from labelers.record import Record
 from labelers.visible.pdf import stamp_pages
 from labelers.watermark.text import embed, visible_text
 from tests.labelers.formats.conftest import photo_array
-from tests.labelers.test_ooxml import docx, pptx, xlsx
+from tests.labelers.formats.test_ooxml import docx, pptx, xlsx
 from tests.support import PLATFORM, PRODUCER
 
 IMAGE_FORMATS = ["jpeg", "png", "webp", "tiff", "gif", "avif"]

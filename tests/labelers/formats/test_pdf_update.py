@@ -33,7 +33,7 @@ from labelers.integrity import Keyring, RecordSigner
 from labelers.pipeline import FileOptions, LabelContext, label_file
 from labelers.provenance import C2paSigner
 from labelers.visible.pdf import stamp_document
-from tests.labelers.test_pdf import (
+from tests.labelers.formats.test_pdf import (
     PAGE_FORMATS,
     PRODUCER,
     WORDING,
