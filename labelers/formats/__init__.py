@@ -152,6 +152,8 @@ class FormatHandler(Protocol):
     media_type: str  # the main media type
     media_types: tuple[str, ...]  # every media type this handler serves
     kind: Kind
+    #: what the handler offers; one serving several media types may offer less
+    #: for some of them (see :func:`capabilities_of`)
     capabilities: frozenset[Capability]
     #: media types whose Metadata.text_pages are real pages (PDF pages, slides)
     paged_types: tuple[str, ...]
@@ -177,6 +179,17 @@ class FormatHandler(Protocol):
         before and after :meth:`write_record` and a C2PA signature, and changes
         when the content does. Each handler's docstring says what it covers.
         """
+
+
+def capabilities_of(handler: FormatHandler, media_type: str) -> frozenset[Capability]:
+    """What ``handler`` offers for files of ``media_type``.
+
+    A handler that serves several media types may narrow its capabilities per
+    type with a ``capabilities_for(media_type)`` method (HEIC/HEIF share the
+    AVIF handler, but no HEIC encoder ships here to draw a label with).
+    """
+    narrowed = getattr(handler, "capabilities_for", None)
+    return narrowed(media_type) if narrowed is not None else handler.capabilities
 
 
 class SignedRecordWriter(Protocol):

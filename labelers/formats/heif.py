@@ -20,7 +20,14 @@ import struct
 from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, UnsupportedMedia
-from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
+from labelers.formats import (
+    IMAGE_CAPABILITIES,
+    Capability,
+    ContentHasher,
+    FoundRecord,
+    Kind,
+    Metadata,
+)
 from labelers.formats import xmp as xmplib
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
@@ -347,9 +354,17 @@ class HeifHandler:
     media_type = "image/heif"
     media_types = ("image/avif", "image/heic", "image/heif")
     kind = Kind.IMAGE
-    # visible label and watermark where Pillow has an encoder (AVIF); HEIC says so
     capabilities = IMAGE_CAPABILITIES
     paged_types = ()
+
+    def capabilities_for(self, media_type: str) -> frozenset[Capability]:
+        """The visible label and the watermark re-encode the pixels: only where
+        Pillow here has an encoder for the type (AVIF, when built with it)."""
+        from labelers.imaging import SUPPORTED_MEDIA_TYPES
+
+        if media_type in SUPPORTED_MEDIA_TYPES:
+            return self.capabilities
+        return self.capabilities - {Capability.VISIBLE, Capability.WATERMARK}
 
     def accept(self, data: bytes) -> str | None:
         if data[4:8] != b"ftyp":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from labelers.formats import Capability, Kind
+from labelers.errors import UnsupportedMedia
+from labelers.formats import Capability, Kind, capabilities_of
 from labelers.kinds import KINDS
 
 if TYPE_CHECKING:
@@ -22,9 +23,20 @@ def apply(
     limits: Limits,
 ) -> None:
     position = KINDS[Kind.IMAGE].position(options.position)
+    # no encoder for the type (HEIC): its pixels cannot be rewritten at all
+    encodable = Capability.VISIBLE in capabilities_of(handler, result.media_type)
+    if options.explicit and not encodable:
+        raise UnsupportedMedia(
+            f"a visible label cannot be drawn on {result.media_type} here (no encoder for "
+            "it): label it with the explicit label omitted, for the record and C2PA only, "
+            "or send JPEG, PNG, WebP, TIFF or AVIF"
+        )
     want_mark = options.watermark and watermark_key is not None
     if options.watermark and watermark_key is None:
         result.watermark = "off: no watermark key given"
+    elif want_mark and not encodable:
+        result.watermark = f"not available for {result.media_type}: no encoder for it here"
+        want_mark = False
     if not options.explicit and not want_mark:
         return
     from labelers.imaging import open_raster, save_raster

@@ -105,3 +105,35 @@ def test_image_sequences_are_read_but_not_written(photo, record):
         handler.write_record(data, record)
     with Image.open(io.BytesIO(data)) as im:
         assert im.n_frames == 2
+
+
+def _heic(avif_bytes: bytes) -> bytes:
+    """An HEIF file branded ``heic``: the same container as AVIF (no HEIC encoder
+    ships here, and labelling never decodes the coded image on this path)."""
+    data = bytearray(avif_bytes)
+    at = data.index(b"ftyp")
+    data[at + 4 : at + 8] = b"heic"
+    return bytes(data)
+
+
+def test_heic_offers_the_record_but_no_visible_label_or_watermark(avif):
+    from labelers.formats import Capability, capabilities_of
+    from labelers.pipeline import FileOptions, label_file
+    from labelers.record import Record
+
+    heic = _heic(avif())
+    assert sniff(heic) == "image/heic"
+    handler = get_handler("image/heic")
+    assert {Capability.VISIBLE, Capability.WATERMARK} <= capabilities_of(handler, "image/avif")
+    offered = capabilities_of(handler, "image/heic")
+    assert Capability.RECORD in offered and Capability.VISIBLE not in offered
+    assert Capability.WATERMARK not in offered
+    record = Record.first_write("0011911100007109120X0010001", "HEIC-1")
+    # the explicit label is asked for by default: a clear refusal, not a silent omission
+    with pytest.raises(UnsupportedMedia, match="cannot be drawn on image/heic"):
+        label_file(heic, record, FileOptions(c2pa=False), watermark_payload=7)
+    # with the explicit label omitted, the record is written and the mark says why not
+    done = label_file(heic, record, FileOptions(explicit=False, c2pa=False), watermark_payload=7)
+    assert (done.explicit, done.watermark_key) == ("none", None)
+    assert done.watermark == "not available for image/heic: no encoder for it here"
+    assert [f.record for f in handler.read(done.data).records] == [record]
