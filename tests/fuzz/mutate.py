@@ -152,9 +152,23 @@ SHORT = {
 }
 
 
+#: more seeds for formats with more than one shape worth mutating
+EXTRA_SEEDS: dict[str, Callable[[], bytes]] = {
+    # Hugo's TOML front matter, with a table and an array of tables
+    "text/markdown": lambda: (
+        b'+++\ntitle = "t"\ntags = ["a", "b"]\n[params]\nx = 1\n[[r]]\ns = "c"\n+++\n'
+        b"# Head\n\n- item\n\nText.\n"
+    ),
+}
+
+
 def seeds(media_type: str) -> list[bytes]:
-    plain = SEED_BUILDERS[media_type]()
-    return [plain, _with_record(plain, media_type)]
+    out = []
+    for build in (SEED_BUILDERS[media_type], EXTRA_SEEDS.get(media_type)):
+        if build is not None:
+            plain = build()
+            out += [plain, _with_record(plain, media_type)]
+    return out
 
 
 # ------------------------------------------------------------------ mutations
