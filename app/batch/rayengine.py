@@ -156,13 +156,12 @@ def warm_workers(ray: Any, count: int, runtime_env: dict[str, Any]) -> list[Any]
     waiting for their first rows. A task submitted right after the connection
     starts that process while the driver is still importing; it finishes
     idle, with the ``runtime_env`` (so the worker pool) the listing asks for,
-    and Ray runs the listing there. A process that ran a task was never given
-    to an actor in our runs (``benchmarks/batch.py --timeline``), so only the
-    listing's is warmed; but Ray starts a second process for the same
-    ``runtime_env`` alongside it (it prestarts workers for queued leases),
-    and the first actor took that one, already past its start-up. Nothing
-    depends on any of it: if Ray starts other processes, a few imports were
-    done in vain.
+    and Ray runs the listing there. Only the listing's process is warmed: a
+    process that had run a task was never given to an actor in our runs
+    (``benchmarks/batch.py --timeline``: Ray started a dedicated one for each
+    actor), so warming the actors' would only add processes competing for the
+    same cores. Nothing depends on the warm-up: if Ray starts another process
+    for the listing anyway, a few imports were done in vain.
     """
     task = ray.remote(_warm).options(
         num_cpus=0, runtime_env=runtime_env, scheduling_strategy="SPREAD", max_retries=0
