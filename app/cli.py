@@ -232,8 +232,10 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     from app import batch
+    from app.batch.timeline import mark
     from app.settings import explained
 
+    mark("driver", "batch command parsed")
     writes = args.command in ("label", "propagate")
     stdin = "-" in args.inputs
     if stdin and len(args.inputs) > 1:
@@ -304,6 +306,7 @@ def _batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _stdin(options, backend, args.report)
         out = getattr(args, "out", None)
         if args.engine == "ray":
+            mark("driver", "identity, ledger schema and signers prepared")
             return _ray(args, options, backend, identity, out)
         journal_path = args.report
         tasks = batch.discover(

@@ -17,7 +17,7 @@ user's cluster would be running already; the Ray start-up is not timed, each
 run's actor start-up is). Reported: Ray 2 / local 2 (Ray's overhead on one
 machine, target >= 0.85) and Ray 2 / Ray 1 (scaling, target >= 1.7).
 
-    .venv/bin/python benchmarks/batch.py --engine ray [--files 1000]
+    .venv/bin/python benchmarks/batch.py --engine ray [--files 1000] [--timeline]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import io
 import json
 import os
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -143,7 +144,12 @@ def make_tree(root: Path, count: int) -> dict[str, int]:
 
 
 def label_run(
-    tree: Path, work: Path, workers: int, max_load: float | None, engine: list[str] = ()
+    tree: Path,
+    work: Path,
+    workers: int,
+    max_load: float | None,
+    engine: list[str] = (),
+    timeline: bool = False,
 ) -> dict[str, float]:
     run_dir = work / f"run-w{workers}-{time.monotonic_ns()}"
     run_dir.mkdir()
@@ -152,6 +158,8 @@ def label_run(
     # development credentials and schema made before the clock starts, like a configured host
     subprocess.run([str(EXE), "verify", "-"], input=b"warm-up", env=env, capture_output=True)
     report = run_dir / "report.jsonl"
+    if timeline:  # every process of the run appends its start-up events here
+        env["AIGC_RAY_TIMELINE"] = str(run_dir / "timeline.jsonl")
     if max_load is not None:
         deadline = time.monotonic() + 900
         while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
@@ -171,6 +179,11 @@ def label_run(
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     summary = next(line for line in lines if line["type"] == "summary")
     labelled = summary["counts"].get("labelled", 0)
+    events = ""
+    if timeline:
+        from app.batch.timeline import read, render
+
+        events = render(read(env["AIGC_RAY_TIMELINE"]))
     shutil.rmtree(run_dir)
     return {
         "workers": workers,
@@ -182,6 +195,7 @@ def label_run(
         "warm_files_per_s": _warm_rate(summary, labelled),
         "load_before": load,
         "cpu_ms_per_file": 1000 * cpu / max(labelled, 1),
+        "timeline": events,
     }
 
 
@@ -210,6 +224,9 @@ def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
     """Local 2 workers, Ray 1 and Ray 2 workers on the same tree, in one invocation."""
     # the cluster is started with Ray's token authentication: its drivers send the token
     os.environ["RAY_AUTH_MODE"] = "token"
+    # its own token, for its own cluster: `ray start` refuses token mode without one, and a
+    # fresh host has no ~/.ray/auth_token (the drivers it starts inherit this environment)
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     # Ray starts workers at nice 15; the local engine's run at 0: the same priority for both
     os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray spells it so)
     head, address = start_ray(work, 2)
@@ -219,7 +236,7 @@ def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
     try:
         for _ in range(args.repeat):
             for name, workers, extra in runs:
-                r = label_run(tree, work, workers, args.max_load, extra)
+                r = label_run(tree, work, workers, args.max_load, extra, args.timeline and extra)
                 results[(name, workers)].append(r)
                 print(
                     f"  {name} workers={workers}: {r['files']:.0f} files in {r['wall_s']:.1f} s "
@@ -227,6 +244,9 @@ def ray_main(args: argparse.Namespace, tree: Path, work: Path) -> None:
                     f"{r['engine_files_per_s']:.1f} files/s, warm {r['warm_files_per_s']:.1f}), "
                     f"load before {r['load_before']:.2f}"
                 )
+                if r["timeline"]:
+                    print("    start-up timeline (s since the driver process started):")
+                    print("\n".join("    " + line for line in r["timeline"].splitlines()))
     finally:
         os.killpg(head.pid, 15)
         head.wait(timeout=120)
@@ -265,6 +285,11 @@ def main() -> None:
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count")
     parser.add_argument("--keep", type=Path, help="build the tree here and keep it")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="ray: print each Ray run's start-up timeline (driver, listing and actor events)",
+    )
     parser.add_argument(
         "--max-load",
         type=float,

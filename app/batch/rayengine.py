@@ -59,6 +59,7 @@ from app.batch.journal import Journal
 from app.batch.options import MAX_CRASHES, BatchError, BatchOptions, Summary, Task
 from app.batch.pool import Tally
 from app.batch.storage import STORAGE_ENV_PREFIXES, is_url, iter_tasks
+from app.batch.timeline import enabled, mark
 
 #: files per map_batches call (per actor task). Ray Data's scheduling costs per call
 #: (warm rate on 2 cores: 65.9 files/s at 8, 101.5 at 32), and a killed actor's retry
@@ -95,14 +96,16 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
     """
     # Ray's own start-up chatter (token notice, C++ warnings) is not this run's news
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    # Ray Data's usage report lives in a detached actor of its own: one more worker process
+    # to start, on the two cores the run's actors are starting on (set =0 to keep it)
+    os.environ.setdefault("RAY_DATA_USAGE_DISABLED", "1")
+    mark("driver", "engine entered")
     try:
         import ray
-        import ray.data
     except ImportError as exc:
-        raise BatchError(
-            f"--engine ray needs Ray Data and fsspec: pip install 'aigc-label[ray]' ({exc})"
-        ) from None
+        raise _missing(exc) from None
 
+    mark("driver", "ray imported")
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
@@ -132,7 +135,50 @@ def connect(address: str | None, workers: int) -> tuple[Any, bool]:
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
             **quiet,
         )
+    mark("driver", "ray.init returned")
     return ray, True
+
+
+def _missing(exc: ImportError) -> BatchError:
+    return BatchError(
+        f"--engine ray needs Ray Data and fsspec: pip install 'aigc-label[ray]' ({exc})"
+    )
+
+
+def warm_workers(ray: Any, count: int, runtime_env: dict[str, Any]) -> list[Any]:
+    """Start ``count`` task worker processes now, with Ray Data imported there.
+
+    A Ray worker process takes seconds to start (the interpreter, Ray, then
+    Ray Data once its first task arrives), and a node starts only about as
+    many at once as it has CPUs. Left to Ray Data, the listing's process is
+    asked for after the driver has imported Ray Data and built the pipeline,
+    queues behind the actors' processes, and then keeps the ready actors
+    waiting for their first rows. A task submitted right after the connection
+    starts that process while the driver is still importing; it finishes
+    idle, with the ``runtime_env`` (so the worker pool) the listing asks for,
+    and Ray runs the listing there. Only the listing's process is warmed: a
+    process that had run a task was never given to an actor in our runs
+    (``benchmarks/batch.py --timeline``: Ray started a dedicated one for each
+    actor), so warming the actors' would only add processes competing for the
+    same cores. Nothing depends on the warm-up: if Ray starts another process
+    for the listing anyway, a few imports were done in vain.
+    """
+    task = ray.remote(_warm).options(
+        num_cpus=0, runtime_env=runtime_env, scheduling_strategy="SPREAD", max_retries=0
+    )
+    return [task.remote(i) for i in range(count)]
+
+
+def _warm(index: int) -> int:
+    """(a warm-up task) What the listing task imports: Ray Data's task side, the storage."""
+    import importlib
+
+    mark("warm", "warm-up task started", index=index)
+    for module in ("ray.data", "ray.data._internal.execution.operators.map_operator"):
+        importlib.import_module(module)
+    importlib.import_module("app.batch.storage")
+    mark("warm", "worker warmed", index=index)
+    return os.getpid()
 
 
 def check_ledger(ray: Any, options: BatchOptions) -> int:
@@ -170,9 +216,12 @@ class _Listing:
         walk, done, size = self.walk, self.done, self.rows
 
         def blocks() -> Iterator[Any]:
+            mark("listing", "listing task started")
             import pyarrow as pa
 
             from app.batch.ids import canonical_path
+
+            first = True
 
             rows: dict[str, list[Any]] = {"src": [], "dest": [], "resumed": []}
             for task in walk():
@@ -180,6 +229,9 @@ class _Listing:
                 rows["dest"].append(task.dest or "")
                 rows["resumed"].append(canonical_path(task.src) in done)
                 if len(rows["src"]) >= size:
+                    if first:
+                        mark("listing", "first block listed")
+                        first = False
                     yield pa.table(rows)
                     rows = {k: [] for k in rows}
             if rows["src"]:
@@ -194,6 +246,16 @@ class _Listing:
                 return [ReadTask(blocks, meta)]
 
         return Source()
+
+
+def _spawn_facts() -> dict[str, Any]:
+    """(timeline) whether this process was started with the run's environment, and numpy's state."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            started_with = b"AIGC_RAY_TIMELINE=" in f.read()
+    except OSError:
+        return {}
+    return {"env_at_spawn": started_with, "numpy_loaded": "numpy" in sys.modules}
 
 
 class CrashNotes:
@@ -251,18 +313,25 @@ class FileWorker:
         from app.batch.storage import Files
         from app.batch.worker import Worker
 
+        mark("actor", "actor constructor entered", **(_spawn_facts() if enabled() else {}))
         self.run_id = run_id
+        self.calls = 0
         # the driver already showed State.build's one-time notices
         logging.disable(logging.WARNING)
         try:
             self.worker = Worker(options, files=Files())
+            mark("actor", "Worker built (ledger, signers)")
             _preload()  # the labelling libraries, now rather than with the first file
+            mark("actor", "labelling libraries imported")
         finally:
             logging.disable(logging.NOTSET)
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
         from app.batch.worker import _failed
 
+        self.calls += 1
+        if self.calls == 1:
+            mark("actor", "first batch started", files=len(rows["src"]))
         srcs = [str(src) for src in rows["src"]]
         notes = CrashNotes(self.run_id, srcs)
         lines = []
@@ -286,6 +355,8 @@ class FileWorker:
             lines.append(json.dumps(line, ensure_ascii=False))
             notes.finished[src] = lines[-1]
         notes.done()
+        if self.calls == 1:
+            mark("actor", "first batch finished")
         return {"line": lines}
 
 
@@ -309,8 +380,13 @@ def run(
     for given in inputs:  # fail before a cluster starts, with the local engine's words
         _check_exists(given)
     ray, joined = connect(address, workers)
+    # one runtime_env for the warm-ups, the listing (it reads the store too) and the actors:
+    # the same environment hash is what lets Ray give them the same worker processes
+    env = {"env_vars": worker_env()}
     try:
+        warm_workers(ray, 1, env)  # the listing's process
         return _run(
+            env,
             ray,
             options,
             inputs,
@@ -331,6 +407,7 @@ def run(
 
 
 def _run(
+    env: dict[str, Any],
     ray: Any,
     options: BatchOptions,
     inputs: list[str],
@@ -347,9 +424,14 @@ def _run(
 ) -> Summary:
     import time
 
-    import ray.data
+    try:
+        import ray.data
+    except ImportError as exc:
+        raise _missing(exc) from None
 
+    mark("driver", "ray.data imported")
     check_ledger(ray, options)
+    mark("driver", "cluster nodes checked")
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress and sys.stderr.isatty()
@@ -366,6 +448,7 @@ def _run(
     import uuid
 
     listing = _Listing(walk, journal.done_keys(), batch_size).datasource()
+    mark("driver", "journal read, pipeline built")
     run_id = uuid.uuid4().hex
     tally = Tally(journal, summary, None, on_line)
     with warnings.catch_warnings():
@@ -373,7 +456,6 @@ def _run(
         warnings.simplefilter("ignore", DeprecationWarning)
         # Ray counts the one listing task as one input; its blocks do reach every actor
         warnings.filterwarnings("ignore", "The minimum number of concurrent actors")
-        env = {"env_vars": worker_env()}  # the listing reads the store too
         dataset = ray.data.read_datasource(
             listing, num_cpus=0, override_num_blocks=1, runtime_env=env
         )
@@ -392,6 +474,7 @@ def _run(
             for row in dataset.iter_rows():
                 if summary.first_result is None:
                     summary.first_result = time.monotonic() - started
+                    mark("driver", "first result received")
                 if row["line"]:
                     tally.finish(json.loads(row["line"]))
                 else:
@@ -412,6 +495,7 @@ def _run(
         finally:
             CrashNotes.forget_run(run_id)
     summary.seconds = time.monotonic() - started
+    mark("driver", "last result received", files=summary.processed)
     return summary
 
 
