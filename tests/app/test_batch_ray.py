@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -50,6 +51,9 @@ from tests.app.test_cli import (  # noqa: E402
 )
 from tests.served import free_port, serve  # noqa: E402
 from tests.support import EXIFTOOL_CONFIG  # noqa: E402
+
+#: the token of the clusters these tests start (see two_nodes)
+RAY_TOKEN = secrets.token_hex(32)
 
 postgres_url = test_postgres.postgres_url  # a throwaway PostgreSQL server (a fixture)
 
@@ -290,8 +294,12 @@ def two_nodes() -> Iterator[str]:
     # the 107 bytes of an AF_UNIX address (pytest-of-root/pytest-N/popen-gwN/... does not)
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 2**20), "--block"]
-    # RAY_AUTH_MODE: `ray start` turns on Ray's token authentication; drivers send the token
-    env = environ({"RAY_BACKEND_LOG_LEVEL": "error", "RAY_AUTH_MODE": "token"})
+    # RAY_AUTH_MODE: `ray start` turns on Ray's token authentication; drivers send the
+    # token. RAY_AUTH_TOKEN: the cluster's own, for `ray start` refuses token mode on a
+    # host without ~/.ray/auth_token (a fresh CI machine until something made one)
+    env = environ(
+        {"RAY_BACKEND_LOG_LEVEL": "error", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN}
+    )
     head = subprocess.Popen(
         [ray_exe, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--include-dashboard", "false", "--temp-dir", str(temp), *common],
@@ -350,7 +358,7 @@ def _wait_for_nodes(address: str, count: int, proc: subprocess.Popen) -> None:
             capture_output=True,
             text=True,
             timeout=120,
-            env=environ({"RAY_AUTH_MODE": "token"}),
+            env=environ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN}),
         )
         if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout) >= count:
             return
@@ -445,7 +453,7 @@ def test_two_nodes_refuse_a_sqlite_ledger_and_label_a_bucket_with_postgres(
     upload_tree(src, "t3/in")
     args = [EXE, "label", f"s3://{BUCKET}/t3/in", "--out", f"s3://{BUCKET}/t3/out"]
     args += ["--engine", "ray", "--address", two_nodes, "--workers", "2", "--no-progress"]
-    env = dev_env(tmp_path) | s3 | {"RAY_AUTH_MODE": "token"}
+    env = dev_env(tmp_path) | s3 | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": RAY_TOKEN}
 
     refused = subprocess.run(args, env=environ(env), capture_output=True, timeout=300)
     assert refused.returncode == 2
