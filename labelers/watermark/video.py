@@ -195,6 +195,37 @@ def _video_strength(amp: np.ndarray) -> np.ndarray:
     return amp
 
 
+def whiten(frame: Image.Image | np.ndarray) -> np.ndarray | None:
+    """One frame's whitened luma (the image decoder's normalised residual),
+    or None for a frame too small to hold a tile."""
+    if isinstance(frame, np.ndarray):
+        frame = Image.fromarray(frame if frame.dtype == np.uint8 else (frame >> 2).astype(np.uint8))
+    if min(frame.size) < 2 * image_mark._P:
+        return None
+    return image_mark.whitened(frame)
+
+
+def decode_whitened(
+    whitened: Iterable[np.ndarray], threshold: float = THRESHOLD
+) -> WatermarkResult | None:
+    """The mark in the average of whitened frames of one video (see
+    :func:`whiten`), or None. Frames of another size than the first are
+    skipped (a stream that changes size). A caller that decodes several
+    subsets of the same frames whitens each frame once."""
+    total: np.ndarray | None = None
+    count = 0
+    for z in whitened:
+        if total is not None and z.shape != total.shape:
+            continue
+        total = z.copy() if total is None else total + z
+        count += 1
+    if total is None:
+        return None
+    total /= count
+    total -= total.mean()
+    return image_mark.detect_whitened(total, threshold)[1]
+
+
 def decode_frames(
     frames: Iterable[Image.Image | np.ndarray], threshold: float = THRESHOLD
 ) -> WatermarkResult | None:
@@ -203,22 +234,10 @@ def decode_frames(
     Frames are whitened one by one and averaged; the cost is one image
     decode plus a luma reduction per frame.
     """
-    total: np.ndarray | None = None
-    count = 0
+    zs = []
     for frame in frames:
-        if isinstance(frame, np.ndarray):
-            frame = Image.fromarray(
-                frame if frame.dtype == np.uint8 else (frame >> 2).astype(np.uint8)
-            )
-        if min(frame.size) < 2 * image_mark._P:
+        z = whiten(frame)
+        if z is None:
             return None
-        z = image_mark.whitened(frame)
-        if total is not None and z.shape != total.shape:
-            continue  # a frame of another size (a stream that changes size): skip it
-        total = z if total is None else total + z
-        count += 1
-    if total is None:
-        return None
-    z = total / count
-    z -= z.mean()
-    return image_mark.detect_whitened(z, threshold)[1]
+        zs.append(z)
+    return decode_whitened(zs, threshold)
