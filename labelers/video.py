@@ -438,8 +438,9 @@ def apply_video(
     )
 
 
-#: Opening frames decoded to look for a mark already there before embedding one.
-EXISTING_MARK_FRAMES = 8
+#: Opening frames decoded to look for a mark already there before embedding one
+#: (our own output keeps the mark in every frame: see _MARK_CRF_MAX).
+EXISTING_MARK_FRAMES = 4
 
 
 def _existing_mark(data: bytes, media_type: str) -> int | None:
@@ -456,7 +457,8 @@ def _existing_mark(data: bytes, media_type: str) -> int | None:
                     break
         except av.FFmpegError as exc:
             raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
-    found = video_mark.decode_frames(lumas)
+    # our own earlier mark sits unmoved: one fold, not the lattice search
+    found = video_mark.decode_unmoved(lumas)
     return found.payload if found is not None else None
 
 

@@ -241,3 +241,32 @@ def decode_frames(
             return None
         zs.append(z)
     return decode_whitened(zs, threshold)
+
+
+def decode_unmoved(frames: Iterable[Image.Image | np.ndarray]) -> WatermarkResult | None:
+    """The mark as :class:`FrameMarker` lays it in frames of this size, without
+    the lattice search: one axis-aligned hypothesis at the tile size this
+    module uses for the frames' size, any offset (as
+    :func:`labelers.watermark.image.decode_unmoved`). The check labelling
+    makes before embedding, to keep our own earlier mark; a mark rescaled or
+    rotated since is not seen here (:func:`decode_frames` finds it). One
+    hypothesis is fewer than a search, so :data:`THRESHOLD` bounds it."""
+    zs = []
+    size = None
+    for frame in frames:
+        z = whiten(frame)
+        if z is None:
+            return None
+        if size is None:
+            size = frame.shape[::-1] if isinstance(frame, np.ndarray) else frame.size
+        zs.append(z)
+    if not zs:
+        return None
+    z = zs[0] if len(zs) == 1 else np.mean(zs, axis=0)
+    z = z - z.mean()
+    w, h = size
+    scale = min(1.0, image_mark._WORK / min(w, h))
+    period = chip_size(w, h) * image_mark._P * scale
+    basis = np.array([[period, 0.0], [0.0, period]])
+    hypothesis = image_mark._align(image_mark._fold(z, basis))
+    return image_mark._decide([hypothesis], THRESHOLD)[1]
