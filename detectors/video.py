@@ -18,9 +18,10 @@ Bounded work, whatever the video's length:
 - the watermark: a few frames from the opening window plus the keyframes
   (and the frames right after them) at :data:`SEEKS` points spread over the
   whole clip, reached by seeking, so a 1-hour video costs what a 1-minute
-  one does; their whitened lumas are averaged and decoded as one
-  (:mod:`labelers.watermark.video`, whose false-alarm bound covers its
-  :data:`~labelers.watermark.video.WINDOWS` decodes).
+  one does; their whitened lumas are averaged and decoded as one, then the
+  keyframes' alone, then the first frame alone (at most 3 decodes, each
+  frame whitened once; :mod:`labelers.watermark.video`, whose false-alarm
+  bound covers its :data:`~labelers.watermark.video.WINDOWS` = 4 decodes).
 """
 
 from __future__ import annotations

@@ -25,6 +25,14 @@ How it works
   and rotation, a cut (any start), a crop, a rescale, a frame-rate change or
   a re-encode leave it decodable: none of them moves the pattern relative to
   the frame's content in a way the fold cannot follow.
+* Motion: an encoder's P-frames predict moving content from the previous
+  frame, mark included, and code only the residual; at a high CRF that
+  residual is dropped, so on a pan the still mark is dragged along with the
+  content between keyframes. The first-generation encode is therefore
+  capped at CRF 23 (``labelers.video._MARK_CRF_MAX``), which keeps the mark
+  in every frame of our output; after a platform's harder re-encode, its
+  keyframes hold the mark best, and verification also decodes the first
+  frame (a keyframe) alone (``detectors.video``).
 
 False alarms
 ------------
