@@ -74,6 +74,16 @@ _CRF = {
     "libsvtav1": (35, 0.05, 10, 50),
 }
 _MARGIN_STEPS = 2
+#: The highest CRF a watermarked encode uses (the first generation of a
+#: mark that must survive a platform's CRF 28 re-encode). The bits-per-pixel
+#: estimate above reads a smooth clip (a slow pan over a still) as a
+#: low-quality one and picked CRF 30 for a CRF 18 input (672 kb/s at 720p30);
+#: at that CRF x264's P-frames predict the moving content, mark and all,
+#: from the previous frame and drop the residual that would put the still
+#: mark back, so it survived in keyframes only (sync score 11.9 on the
+#: keyframe, 4.3 = noise five frames later; 12-14 on every frame at CRF 23).
+#: The others are these codecs' CRF 23 equivalents, not measured here.
+_MARK_CRF_MAX = {"libx264": 23, "libx265": 28, "libvpx-vp9": 33, "libvpx": 20, "libsvtav1": 35}
 
 
 @dataclass(frozen=True)
@@ -300,14 +310,17 @@ def _encoder_format(encoder: str, pix_fmt: str, notes: list[str]) -> str:
     return choice
 
 
-def quality_options(encoder: str, info: VideoInfo) -> dict[str, str]:
-    """Encoder options for a quality no worse than the input's (see _CRF)."""
+def quality_options(encoder: str, info: VideoInfo, *, marked: bool = False) -> dict[str, str]:
+    """Encoder options for a quality no worse than the input's (see _CRF);
+    ``marked``: the frames carry the watermark (see _MARK_CRF_MAX)."""
     pixels_per_second = info.width * info.height * float(info.fps or 25)
     bpp = info.bitrate / pixels_per_second if info.bitrate and pixels_per_second else 0.0
     if encoder in _CRF:
         crf0, ref, low, high = _CRF[encoder]
         crf = crf0 if bpp <= 0 else crf0 - 6.0 * math.log2(bpp / ref)
         crf = int(min(high, max(low, round(crf - _MARGIN_STEPS))))
+        if marked:
+            crf = min(crf, _MARK_CRF_MAX[encoder])
         if encoder == "libx264":
             return {"crf": str(crf), "preset": "fast"}
         if encoder == "libx265":
@@ -425,8 +438,9 @@ def apply_video(
     )
 
 
-#: Opening frames decoded to look for a mark already there before embedding one.
-EXISTING_MARK_FRAMES = 8
+#: Opening frames decoded to look for a mark already there before embedding one
+#: (our own output keeps the mark in every frame: see _MARK_CRF_MAX).
+EXISTING_MARK_FRAMES = 4
 
 
 def _existing_mark(data: bytes, media_type: str) -> int | None:
@@ -443,7 +457,8 @@ def _existing_mark(data: bytes, media_type: str) -> int | None:
                     break
         except av.FFmpegError as exc:
             raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
-    found = video_mark.decode_frames(lumas)
+    # our own earlier mark sits unmoved: one fold, not the lattice search
+    found = video_mark.decode_unmoved(lumas)
     return found.payload if found is not None else None
 
 
@@ -469,7 +484,7 @@ def _reencode(
             vin.thread_type = "AUTO"
             options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
             with av.open(path, mode="w", format=muxer, options=options) as sink:
-                vout = _video_output(sink, vin, encoder, out_fmt, info)
+                vout = _video_output(sink, vin, encoder, out_fmt, info, marker is not None)
                 copies = {}
                 for stream in source.streams:
                     if stream is vin or stream.type not in ("audio", "subtitle"):
@@ -505,9 +520,10 @@ def _reencode(
         os.unlink(path)
 
 
-def _video_output(sink, vin, encoder: str, out_fmt: str, info: VideoInfo):
+def _video_output(sink, vin, encoder: str, out_fmt: str, info: VideoInfo, marked: bool = False):
     rate = info.fps if info.fps else Fraction(25)
-    vout = sink.add_stream(encoder, rate=rate, options=quality_options(encoder, info))
+    options = quality_options(encoder, info, marked=marked)
+    vout = sink.add_stream(encoder, rate=rate, options=options)
     ctx = vout.codec_context
     ctx.width, ctx.height = info.width, info.height
     ctx.pix_fmt = out_fmt

@@ -25,6 +25,14 @@ How it works
   and rotation, a cut (any start), a crop, a rescale, a frame-rate change or
   a re-encode leave it decodable: none of them moves the pattern relative to
   the frame's content in a way the fold cannot follow.
+* Motion: an encoder's P-frames predict moving content from the previous
+  frame, mark included, and code only the residual; at a high CRF that
+  residual is dropped, so on a pan the still mark is dragged along with the
+  content between keyframes. The first-generation encode is therefore
+  capped at CRF 23 (``labelers.video._MARK_CRF_MAX``), which keeps the mark
+  in every frame of our output; after a platform's harder re-encode, its
+  keyframes hold the mark best, and verification also decodes the first
+  frame (a keyframe) alone (``detectors.video``).
 
 False alarms
 ------------
@@ -195,6 +203,37 @@ def _video_strength(amp: np.ndarray) -> np.ndarray:
     return amp
 
 
+def whiten(frame: Image.Image | np.ndarray) -> np.ndarray | None:
+    """One frame's whitened luma (the image decoder's normalised residual),
+    or None for a frame too small to hold a tile."""
+    if isinstance(frame, np.ndarray):
+        frame = Image.fromarray(frame if frame.dtype == np.uint8 else (frame >> 2).astype(np.uint8))
+    if min(frame.size) < 2 * image_mark._P:
+        return None
+    return image_mark.whitened(frame)
+
+
+def decode_whitened(
+    whitened: Iterable[np.ndarray], threshold: float = THRESHOLD
+) -> WatermarkResult | None:
+    """The mark in the average of whitened frames of one video (see
+    :func:`whiten`), or None. Frames of another size than the first are
+    skipped (a stream that changes size). A caller that decodes several
+    subsets of the same frames whitens each frame once."""
+    total: np.ndarray | None = None
+    count = 0
+    for z in whitened:
+        if total is not None and z.shape != total.shape:
+            continue
+        total = z.copy() if total is None else total + z
+        count += 1
+    if total is None:
+        return None
+    total /= count
+    total -= total.mean()
+    return image_mark.detect_whitened(total, threshold)[1]
+
+
 def decode_frames(
     frames: Iterable[Image.Image | np.ndarray], threshold: float = THRESHOLD
 ) -> WatermarkResult | None:
@@ -203,22 +242,39 @@ def decode_frames(
     Frames are whitened one by one and averaged; the cost is one image
     decode plus a luma reduction per frame.
     """
-    total: np.ndarray | None = None
-    count = 0
+    zs = []
     for frame in frames:
-        if isinstance(frame, np.ndarray):
-            frame = Image.fromarray(
-                frame if frame.dtype == np.uint8 else (frame >> 2).astype(np.uint8)
-            )
-        if min(frame.size) < 2 * image_mark._P:
+        z = whiten(frame)
+        if z is None:
             return None
-        z = image_mark.whitened(frame)
-        if total is not None and z.shape != total.shape:
-            continue  # a frame of another size (a stream that changes size): skip it
-        total = z if total is None else total + z
-        count += 1
-    if total is None:
+        zs.append(z)
+    return decode_whitened(zs, threshold)
+
+
+def decode_unmoved(frames: Iterable[Image.Image | np.ndarray]) -> WatermarkResult | None:
+    """The mark as :class:`FrameMarker` lays it in frames of this size, without
+    the lattice search: one axis-aligned hypothesis at the tile size this
+    module uses for the frames' size, any offset (as
+    :func:`labelers.watermark.image.decode_unmoved`). The check labelling
+    makes before embedding, to keep our own earlier mark; a mark rescaled or
+    rotated since is not seen here (:func:`decode_frames` finds it). One
+    hypothesis is fewer than a search, so :data:`THRESHOLD` bounds it."""
+    zs = []
+    size = None
+    for frame in frames:
+        z = whiten(frame)
+        if z is None:
+            return None
+        if size is None:
+            size = frame.shape[::-1] if isinstance(frame, np.ndarray) else frame.size
+        zs.append(z)
+    if not zs:
         return None
-    z = total / count
-    z -= z.mean()
-    return image_mark.detect_whitened(z, threshold)[1]
+    z = zs[0] if len(zs) == 1 else np.mean(zs, axis=0)
+    z = z - z.mean()
+    w, h = size
+    scale = min(1.0, image_mark._WORK / min(w, h))
+    period = chip_size(w, h) * image_mark._P * scale
+    basis = np.array([[period, 0.0], [0.0, period]])
+    hypothesis = image_mark._align(image_mark._fold(z, basis))
+    return image_mark._decide([hypothesis], THRESHOLD)[1]

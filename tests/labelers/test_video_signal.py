@@ -328,3 +328,48 @@ def test_other_codecs_keep_their_codec_and_audio(tmp_path, suffix, media_type, v
     assert streams["video"]["nb_read_frames"] == before["video"]["nb_read_frames"]
     assert streams["video"]["pix_fmt"] == before["video"]["pix_fmt"]
     assert packet_hashes(out, "0:a") == packet_hashes(src, "0:a")
+
+
+def _smooth_pan(path: Path, work: Path, seconds: float = 2.0) -> None:
+    """A slow pan over a smooth picture: the input's bits per pixel are low
+    (the rate estimate reads it as a low-quality input) and the content
+    moves under the still mark."""
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(40, 215, (12, 20, 3), dtype=np.uint8)
+    still = work / "smooth.png"
+    Image.fromarray(coarse).resize((1100, 640), Image.Resampling.BICUBIC).save(still)
+    ffmpeg(
+        "-loop", "1", "-framerate", "30", "-i", str(still), "-t", str(seconds),
+        "-vf", f"crop=640:360:x='(iw-ow)*t/{seconds}':y='(ih-oh)*t/{seconds}',format=yuv420p",
+        "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(path),
+    )  # fmt: skip
+
+
+def test_watermark_is_in_every_frame_of_a_smooth_pan_and_survives_a_cut(tmp_path):
+    """Encoded at the CRF a smooth pan's low rate suggests (30), x264's
+    P-frames carried the moving content's prediction and dropped the still
+    mark, which only keyframes kept: a cut that starts between keyframes
+    lost it. A marked encode is capped at CRF 23."""
+    import av
+
+    from detectors.video import inspect_video
+    from labelers.video import quality_options
+    from labelers.watermark.video import decode_frames
+
+    clip = tmp_path / "pan.mp4"
+    _smooth_pan(clip, tmp_path)
+    info = probe(clip.read_bytes(), Limits(), "video/mp4")
+    assert int(quality_options("libx264", info)["crf"]) > 23  # what the rate alone picks
+    assert int(quality_options("libx264", info, marked=True)["crf"]) <= 23
+    outcome = apply_video(clip.read_bytes(), "video/mp4", wording="", position="bottom-right",
+                          span="start", watermark_key=KEY)  # fmt: skip
+    marked = tmp_path / "marked.mp4"
+    marked.write_bytes(outcome.data)
+    with av.open(str(marked)) as c:
+        lumas = [f.to_ndarray(format="gray") for f in c.decode(c.streams.video[0])]
+    for i in (10, 30, 50):  # P/B frames, each alone
+        found = decode_frames([lumas[i]])
+        assert found is not None and found.payload == KEY, i
+    cut = tmp_path / "cut.mp4"
+    ffmpeg("-ss", "1", "-i", str(marked), "-c:v", "libx264", "-crf", "23", "-an", str(cut))
+    assert inspect_video(cut.read_bytes(), "video/mp4", read_label=False).watermark_key == KEY
