@@ -493,9 +493,13 @@ def _whitened(image: Image.Image) -> np.ndarray:
         size = (max(1, round(cw * s)), max(1, round(ch * s)))
         luma = luma.resize(size, Image.Resampling.BOX, reducing_gap=None)
     y = np.asarray(luma, dtype=np.float32)
-    r = y - ndimage.uniform_filter(y, _HP)
-    env = np.sqrt(np.maximum(ndimage.uniform_filter(r * r, 9), 0.0))
-    z = r / np.maximum(env, 1.0)
+    # box means as shifted sums (_box): the filter's pass down the columns
+    # cost more than the rest of the whitening
+    r = y - _box(y, _HP)
+    env = _box(r * r, 9)
+    np.maximum(env, 1.0, out=env)  # the floor, before the root: sqrt(max(v, 1))
+    np.sqrt(env, out=env)
+    z = r / env
     np.clip(z, -3.0, 3.0, out=z)
     return z - z.mean()
 
@@ -542,27 +546,51 @@ def _symmetries(folded: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _sync_spectra() -> tuple[np.ndarray, np.ndarray, tuple[tuple[int, bool], ...]]:
+    """Conjugate spectra of the sync map and of its support under the inverse of
+    each of the square's eight symmetries (8 x P x P/2+1 each), and the symmetries.
+
+    Correlating the data under a symmetry with the sync map is correlating the
+    data with the sync map under the inverse symmetry: the eight symmetries
+    move to the (fixed) template, so the data needs 9 forward FFTs, not 72.
+    """
+    lay = _layout()
+    syms = tuple((k, t) for t in (False, True) for k in range(4))
+    maps = [_undo_symmetry(lay.sync_map, k, t) for k, t in syms]
+    sync = np.conj(sfft.rfft2(np.stack(maps)))
+    support = np.conj(sfft.rfft2(np.abs(np.stack(maps))))
+    return sync, support, syms
+
+
+def _undo_symmetry(x: np.ndarray, k: int, transpose: bool) -> np.ndarray:
+    """The inverse of ``np.rot90(x.T if transpose else x, k)``."""
+    x = np.rot90(x, -k)
+    return x.T if transpose else x
+
+
 def _align(folded: np.ndarray) -> tuple[float, np.ndarray]:
     """Best sync z-score and the P x P chip values at that alignment.
 
-    Every symmetry and sub-chip offset at once: one batch of 72 small FFTs
-    whose circular correlation with the sync map covers every cyclic shift.
+    Every symmetry, sub-chip offset and cyclic shift at once: the 9 sub-chip
+    grids' spectra times the 8 symmetric templates' (see :func:`_sync_spectra`),
+    72 small inverse FFTs whose circular correlation covers every cyclic shift.
     """
-    lay = _layout()
-    # the sub-chip box filter commutes with the square's symmetries: once
+    sync, support, syms = _sync_spectra()
     fc = ndimage.uniform_filter(folded, _BINS, mode="wrap")
-    chips = np.stack(
-        [v[a::_BINS, b::_BINS] for v in _symmetries(fc) for a in range(_BINS) for b in range(_BINS)]
-    )
-    s_spec = np.conj(sfft.rfft2(lay.sync_map))
-    m_spec = np.conj(sfft.rfft2(np.abs(lay.sync_map)))
-    num = sfft.irfft2(sfft.rfft2(chips, workers=1) * s_spec, s=(_P, _P), workers=1)
-    den = sfft.irfft2(sfft.rfft2(chips * chips, workers=1) * m_spec, s=(_P, _P), workers=1)
-    zmap = num / np.sqrt(np.maximum(den, 1e-12))
+    chips = np.stack([fc[a::_BINS, b::_BINS] for a in range(_BINS) for b in range(_BINS)])
+    spec = sfft.rfft2(chips, workers=1)[:, None]
+    spec2 = sfft.rfft2(chips * chips, workers=1)[:, None]
+    num = sfft.irfft2(spec * sync[None], s=(_P, _P), workers=1)
+    den = sfft.irfft2(spec2 * support[None], s=(_P, _P), workers=1)
+    zmap = num / np.sqrt(np.maximum(den, 1e-12))  # offsets x symmetries x shifts
     k = int(np.argmax(zmap))
     n, rest = divmod(k, _P * _P)
     u, w = divmod(rest, _P)
-    return float(zmap.flat[k]), np.roll(chips[n], (-u, -w), axis=(0, 1))
+    c, m = divmod(n, len(syms))
+    turns, transpose = syms[m]
+    aligned = np.roll(chips[c], (-u, -w), axis=(0, 1))
+    return float(zmap.flat[k]), np.rot90(aligned.T if transpose else aligned, turns)
 
 
 def _soft_bits(chips: np.ndarray) -> np.ndarray:
