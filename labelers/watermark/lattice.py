@@ -55,10 +55,35 @@ def autocorrelation(z: np.ndarray) -> np.ndarray:
     # a peak must stand out along both axes: straight edges and the image's
     # own borders make ridges along the axes, which a 2-D mean does not remove
     r = np.minimum(
-        r - ndimage.uniform_filter1d(r, _PEAK_SMOOTH, axis=0, mode="wrap"),
+        r - _wrapped_mean(r, _PEAK_SMOOTH),
         r - ndimage.uniform_filter1d(r, _PEAK_SMOOTH, axis=1, mode="wrap"),
     )
     return r / max(float(r[0, 0]), 1e-12)
+
+
+def _wrapped_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """Circular mean of ``x`` over ``n`` (odd) consecutive rows, as
+    ``ndimage.uniform_filter1d(x, n, axis=0, mode="wrap")``, from sums of
+    whole shifted rows doubled in length (a few passes over contiguous
+    memory; the filter walks down the columns, several times slower).
+    """
+    k = n // 2
+    hh = x.shape[0]
+    block = np.concatenate([x[-k:], x, x[:k]])  # block[i] = the sum of rows i, i + 1, ...
+    width, offset, out = 1, 0, None  # ... of this many rows; out sums rows i .. i + offset
+    while n:
+        if n & 1:  # the binary digits of n: add the next block of width rows
+            if out is None:
+                out = block[offset : offset + hh].copy()
+            else:
+                out += block[offset : offset + hh]
+            offset += width
+        n >>= 1
+        if n:
+            block = block[:-width] + block[width:]
+            width *= 2
+    out *= out.dtype.type(1.0 / (2 * k + 1))
+    return out
 
 
 def _sample(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -67,11 +92,14 @@ def _sample(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(r, [pts[:, 0] % hh, pts[:, 1] % ww], order=1, mode="grid-wrap")
 
 
-def _points(a: np.ndarray, b: np.ndarray, reach: float) -> np.ndarray:
-    """Lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) within ``reach``."""
-    pts = [n1 * a + n2 * b for n1 in range(-2, 3) for n2 in range(0, 3) if n2 > 0 or n1 > 0]
-    near = [p for p in pts if np.hypot(*p) <= reach]
-    return np.stack(near if len(near) >= 4 else [a, b, a + b, a - b])
+# lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) that score a pair
+_HALF = np.array(
+    [(n1, n2) for n1 in range(-2, 3) for n2 in range(0, 3) if n2 > 0 or n1 > 0], dtype=np.float64
+)
+# a, b, a + b and a - b (as its mirror b - a, the same value: r is symmetric)
+_NEAREST = np.zeros(len(_HALF), dtype=bool)
+for _q in ((1, 0), (0, 1), (1, 1), (-1, 1)):
+    _NEAREST |= (_q == _HALF).all(axis=1)
 
 
 def _overlap(pts: np.ndarray, hh: int, ww: int) -> np.ndarray:
@@ -80,54 +108,59 @@ def _overlap(pts: np.ndarray, hh: int, ww: int) -> np.ndarray:
     return np.maximum((1 - np.abs(pts[:, 0]) / hh) * (1 - np.abs(pts[:, 1]) / ww), 0.05)
 
 
-def _peak_at(r: np.ndarray, pt: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Sub-pixel position and height of the local maximum nearest ``pt``."""
+_WIN = np.arange(-2, 3)
+
+
+def _peaks_at(r: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel positions (n x 2), heights and validity of the local maxima nearest
+    each of ``pts`` (n x 2), all at once: a 5 x 5 window around each point, a
+    maximum on a window's edge is no peak, and a parabola through the maximum
+    and its neighbours places it along each axis."""
     hh, ww = r.shape
-    cy, cx = round(float(pt[0])), round(float(pt[1]))
-    ys = np.arange(cy - 2, cy + 3) % hh
-    xs = np.arange(cx - 2, cx + 3) % ww
-    win = r[np.ix_(ys, xs)]
-    k = int(np.argmax(win))
-    iy, ix = divmod(k, 5)
-    if not (0 < iy < 4 and 0 < ix < 4):
-        return None  # the maximum is on the window's edge: no peak here
-    pos = np.array([cy - 2 + iy, cx - 2 + ix], dtype=np.float64)
-    for axis, (lo, mid, hi) in enumerate(
-        (
-            (win[iy - 1, ix], win[iy, ix], win[iy + 1, ix]),
-            (win[iy, ix - 1], win[iy, ix], win[iy, ix + 1]),
-        )
+    centre = np.rint(pts).astype(np.int64)
+    ys = (centre[:, 0, None] + _WIN) % hh
+    xs = (centre[:, 1, None] + _WIN) % ww
+    win = r[ys[:, :, None], xs[:, None, :]]  # n x 5 x 5
+    k = np.argmax(win.reshape(len(pts), 25), axis=1)
+    iy, ix = np.divmod(k, 5)
+    valid = (iy > 0) & (iy < 4) & (ix > 0) & (ix < 4)
+    iy, ix = np.clip(iy, 1, 3), np.clip(ix, 1, 3)
+    n = np.arange(len(pts))
+    mid = win[n, iy, ix]
+    pos = (centre - 2 + np.stack([iy, ix], axis=1)).astype(np.float64)
+    for axis, (lo, hi) in enumerate(
+        ((win[n, iy - 1, ix], win[n, iy + 1, ix]), (win[n, iy, ix - 1], win[n, iy, ix + 1]))
     ):
         den = lo - 2 * mid + hi
-        if den < 0:
-            pos[axis] += float(np.clip(0.5 * (lo - hi) / den, -0.5, 0.5))
-    return pos, float(win[iy, ix])
+        safe = np.where(den < 0, den, -1.0)
+        pos[:, axis] += np.where(den < 0, np.clip(0.5 * (lo - hi) / safe, -0.5, 0.5), 0.0)
+    return pos, mid.astype(np.float64), valid
+
+
+_ORDERS = np.array(
+    [
+        (n1, n2)
+        for n1 in range(-_REFINE_ORDER, _REFINE_ORDER + 1)
+        for n2 in range(0, _REFINE_ORDER + 1)
+        if n2 > 0 or n1 > 0  # half the lattice: r is symmetric
+    ],
+    dtype=np.float64,
+)
 
 
 def _refine(r: np.ndarray, basis: np.ndarray, reach: float) -> np.ndarray:
     """Least-squares lattice basis from the peaks near every lattice point in reach."""
-    rows, targets, weights = [], [], []
-    for n1 in range(-_REFINE_ORDER, _REFINE_ORDER + 1):
-        for n2 in range(0, _REFINE_ORDER + 1):
-            if n2 == 0 and n1 <= 0:
-                continue  # half the lattice: r is symmetric
-            pt = n1 * basis[0] + n2 * basis[1]
-            if np.hypot(*pt) > reach:
-                continue
-            found = _peak_at(r, pt)
-            if found is None or found[1] <= 0:
-                continue
-            pos, height = found
-            if np.hypot(*(pos - pt)) > 1.5:
-                continue
-            rows.append((n1, n2))
-            targets.append(pos)
-            weights.append(height)
-    if len(rows) < 3:
+    pts = _ORDERS @ basis
+    near = np.hypot(pts[:, 0], pts[:, 1]) <= reach
+    if not near.any():
         return basis
-    n = np.array(rows, dtype=np.float64)
-    w = np.sqrt(np.array(weights))[:, None]
-    fit, *_ = np.linalg.lstsq(n * w, np.array(targets) * w, rcond=None)
+    pts, n = pts[near], _ORDERS[near]
+    pos, height, valid = _peaks_at(r, pts)
+    keep = valid & (height > 0) & (np.hypot(*(pos - pts).T) <= 1.5)
+    if np.count_nonzero(keep) < 3:
+        return basis
+    w = np.sqrt(height[keep])[:, None]
+    fit, *_ = np.linalg.lstsq(n[keep] * w, pos[keep] * w, rcond=None)
     return fit
 
 
@@ -147,34 +180,18 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     ys = np.arange(-span, span + 1)
     xs = np.arange(0, span + 1)
     win = r[np.ix_(ys % hh, xs % ww)]
-    is_max = win == ndimage.maximum_filter(win, size=5, mode="nearest")
     dy, dx = np.meshgrid(ys, xs, indexing="ij")
     radius = np.hypot(dy, dx)
-    ok = is_max & (radius >= lo) & (radius <= hi) & (win > 0)
+    ok = (radius >= lo) & (radius <= hi) & (win > 0)
     ok &= ~((dx == 0) & (dy < 0))  # the other half of the dx = 0 column
-    cand = np.flatnonzero(ok)
+    cand = _strongest_maxima(win, ok, _PEAKS)
     if cand.size < 2:
         return []
-    cand = cand[np.argsort(-win.flat[cand])][:_PEAKS]
     vecs = np.stack([dy.flat[cand], dx.flat[cand]], axis=1).astype(np.float64)
     vecs = np.concatenate([vecs, _partners(r, vecs[:_PARTNERS], lo, hi)])
-    # each peak also stands for its mirror -v; pair v_i with +-v_j
-    scored: list[tuple[float, np.ndarray]] = []
-    for i in range(len(vecs)):
-        for j in range(i + 1, len(vecs)):
-            a, b = vecs[i], vecs[j]
-            la, lb = np.hypot(*a), np.hypot(*b)
-            if max(la, lb) > _MAX_ASPECT * min(la, lb):
-                continue
-            if abs(a[0] * b[1] - a[1] * b[0]) < _MIN_SINE * la * lb:
-                continue
-            pts = _points(a, b, reach)
-            # every point of a true lattice peaks, a chance pair of content
-            # peaks rarely has a third: a low quantile over the points decides
-            vals = _sample(r, pts) / _overlap(pts, hh, ww)
-            score = float(np.quantile(vals, _SCORE_QUANTILE))
-            scored.append((score, np.stack([a, b])))
-    scored.sort(key=lambda s: -s[0])
+    scores, bases = _pair_scores(r, vecs, reach)
+    order = np.argsort(-scores, kind="stable")
+    scored = [(float(scores[k]), bases[k]) for k in order]
     out: list[np.ndarray] = []
     for score, basis in scored:
         # the pair itself, and the finer lattice it may be a sublattice of:
@@ -188,6 +205,68 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
             if not any(_same_lattice(fit, kept) for kept in out):
                 out.append(fit)
     return out
+
+
+def _strongest_maxima(win: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
+    """Flat indices of the ``count`` highest 5 x 5 local maxima of ``win`` where ``ok``,
+    highest first.
+
+    Only the highest values are tested, in growing batches: any local maximum
+    at least as high as the lowest value tested is among them, so once
+    ``count`` are found they are the highest of all (the full maximum filter
+    this replaces cost more than the rest of the peak search).
+    """
+    flat = np.flatnonzero(ok)
+    vals = win.flat[flat]
+    ww = win.shape[1]
+    padded = np.pad(win, 2, mode="edge")  # the filter's "nearest" edges
+    batch = 64 * count
+    while True:
+        top = flat if batch >= flat.size else flat[np.argpartition(-vals, batch)[:batch]]
+        top = top[np.argsort(-win.flat[top], kind="stable")]
+        y, x = np.divmod(top, ww)
+        hood = padded[(y[:, None] + _WIN + 2)[:, :, None], (x[:, None] + _WIN + 2)[:, None, :]]
+        is_max = win.flat[top] == hood.reshape(top.size, 25).max(axis=1)
+        found = top[is_max]
+        if found.size >= count or top.size == flat.size:
+            return found[:count]
+        batch *= 4
+
+
+def _pair_scores(r: np.ndarray, vecs: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and bases (k x 2 x 2) of every plausible pair of peaks, in pair order.
+
+    Each peak also stands for its mirror -v. A pair is kept when the two are
+    of similar length and far from parallel; its score is a low quantile of
+    the (overlap-corrected) autocorrelation over its lattice points within
+    reach: every point of a true lattice peaks, a chance pair of content
+    peaks rarely has a third.
+    """
+    hh, ww = r.shape
+    i, j = np.triu_indices(len(vecs), k=1)
+    a, b = vecs[i], vecs[j]
+    la, lb = np.hypot(*a.T), np.hypot(*b.T)
+    keep = np.maximum(la, lb) <= _MAX_ASPECT * np.minimum(la, lb)
+    keep &= np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]) >= _MIN_SINE * la * lb
+    a, b = a[keep], b[keep]
+    if a.shape[0] == 0:
+        return np.empty(0), np.empty((0, 2, 2))
+    pts = _HALF[None, :, 0, None] * a[:, None, :] + _HALF[None, :, 1, None] * b[:, None, :]
+    near = np.hypot(pts[..., 0], pts[..., 1]) <= reach
+    # too few points in reach (a small image): the four nearest stand in
+    few = near.sum(axis=1) < 4
+    near[few] = _NEAREST[None, :]
+    flat = pts.reshape(-1, 2)
+    vals = (_sample(r, flat) / _overlap(flat, hh, ww)).reshape(near.shape)
+    # the quantile of each row's points in reach (numpy's linear method), at once
+    ordered = np.sort(np.where(near, vals, np.inf), axis=1)
+    at = _SCORE_QUANTILE * (near.sum(axis=1) - 1)
+    below = np.floor(at).astype(np.int64)
+    rows = np.arange(len(ordered))
+    low = ordered[rows, below]
+    high = ordered[rows, np.minimum(below + 1, near.sum(axis=1) - 1)]
+    scores = low + (high - low) * (at - below)
+    return scores, np.stack([a, b], axis=1)
 
 
 def _plausible(basis: np.ndarray, lo: float) -> bool:
@@ -268,18 +347,20 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
         # on the way to v must peak, and the strongest such option wins
         steps = [(v, k, other) for k in (2, 3) for v, other in ((a, b), (b, a), (a + b, a))]
         steps.append((a - b, 3, a))
+        steps = [st for st in steps if np.hypot(*st[0]) / st[1] >= lo]
+        if not steps:
+            return basis
+        # every step's new points, found in one batch
+        pts = np.array([v * j / k for v, k, _ in steps for j in range(1, k)])
+        pos, height, valid = _peaks_at(r, pts)
+        valid &= np.hypot(*(pos - pts).T) <= 1.5
+        height = np.where(valid, height / _overlap(pos, hh, ww), -np.inf)
+        start = 0
         for v, k, other in steps:
-            if np.hypot(*v) / k < lo:
-                continue
-            height = np.inf
-            for j in range(1, k):
-                found = _peak_at(r, v * j / k)
-                if found is None or np.hypot(*(found[0] - v * j / k)) > 1.5:
-                    height = -np.inf
-                    break
-                height = min(height, found[1] / _overlap(found[0][None, :], hh, ww)[0])
-            if height >= best:
-                best, finer = height, _reduced(np.stack([v / k, other]))
+            h = float(np.min(height[start : start + k - 1]))
+            start += k - 1
+            if h >= best:
+                best, finer = h, _reduced(np.stack([v / k, other]))
         if finer is None:
             return basis
         basis = finer

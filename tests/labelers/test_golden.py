@@ -285,9 +285,9 @@ GOLDEN: dict[str, dict[str, str]] = {
         "top": "79a5de32e37a985206ad0fee",
         "propagated": "7a148d406d9cfe3ebdb7d555",
         "verify.input": "e20bb093792d984f35528e6a",
-        "verify.full": "f12f6607e03b13b13c6f246a",
+        "verify.full": "015ee846882815cdf475fc9f",
         "verify.bare": "152d72a2dd378100189603d7",
-        "verify.propagated": "5282a84c82cc6c7be01f3705",
+        "verify.propagated": "69c56a5a2a3404fc1fb0da5b",
     },
     "markdown": {
         "input": "6af49d8b1dde899e39114aee",
@@ -350,9 +350,9 @@ GOLDEN: dict[str, dict[str, str]] = {
         "top": "76a84d300d77d64cc96b5987",
         "propagated": "13b757f638c2666f5a60ede0",
         "verify.input": "8202704e231c73db6e48cf98",
-        "verify.full": "cdb99aec5c3ee9eaa1d36f73",
+        "verify.full": "985d68b31d9706fbc38ebd36",
         "verify.bare": "d7f22780142bd2f0ecdb6849",
-        "verify.propagated": "67f32f320b75d9b0cba84b09",
+        "verify.propagated": "8925dfa19bbbb91d999bfe7c",
     },
     "webp": {
         "input": "f961488213143ca861ba35f0",

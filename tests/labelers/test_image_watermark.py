@@ -451,3 +451,24 @@ def test_a_lattice_collapsed_to_a_line_is_not_a_hypothesis() -> None:
     assert not lattice._plausible(np.array([[0.0, 96.0], [0.0, 192.0]]), 48)
     assert not lattice._plausible(np.array([[0.0, 96.0], [1.0, 95.0]]), 48)
     assert not lattice._plausible(np.array([[0.0, 96.0], [np.nan, 0.0]]), 48)
+
+
+def test_a_lattice_that_passes_the_sync_but_not_the_crc_is_polished_until_it_decodes():
+    # a smooth 1200x900 image, thumbnailed to 40% and re-encoded twice: the
+    # autocorrelation places the tile 0.7 px short per period (76.1 px, the
+    # true one is 76.8), enough for the sync but not for the payload
+    from labelers.watermark import image as wm
+
+    payload = 0xA5A5_0000_1234 + 17
+    marked = embed(photo_like(1200, 900, 103, 0.15, 0.0), payload)
+    probe = geometric_attacks()["downscale 40%"](marked)
+    probe = watermark_attacks(lambda i: i)["PNG -> JPEG 75 -> WebP 80"](probe)
+    z = wm._whitened(probe)
+    hyps = wm._lattice_hypotheses(z)
+    assert hyps[0][0] >= THRESHOLD
+    # without the polish no hypothesis decodes ...
+    assert wm._decide([(s, c) for s, c, _ in hyps], THRESHOLD)[1] is None
+    # ... with it the best one does, and the ascent raised its sync score
+    found = decode(probe)
+    assert found is not None and found.payload == payload
+    assert found.score > hyps[0][0]
