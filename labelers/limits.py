@@ -116,12 +116,13 @@ def _number(x: float) -> str:
 
 #: the unit each limit is stated in, by field name
 UNITS: dict[str, str] = {f.name: f.metadata["unit"] for f in fields(Limits)}
+#: the setting that overrides each limit, by field name (most share the name)
+SETTINGS: dict[str, str] = {f.name: f.metadata["setting"] or f.name for f in fields(Limits)}
 
 
 def setting_name(limit: str) -> str:
     """The name of the setting that overrides the limit ``limit`` (a Limits field)."""
-    (f,) = [f for f in fields(Limits) if f.name == limit]
-    return f.metadata["setting"] or f.name
+    return SETTINGS[limit]
 
 
 DEFAULT_LIMITS = Limits()

@@ -82,8 +82,9 @@ def encode(doc: Decoded, text: str) -> bytes:
 #: detectors) pays for every use: nested aliases make a 561-byte file cost
 #: gigabytes. Real front matter has tens of nodes.
 MAX_YAML_NODES = 10_000
-#: longest front matter parsed (PyYAML's pure-Python scanner costs ~10 us a character)
-MAX_YAML_CHARS = 1_000_000
+#: longest front matter parsed, YAML or TOML (PyYAML's pure-Python scanner costs
+#: ~10 us a character, tomllib less)
+MAX_FRONT_MATTER_CHARS = 1_000_000
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -136,11 +137,16 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _load(yaml_text: str) -> Any:
-    if len(yaml_text) > MAX_YAML_CHARS:
+def _check_size(front_matter: str) -> None:
+    if len(front_matter) > MAX_FRONT_MATTER_CHARS:
         raise LimitExceeded(
-            f"the front matter has {len(yaml_text)} characters, over the limit of {MAX_YAML_CHARS}"
+            f"the front matter has {len(front_matter)} characters, over the limit of "
+            f"{MAX_FRONT_MATTER_CHARS}"
         )
+
+
+def _load(yaml_text: str) -> Any:
+    _check_size(yaml_text)
     try:
         return yaml.load(yaml_text, Loader=_BoundedLoader)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
@@ -156,10 +162,7 @@ _TOML_AIGC_KEY = re.compile(r"""^[ \t]*(["']?)aigc\1[ \t]*=""", re.IGNORECASE)
 
 
 def _load_toml(toml_text: str) -> dict[str, Any]:
-    if len(toml_text) > MAX_YAML_CHARS:
-        raise LimitExceeded(
-            f"the front matter has {len(toml_text)} characters, over the limit of {MAX_YAML_CHARS}"
-        )
+    _check_size(toml_text)
     try:
         return tomllib.loads(toml_text)
     except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
