@@ -12,11 +12,13 @@ from app.state import State
 from detectors.classify import LABEL_FOR_CLASS
 from detectors.files import verify_file
 from detectors.report import C2PA, EXPLICIT, Report
+from labelers.formats.parse_once import shares_walks
 from labelers.pipeline import FileOptions
 from labelers.propagation import PropagateResult, propagate_file
 from labelers.record import new_produce_id
 
 
+@shares_walks  # the check and the propagation walk the upload once
 def check_and_propagate(
     st: State,
     data: bytes,

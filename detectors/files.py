@@ -35,6 +35,7 @@ from detectors.traces import (
 )
 from labelers.errors import AigcError
 from labelers.formats import Capability, Metadata, sniff_handler
+from labelers.formats.parse_once import shares_walks
 from labelers.formats.xmp import digital_source_type, simple_properties
 from labelers.integrity import INVALID, PLATFORM, PRODUCER, UNVERIFIABLE, VALID, Check, Keyring
 from labelers.integrity import verify as check_signature
@@ -58,6 +59,7 @@ class VerifyContext:
     limits: Limits = DEFAULT_LIMITS
 
 
+@shares_walks
 def verify_file(
     data: bytes,
     context: VerifyContext,

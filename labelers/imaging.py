@@ -278,7 +278,7 @@ def open_raster(data: bytes, media_type: str, limits: Limits = DEFAULT_LIMITS) -
         im, n_frames = _open_checked(data, fmt, what, limits)
         cost = n_frames * im.size[0] * im.size[1] * max(len(im.getbands()), 1)
         with DECODE_GATE.admit(cost) as ticket:
-            raster = _read(im, data, media_type, fmt, n_frames)
+            raster = _read(im, data, media_type, fmt, n_frames, limits)
             # the decoded pixels stay counted against the process's budget for
             # as long as the raster lives, not just while it is decoded
             ticket.hold_until_collected(raster)
@@ -317,7 +317,7 @@ def open_for_analysis(
             scale = im.size[0] / width  # no orientation applied by the JPEG loader
         cost = im.size[0] * im.size[1] * max(len(im.getbands()), 1)
         with DECODE_GATE.admit(cost) as ticket:
-            raster = _read(im, data, media_type, fmt, 1)
+            raster = _read(im, data, media_type, fmt, 1, limits)
             raster.scale = scale
             ticket.hold_until_collected(raster)
     return raster
@@ -472,7 +472,9 @@ class _Ticket:
 DECODE_GATE = DecodeGate()
 
 
-def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: int) -> Raster:
+def _read(
+    im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: int, limits: Limits
+) -> Raster:
     info = dict(im.info)
     raster = Raster(frames=[], media_type=media_type, format=fmt)
     raster.icc_profile = info.get("icc_profile") or None
@@ -491,12 +493,12 @@ def _read(im: ImageFile.ImageFile, data: bytes, media_type: str, fmt: str, n: in
         raster.qtables = {k: list(v) for k, v in getattr(im, "quantization", {}).items()}
         raster.subsampling = _jpeg_plugin.get_sampling(im)
         raster.progressive = bool(info.get("progressive") or info.get("progression"))
-        raster.jpeg_segments = jpeg_format.segments_to_carry(data)
+        raster.jpeg_segments = jpeg_format.segments_to_carry(data, limits)
     elif fmt == "PNG":
-        raster.png_chunks = png_format.ancillary_chunks(data)
+        raster.png_chunks = png_format.ancillary_chunks(data, limits)
         raster.transparency = info.get("transparency")
     elif fmt == "WEBP":
-        raster.lossless, raster.quality = webp_format.coding(data)
+        raster.lossless, raster.quality = webp_format.coding(data, limits)
         raster.background = info.get("background")
         raster.loop = info.get("loop")
     elif fmt == "GIF":

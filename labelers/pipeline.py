@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from labelers import kinds
 from labelers.errors import InvalidOption
 from labelers.formats import Capability, get_handler, sniff_handler
+from labelers.formats.parse_once import shares_walks
 from labelers.kinds import DOCUMENT_POSITIONS, IMAGE_POSITIONS  # noqa: F401 (their old home)
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -153,6 +154,7 @@ class LabelContext:
     limits: Limits = DEFAULT_LIMITS
 
 
+@shares_walks
 def label_file(
     data: bytes,
     record: Record,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from labelers.errors import UnsupportedMedia
 from labelers.formats import Capability, sniff_handler
+from labelers.formats.parse_once import shares_walks
 from labelers.integrity import RecordSigner
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.pipeline import FileOptions, FileResult, apply_content, can_sign_c2pa, check_size
@@ -32,6 +33,7 @@ class PropagateResult:
     c2pa: str  # what happened to C2PA provenance
 
 
+@shares_walks
 def propagate_file(
     data: bytes,
     existing: Record | None,

@@ -29,6 +29,7 @@ from labelers.formats import (
     id3,
 )
 from labelers.formats import vorbis_comment as vc
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
 
@@ -57,6 +58,7 @@ class Layout:
     frames_end: int  # before an ID3v1 tail
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> Layout:
     limits.check("max_bytes", len(data), "the file")
     tags: list[id3.Tag] = []

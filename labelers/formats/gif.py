@@ -28,6 +28,7 @@ from labelers.formats import (
     comment_text,
 )
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -76,6 +77,7 @@ def _pixel_check(width: int, height: int, limits: Limits) -> None:
         )
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the GIF file is empty")

@@ -16,6 +16,7 @@ whose chunk offsets this module does not rewrite) are read but not written.
 
 from __future__ import annotations
 
+import copy
 import struct
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from labelers.formats import (
     Metadata,
 )
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -198,6 +200,7 @@ def _child(meta_children: list[Box], btype: bytes) -> Box | None:
     return next((b for b in meta_children if b.type == btype), None)
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> _Meta:
     if not data:
         raise CorruptInput("the HEIF file is empty")
@@ -439,7 +442,7 @@ class HeifHandler:
 
         item_id = xmp_ids[0] if xmp_ids else max([0, *(i.item_id for i in meta.infos)]) + 1
         children = _new_children(data, meta, item_id, new_item=not xmp_ids)
-        iloc = meta.iloc
+        iloc = copy.deepcopy(meta.iloc)  # the parsed one is shared (parse_once)
         if item_id > 0xFFFF and iloc.version < 2:
             iloc.version = 2
         iloc.items = [loc for loc in iloc.items if loc.item_id != item_id]

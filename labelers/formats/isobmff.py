@@ -41,6 +41,7 @@ from labelers.formats import (
     Metadata,
     VideoInfo,
 )
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -283,6 +284,7 @@ class Movie:
     fragment_samples: dict[int, int] = field(default_factory=dict)  # track id -> trun count
 
 
+@parsed_once
 def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Movie:
     """The movie's structure, without reading any coded sample."""
     if not data:

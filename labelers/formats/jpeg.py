@@ -13,7 +13,6 @@ Huffman tables, entropy-coded data) unchanged.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
@@ -26,6 +25,7 @@ from labelers.formats import (
     comment_text,
 )
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -63,6 +63,7 @@ class _Parsed:
     size: tuple[int, int]
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the JPEG file is empty")
@@ -259,29 +260,7 @@ def _segment(marker: int, payload: bytes) -> bytes:
 # ------------------------------------------------------- carried through a re-encode
 
 
-def frame_header_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(marker, whole segment bytes) for the segments before the first frame header."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2:
-            return
-        yield marker, data[pos : pos + 2 + length]
-        if marker in (0xDA, 0xD9) or (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)):
-            return
-        pos += 2 + length
-
-
-def segments_to_carry(data: bytes) -> list[bytes]:
+def segments_to_carry(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[bytes]:
     """APPn and COM segments that the JPEG encoder does not write itself.
 
     Left out: JFIF/JFXX APP0 and Adobe APP14 (the encoder writes its own,
@@ -290,8 +269,9 @@ def segments_to_carry(data: bytes) -> list[bytes]:
     after EOI that a re-encode drops).
     """
     keep: list[bytes] = []
-    for marker, segment in frame_header_segments(data):
-        body = segment[4:]
+    for seg in _parse(data, limits).segments:
+        marker, body = seg.marker, seg.payload(data)
+        segment = data[seg.payload_start - 4 : seg.end]  # 0xFF, marker, length, payload
         if marker == 0xFE:
             keep.append(segment)
         elif 0xE0 <= marker <= 0xEF:

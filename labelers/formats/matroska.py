@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import Capability, ContentHasher, FoundRecord, Kind, Metadata, VideoInfo
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import InvalidRecord, Record
 
@@ -239,6 +240,7 @@ def _text(data: bytes, el: Element) -> str:
     return data[el.body : el.end].split(b"\x00", 1)[0].decode("utf-8", "replace")
 
 
+@parsed_once
 def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Segment:
     """The segment's structure and metadata, without reading any frame."""
     limits.check("max_bytes", len(data), "the file")

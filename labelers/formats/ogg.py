@@ -29,6 +29,7 @@ from labelers.formats import (
     Metadata,
 )
 from labelers.formats import vorbis_comment as vc
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
 
@@ -216,6 +217,7 @@ class Layout:
     streams: list[Stream]
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> Layout:
     pages = _pages(data, limits)
     return Layout(pages, _streams(data, pages))

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labelers.errors import CorruptInput, LimitExceeded
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -52,12 +52,22 @@ class TextChunk:
     text: str
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> tuple[list[Chunk], tuple[int, int]]:
     if not data:
         raise CorruptInput("the PNG file is empty")
     limits.check("max_bytes", len(data), "the file")
     if not data.startswith(SIGNATURE):
         raise CorruptInput("not a PNG file: bad signature")
+    chunks = _chunks(data)
+    size = _ihdr(data, chunks[0], limits)
+    if not any(c.type == b"IDAT" for c in chunks):
+        raise CorruptInput("PNG has no image data (IDAT)")
+    return chunks, size
+
+
+def _chunks(data: bytes) -> list[Chunk]:
+    """The chunks from the signature to IEND (a PNG's one walker)."""
     n = len(data)
     pos = len(SIGNATURE)
     chunks: list[Chunk] = []
@@ -68,16 +78,10 @@ def _parse(data: bytes, limits: Limits) -> tuple[list[Chunk], tuple[int, int]]:
         end = pos + 12 + length
         if length > 0x7FFFFFFF or end > n:
             raise CorruptInput(f"PNG chunk {ctype!r} at byte {pos} runs past the end of the file")
-        chunk = Chunk(ctype, pos, end)
-        if not chunks:
-            size = _ihdr(data, chunk, limits)
-        chunks.append(chunk)
+        chunks.append(Chunk(ctype, pos, end))
         pos = end
         if ctype == b"IEND":
-            break
-    if not any(c.type == b"IDAT" for c in chunks):
-        raise CorruptInput("PNG has no image data (IDAT)")
-    return chunks, size
+            return chunks
 
 
 def _ihdr(data: bytes, chunk: Chunk, limits: Limits) -> tuple[int, int]:
@@ -258,30 +262,16 @@ ENCODER_CHUNKS = {
 }
 
 
-def chunk_spans(data: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """(type, start, end) of each chunk, end exclusive and including the CRC."""
-    pos = len(SIGNATURE)
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > len(data):
-            return
-        yield ctype, pos, end
-        if ctype == b"IEND":
-            return
-        pos = end
-
-
-def ancillary_chunks(data: bytes) -> list[tuple[bytes, bool]]:
+def ancillary_chunks(data: bytes, limits: Limits = DEFAULT_LIMITS) -> list[tuple[bytes, bool]]:
+    """The chunks a re-encode must carry over: (raw chunk, after the image data)."""
     out: list[tuple[bytes, bool]] = []
     seen_data = False
-    for ctype, start, end in chunk_spans(data):
-        if ctype in (b"IDAT", b"fdAT"):
+    for chunk in _parse(data, limits)[0]:
+        if chunk.type in (b"IDAT", b"fdAT"):
             seen_data = True
-        if ctype in ENCODER_CHUNKS:
+        if chunk.type in ENCODER_CHUNKS:
             continue
-        out.append((data[start:end], seen_data))
+        out.append((data[chunk.start : chunk.end], seen_data))
     return out
 
 
@@ -299,7 +289,8 @@ def splice_ancillary(encoded: bytes, chunks: list[tuple[bytes, bool]]) -> bytes:
     post = [c for c, after in chunks if after]
     out = bytearray(SIGNATURE)
     first_frame_chunk_done = False
-    for ctype, start, end in chunk_spans(encoded):
+    for chunk in _chunks(encoded):  # the encoder's own output
+        ctype, start, end = chunk.type, chunk.start, chunk.end
         if ctype in (b"acTL", b"fcTL", b"IDAT") and not first_frame_chunk_done:
             out += b"".join(late_pre)
             first_frame_chunk_done = True

@@ -21,6 +21,7 @@ from typing import Any
 from labelers.errors import CorruptInput, UnsupportedMedia
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
 
@@ -255,6 +256,7 @@ def _check_size(data: bytes, limits: Limits) -> None:
     limits.check("max_bytes", len(data), "the file")
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> tuple[str, Ifd, tuple[int, int]]:
     _check_size(data, limits)
     bo = byte_order(data)

@@ -29,6 +29,7 @@ from labelers.formats import (
     id3,
 )
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.limits import DEFAULT_LIMITS, Limits, check_audio
 from labelers.record import Record
 
@@ -58,6 +59,7 @@ class Riff:
     end: int  # where the RIFF form ends; bytes after it are kept as they are
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> Riff:
     limits.check("max_bytes", len(data), "the file")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from labelers.errors import CorruptInput
 from labelers.formats import IMAGE_CAPABILITIES, ContentHasher, FoundRecord, Kind, Metadata
 from labelers.formats import xmp as xmplib
+from labelers.formats.parse_once import parsed_once
 from labelers.formats.tiff import blank_exif_records, read_exif
 from labelers.limits import DEFAULT_LIMITS, Limits
 from labelers.record import Record
@@ -55,6 +56,7 @@ class _Parsed:
     trailer: bytes  # bytes after the RIFF payload, kept as they were
 
 
+@parsed_once
 def _parse(data: bytes, limits: Limits) -> _Parsed:
     if not data:
         raise CorruptInput("the WebP file is empty")
@@ -267,13 +269,14 @@ def riff_chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int,
         pos = body + size + (size & 1)
 
 
-def coding(data: bytes) -> tuple[bool, int | None]:
+def coding(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bool, int | None]:
     """(lossless, estimated quality) of a WebP: lossless if its image data is VP8L."""
     bitstreams: list[tuple[bytes, int, int]] = []
-    for fourcc, start, end in riff_chunks(data, 12, len(data)):
+    for chunk in _parse(data, limits).chunks:
+        fourcc, start, end = chunk.fourcc, chunk.start + 8, chunk.end
         if fourcc in (b"VP8 ", b"VP8L"):
             bitstreams.append((fourcc, start, end))
-        elif fourcc == b"ANMF":
+        elif fourcc == b"ANMF":  # an animation frame: its own chunks follow a 16-byte header
             for inner, s, e in riff_chunks(data, start + 16, end):
                 if inner in (b"VP8 ", b"VP8L"):
                     bitstreams.append((inner, s, e))

@@ -25,6 +25,7 @@ from defusedxml import expatbuilder as safe_expatbuilder
 
 from labelers.errors import CorruptInput
 from labelers.formats import FoundRecord, Metadata
+from labelers.formats.parse_once import parsed_once
 from labelers.record import Record
 
 TC260_NS = "http://www.tc260.org.cn/ns/AIGC/1.0/"
@@ -86,6 +87,11 @@ def _parse(text: str) -> Document:
         ) from None
     except (ExpatError, ValueError) as exc:
         raise CorruptInput(f"XMP packet is not well-formed XML: {exc}") from None
+
+
+#: the packet parse that readers share within a request (parse_once); the
+#: writer parses its own copy, since it edits the document
+_parse_for_reading = parsed_once(_parse)
 
 
 def _rdf_root(doc: Document) -> Element:
@@ -184,7 +190,7 @@ def read_records(xmp: str | bytes) -> list[FoundRecord]:
     if not text:
         return []
     try:
-        doc = _parse(text)
+        doc = _parse_for_reading(text)
     except CorruptInput:
         return [found_record(raw) for raw in _scan_records(text)]
     out: list[FoundRecord] = []
@@ -326,7 +332,7 @@ def digital_source_type(xmp: str | bytes) -> str | None:
     if not text:
         return None
     try:
-        doc = _parse(text)
+        doc = _parse_for_reading(text)
     except CorruptInput:
         return _scan_source_type(text)
     for el in doc.getElementsByTagName("*"):
@@ -351,7 +357,7 @@ def simple_properties(xmp: str | bytes, wanted: dict[str, tuple[str, str]]) -> d
     if not text or not wanted:
         return {}
     try:
-        doc = _parse(text)
+        doc = _parse_for_reading(text)
     except CorruptInput:
         return {}
     found: dict[str, str] = {}
