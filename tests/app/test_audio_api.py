@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import c2pa
@@ -235,17 +234,16 @@ def test_audio_limits_from_settings_refuse_before_decoding(tmp_path):
 
 
 def test_cli_labels_audio_with_the_chosen_audible_label_and_place(tmp_path):
-    exe = str(Path(sys.executable).with_name("aigc-label"))
-    env = {"AIGC_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    from tests.app.test_cli import run_here
+
+    env = {"AIGC_DATA_DIR": str(tmp_path / "var")}
     src = tmp_path / "in"
     src.mkdir()
     (src / "a.flac").write_bytes(ffmpeg_file("flac", seconds=3.0, tags=TAGS))
     report = tmp_path / "r.jsonl"
-    proc = subprocess.run(
-        [exe, "label", str(src), "-o", str(tmp_path / "out"), "--explicit", "rhythm",
-         "--position", "end", "--no-watermark", "--report", str(report)],
-        env=env, capture_output=True,
-    )  # fmt: skip
+    proc = run_here("label", str(src), "-o", str(tmp_path / "out"), "--explicit", "rhythm",
+                    "--position", "end", "--no-watermark", "--report", str(report),
+                    env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     line = next(x for x in lines if x.get("path", "").endswith("a.flac"))

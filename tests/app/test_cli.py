@@ -1,4 +1,10 @@
-"""The batch command line, run as a real subprocess over trees the tests build.
+"""The batch command line over trees the tests build.
+
+Three runs are of the installed executable in a process of its own: the
+labelling of the mixed tree the other tests inspect, the kill -9 of a run
+and its rerun, and the one-shot call whose imports are counted. The rest call
+``main`` in this process (:func:`run_here`): the same command with its own
+environment, stdin and stdout, without a Python start per call.
 
 ``aigc-label label|verify`` over a mixed tree (JPEG, PNG, PDF, DOCX, Markdown,
 plain text and one corrupt JPEG): the output mirrors the tree, the JSONL
@@ -12,6 +18,7 @@ properties, and the ledger for ProduceIDs.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
 import os
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -143,9 +151,48 @@ def environ(env: dict[str, str]) -> dict[str, str]:
 
 
 def run(*args: str, env: dict[str, str], stdin: bytes | None = None):
+    """The installed ``aigc-label`` executable, as a separate process."""
     return subprocess.run(
         [EXE, *args], input=stdin, capture_output=True, env=environ(env), timeout=300
     )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_here(*args: str, env: dict[str, str], stdin: bytes | None = None) -> Ran:
+    """``aigc-label`` run by its ``main`` in this process, with ``env`` as the whole
+    AIGC_* environment and its own stdin, stdout and stderr.
+
+    What the command does is the same as in a process of its own (its worker
+    pool still forks); what is saved is a Python start and the imports per
+    call. The process environment is restored afterwards, since ``main`` sets
+    variables for its workers (metrics directory, BLAS threads).
+    """
+    from app import cli
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ(env))
+    stdout, stderr = io.TextIOWrapper(io.BytesIO()), io.TextIOWrapper(io.BytesIO())
+    real_stdin, sys.stdin = sys.stdin, io.TextIOWrapper(io.BytesIO(stdin or b""))
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = real_stdin
+        os.environ.clear()
+        os.environ.update(saved)
+    stdout.flush()
+    stderr.flush()
+    return Ran(code, stdout.buffer.getvalue(), stderr.buffer.getvalue())
 
 
 def dev_env(tmp: Path) -> dict[str, str]:
@@ -268,7 +315,7 @@ def test_rerun_with_the_same_report_or_a_new_one_labels_nothing_again(labelled):
     ledger = ledger_for(env)
     issued = sorted(produce_ids(ledger))
 
-    again = run("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report",
+    again = run_here("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report",
                 str(labelled["report"]), env=env)  # fmt: skip
     assert again.returncode == 1  # the corrupt file is tried again and fails again
     assert b"1 failed" in again.stderr and b"6 already done" in again.stderr
@@ -278,8 +325,8 @@ def test_rerun_with_the_same_report_or_a_new_one_labels_nothing_again(labelled):
     assert [Path(line["path"]).name for line in rerun] == ["broken.jpg"]
 
     fresh = tmp / "fresh.jsonl"
-    third = run("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report", str(fresh),
-                env=env)  # fmt: skip
+    third = run_here("label", str(labelled["src"]), "--out", str(tmp / "out"), "--report",
+                     str(fresh), env=env)  # fmt: skip
     assert third.returncode == 1
     outcomes = sorted(line["outcome"] for line in file_lines(fresh))
     assert outcomes == ["failed"] + ["skipped"] * 6  # recognised from the outputs themselves
@@ -292,7 +339,7 @@ def test_rerun_with_the_same_report_or_a_new_one_labels_nothing_again(labelled):
 def test_verify_over_the_output_tree_confirms_every_file(labelled):
     tmp = labelled["tmp"]
     report = tmp / "verify.jsonl"
-    proc = run("verify", str(tmp / "out"), "--report", str(report), env=labelled["env"])
+    proc = run_here("verify", str(tmp / "out"), "--report", str(report), env=labelled["env"])
     assert proc.returncode == 0, proc.stderr.decode()
     lines = file_lines(report)
     assert len(lines) == 6
@@ -377,7 +424,7 @@ def file_lines_lenient(path: Path) -> list[dict]:
 def test_stdin_to_stdout_labels_and_verifies_one_file(tmp_path):
     env = dev_env(tmp_path)
     original = png(7)
-    proc = run("label", "-", env=env, stdin=original)
+    proc = run_here("label", "-", env=env, stdin=original)
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout
     assert sniff(out) == "image/png" and out != original
@@ -388,13 +435,13 @@ def test_stdin_to_stdout_labels_and_verifies_one_file(tmp_path):
         assert record["ProduceID"] == produce_id
     assert ledger_for(env).get(produce_id) is not None
 
-    checked = run("verify", "-", env=env, stdin=out)
+    checked = run_here("verify", "-", env=env, stdin=out)
     assert checked.returncode == 0
     report = json.loads(checked.stdout)
     assert report["classification"] == "confirmed"
     assert report["record"]["ProduceID"] == produce_id
 
-    bad = run("label", "-", env=env, stdin=jpeg(1)[:300])
+    bad = run_here("label", "-", env=env, stdin=jpeg(1)[:300])
     assert bad.returncode == 1 and bad.stdout == b""
     assert b"corrupt-input" in bad.stderr
 
@@ -418,12 +465,14 @@ def test_position_applies_per_kind_and_a_position_for_nothing_fails_up_front(tmp
     (src / "b.md").write_text(MARKDOWN)
     env = dev_env(tmp_path)
 
-    nothing = run("label", str(src), "-o", str(tmp_path / "x"), "--position", "middle", env=env)
+    nothing = run_here(
+        "label", str(src), "-o", str(tmp_path / "x"), "--position", "middle", env=env
+    )
     assert nothing.returncode == 2 and b"'middle' applies to no kind" in nothing.stderr
     assert not (tmp_path / "x").exists()
 
     report = tmp_path / "r.jsonl"
-    bare = run("label", str(src), "-o", str(tmp_path / "o"), "--position", "top-left",
+    bare = run_here("label", str(src), "-o", str(tmp_path / "o"), "--position", "top-left",
                "--report", str(report), "--workers", "1", env=env)  # fmt: skip
     assert bare.returncode == 0, bare.stderr.decode()
     assert b"images top-left, videos top-left; documents keep footer" in bare.stderr
@@ -431,7 +480,7 @@ def test_position_applies_per_kind_and_a_position_for_nothing_fails_up_front(tmp
     assert explicit == {"a.jpg": "top-left", "b.md": "footer"}
 
     report2 = tmp_path / "r2.jsonl"
-    both = run("label", str(src), "-o", str(tmp_path / "o2"), "--report", str(report2),
+    both = run_here("label", str(src), "-o", str(tmp_path / "o2"), "--report", str(report2),
                "--position", "image=top,document=header", env=env)  # fmt: skip
     assert both.returncode == 0, both.stderr.decode()
     explicit = {Path(line["path"]).name: line["explicit"] for line in file_lines(report2)}
@@ -451,12 +500,12 @@ def test_in_place_only_with_the_flag_and_include_exclude_globs(tmp_path):
     env = dev_env(tmp_path)
     snapshot = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
 
-    refused = run("label", str(src), env=env)
+    refused = run_here("label", str(src), env=env)
     assert refused.returncode == 2 and b"--in-place" in refused.stderr
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == snapshot
 
     args = ["label", str(src), "--in-place", "--include", "*.md", "--exclude", "skip/*"]
-    proc = run(*args, env=env)
+    proc = run_here(*args, env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"1 labelled" in proc.stderr
     assert len(records_in((src / "keep/a.md").read_bytes())) == 1
@@ -464,7 +513,7 @@ def test_in_place_only_with_the_flag_and_include_exclude_globs(tmp_path):
         assert (src / untouched).read_bytes() == snapshot[src / untouched]
 
     labelled_once = (src / "keep/a.md").read_bytes()
-    again = run(*args, env=env)  # no report: the file itself says it is done
+    again = run_here(*args, env=env)  # no report: the file itself says it is done
     assert again.returncode == 0 and b"1 skipped" in again.stderr
     assert (src / "keep/a.md").read_bytes() == labelled_once
     assert len(produce_ids(ledger_for(env))) == 1
@@ -476,13 +525,15 @@ def test_identity_comes_from_the_configured_keys(tmp_path):
     (src / "a.md").write_text(MARKDOWN)
     env = {**dev_env(tmp_path), "AIGC_API_KEYS": json.dumps(KEYS)}
 
-    ambiguous = run("label", str(src), "--out", str(tmp_path / "o"), env=env)
+    ambiguous = run_here("label", str(src), "--out", str(tmp_path / "o"), env=env)
     assert ambiguous.returncode == 2 and b"--key-name" in ambiguous.stderr
-    no_omit = run("label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator",
+    no_omit = run_here("label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator",
                   "--explicit", "none", env=env)  # fmt: skip
     assert no_omit.returncode == 2 and b"omit_explicit" in no_omit.stderr
 
-    ok = run("label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator", env=env)
+    ok = run_here(
+        "label", str(src), "--out", str(tmp_path / "o"), "--key-name", "generator", env=env
+    )
     assert ok.returncode == 0, ok.stderr.decode()
     meta = get_handler("text/markdown").read((tmp_path / "o/a.md").read_bytes())
     assert [f.record.content_producer for f in meta.records] == [PRODUCER]
@@ -497,7 +548,7 @@ def test_server_mode_labels_and_verifies_through_the_service(tmp_path):
         report = tmp_path / "r.jsonl"
         args = ["label", str(src), "--out", str(tmp_path / "out"), "--server", base, "--workers",
                 "2", "--report", str(report)]  # fmt: skip
-        proc = run(*args, env=client_env)
+        proc = run_here(*args, env=client_env)
         assert proc.returncode == 1  # the corrupt JPEG, refused by the service
         lines = {Path(line["path"]).name: line for line in file_lines(report)}
         assert lines["broken.jpg"]["outcome"] == "failed"
@@ -520,10 +571,10 @@ def test_server_mode_labels_and_verifies_through_the_service(tmp_path):
         assert known.json()["producer"] == PRODUCER
 
         fresh = tmp_path / "r2.jsonl"
-        again = run(*args[:-1], str(fresh), env=client_env)
+        again = run_here(*args[:-1], str(fresh), env=client_env)
         assert sorted(line["outcome"] for line in file_lines(fresh)) == ["failed"] + ["skipped"] * 6
 
-        checked = run("verify", str(tmp_path / "out"), "--server", base, "--report",
+        checked = run_here("verify", str(tmp_path / "out"), "--server", base, "--report",
                       str(tmp_path / "v.jsonl"), env=client_env)  # fmt: skip
         assert checked.returncode == 0, checked.stderr.decode()
         assert {line["classification"] for line in file_lines(tmp_path / "v.jsonl")} == {
@@ -538,7 +589,7 @@ def test_propagate_writes_the_platform_into_each_record_once(labelled):
     tmp, env = labelled["tmp"], labelled["env"]
     src = tmp / "out"
     args = ["propagate", str(src), "--out", str(tmp / "published"), "--exclude", "*.txt"]
-    proc = run(*args, "--report", str(tmp / "p.jsonl"), env=env)
+    proc = run_here(*args, "--report", str(tmp / "p.jsonl"), env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     lines = file_lines(tmp / "p.jsonl")
     assert len(lines) == 5  # plain text has no record carrier to write back into
@@ -553,7 +604,7 @@ def test_propagate_writes_the_platform_into_each_record_once(labelled):
         assert record.propagate_id == line["propagate_id"]
         assert record.produce_id == line["produce_id"]  # the producer's fields are kept
 
-    again = run(*args, "--report", str(tmp / "p2.jsonl"), env=env)
+    again = run_here(*args, "--report", str(tmp / "p2.jsonl"), env=env)
     assert again.returncode == 0
     assert {line["outcome"] for line in file_lines(tmp / "p2.jsonl")} == {"skipped"}
 
@@ -567,9 +618,9 @@ def test_a_video_is_labelled_with_its_span_and_a_bad_span_fails_up_front(tmp_pat
     src.mkdir()
     (src / "clip.mp4").write_bytes(clip("h264-aac"))
     env = dev_env(tmp_path)
-    bad = run("label", str(src), "-o", str(tmp_path / "x"), "--span", "start:1", env=env)
+    bad = run_here("label", str(src), "-o", str(tmp_path / "x"), "--span", "start:1", env=env)
     assert bad.returncode == 2 and b"at least 2 s" in bad.stderr
-    ok = run("label", str(src), "-o", str(tmp_path / "o"), "--explicit", "none",
+    ok = run_here("label", str(src), "-o", str(tmp_path / "o"), "--explicit", "none",
              "--no-watermark", "--span", "whole", "--workers", "1", env=env)  # fmt: skip
     assert ok.returncode == 0, ok.stderr.decode()
     out = tmp_path / "o" / "clip.mp4"
@@ -614,7 +665,7 @@ def test_a_one_shot_call_imports_only_what_it_needs(tmp_path):
     env = dev_env(tmp_path)
     label = ["label", str(tmp_path / "a.jpg"), "--explicit", "none", "--no-watermark",
              "--no-c2pa", "--no-progress"]  # fmt: skip
-    first = run(*label, "-o", str(tmp_path / "o1"), env=env)  # creates the key and schema
+    first = run_here(*label, "-o", str(tmp_path / "o1"), env=env)  # creates the key and schema
     assert first.returncode == 0, first.stderr.decode()
     _, modules = imports_of(*label, "-o", str(tmp_path / "o2"), env=env)
     assert (tmp_path / "o2" / "a.jpg").exists()
@@ -622,7 +673,7 @@ def test_a_one_shot_call_imports_only_what_it_needs(tmp_path):
     assert "sqlite3" in modules
     _, modules = imports_of("--help", env=env)
     assert not modules & {*HEAVY, "labelers", "logging", "json", "cryptography", "PIL"}
-    bad = run(*label, "-o", str(tmp_path / "o3"), env=env | {"AIGC_MAX_PIXELS": "lots"})
+    bad = run_here(*label, "-o", str(tmp_path / "o3"), env=env | {"AIGC_MAX_PIXELS": "lots"})
     assert bad.returncode == 2
     assert b"AIGC_MAX_PIXELS='lots'" in bad.stderr and b"Traceback" not in bad.stderr
 

@@ -13,10 +13,7 @@ import ast
 import dataclasses
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,10 +147,9 @@ def test_a_413_names_the_setting_its_value_and_the_measured_amount(tmp_path: Pat
 def test_the_cli_names_the_setting_when_a_file_is_over_a_limit(tmp_path: Path) -> None:
     image = io.BytesIO()
     Image.new("RGB", (64, 64), (90, 140, 200)).save(image, "PNG")
-    env = {**os.environ, "AIGC_DATA_DIR": str(tmp_path / "var"), "AIGC_MAX_PIXELS": "100"}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("aigc-label")), "label", "-"],
-        input=image.getvalue(), env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
+    from tests.app.test_cli import run_here
+
+    env = {"AIGC_DATA_DIR": str(tmp_path / "var"), "AIGC_MAX_PIXELS": "100"}
+    done = run_here("label", "-", env=env, stdin=image.getvalue())
     assert done.returncode == 1, done.stderr
     assert done.stderr.decode().strip().endswith("(set by AIGC_MAX_PIXELS)"), done.stderr
