@@ -325,15 +325,14 @@ def two_nodes() -> Iterator[str]:
                     raise AssertionError(log.read_text()[-3000:]) from None
         yield address
     finally:
-        for proc in reversed(procs):  # --block: SIGTERM stops what each `ray start` started
-            with _suppress():
-                os.killpg(proc.pid, signal.SIGTERM)
+        # each `ray start` leads a process group holding what it started (GCS,
+        # raylet, monitors, workers): killed at once, the throwaway cluster is gone
+        # in about a second, where a graceful SIGTERM stop took 36 s of the suite
         for proc in reversed(procs):
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            with _suppress():
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        for proc in procs:
+            proc.wait()
         shutil.rmtree(temp, ignore_errors=True)
 
 
