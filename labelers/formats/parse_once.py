@@ -13,8 +13,8 @@ writers build new lists and new bytes, never edit what a walker returned.
 
 The memo lives in a context variable: each request (thread or task) has its
 own, and it is dropped with the scope, so nothing outlives the request. It
-holds the bytes it keys on, so an ``id()`` cannot be reused while it is
-cached.
+holds the bytes it was asked about, so they cannot be freed and their
+identity reused while their structure is held.
 """
 
 from __future__ import annotations
@@ -30,28 +30,37 @@ T = TypeVar("T")
 
 
 class ParseScope:
-    """The parsed structures of one request, and a count of the walks made."""
+    """The parsed structures of one request, and a count of the walks made.
+
+    A walker keeps only its latest structure: the stages of a request walk
+    the same bytes one after the other, and a label's intermediate versions
+    of a large file must not all stay alive until the request ends.
+    """
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...], Any]] = {}
+        self._latest: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...], Any]] = {}
         #: walker name -> how many times it really walked a container
         self.walks: Counter[str] = Counter()
 
     def get(self, parse: Callable[..., T], data: Any, settings: tuple[Any, ...]) -> T:
-        # text (an XMP packet decoded anew by each reader) is keyed by value;
-        # bytes by identity, since hashing a whole video per stage is a walk
-        key = (parse, data if type(data) is str else id(data), *map(id, settings))
-        hit = self._memo.get(key)
-        if hit is not None and (hit[0] is data or type(data) is str) and _same(hit[1], settings):
-            return hit[2]
+        key = (parse, len(settings), *map(id, settings))
+        held = self._latest.get(key)
+        if held is not None and _same(held[0], data) and _same_settings(held[1], settings):
+            return held[2]
         result = parse(data, *settings)
         self.walks[f"{parse.__module__}.{parse.__qualname__}"] += 1
-        self._memo[key] = (data, settings, result)
+        self._latest[key] = (data, settings, result)
         return result
 
 
-def _same(held: tuple[Any, ...], given: tuple[Any, ...]) -> bool:
-    return len(held) == len(given) and all(a is b for a, b in zip(held, given, strict=True))
+def _same(held: Any, data: Any) -> bool:
+    # bytes by identity (comparing a whole video per stage would be a walk);
+    # text by value (an XMP packet is decoded anew by each of its readers)
+    return held is data or (type(data) is str and type(held) is str and held == data)
+
+
+def _same_settings(held: tuple[Any, ...], given: tuple[Any, ...]) -> bool:
+    return all(a is b for a, b in zip(held, given, strict=True))
 
 
 _current: ContextVar[ParseScope | None] = ContextVar("parse_scope", default=None)
@@ -75,8 +84,9 @@ def parse_scope() -> Iterator[ParseScope]:
 def parsed_once(parse: Callable[..., T]) -> Callable[..., T]:
     """Mark ``parse(data, *settings)`` as a walker memoised per scope.
 
-    The memo is keyed on the identity of ``data`` and of each setting (the
-    :class:`~labelers.limits.Limits` a walk checks). Errors are not memoised:
+    A walk is reused for the same ``data`` object (text: the same value) and
+    the same setting objects (the :class:`~labelers.limits.Limits` a walk
+    checks). Errors are not memoised:
     a walk that raises raises again when asked again. Outside a scope every
     call walks, and so does a walk of anything but ``bytes`` or ``str`` (a
     bytearray could change between two stages).

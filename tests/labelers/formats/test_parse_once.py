@@ -56,6 +56,18 @@ def test_other_bytes_other_limits_and_mutable_buffers_walk_again() -> None:
     assert len(walked) == 5
 
 
+def test_a_walker_holds_only_its_latest_structure() -> None:
+    """A label's intermediate versions of a large file are not all kept alive."""
+    first, second = b"a" * 100, b"b" * 100
+    with parse_scope() as scope:
+        _walk(first, DEFAULT_LIMITS)
+        _walk(second, DEFAULT_LIMITS)
+        _walk(second, DEFAULT_LIMITS)
+        assert len(scope._latest) == 1
+        _walk(first, DEFAULT_LIMITS)
+    assert walked == [first, second, first]
+
+
 def test_text_is_shared_by_value() -> None:
     """An XMP packet is decoded anew by each reader: equal text, one parse."""
     with parse_scope():
