@@ -17,7 +17,10 @@ Steps, all on one FFT of the working luma:
    smooth spectrum and is flattened; the mark's repetition is a comb of narrow
    spikes and stands out (a "whitened" autocorrelation);
 2. its inverse FFT (the autocorrelation), minus a local mean: narrow peaks;
-3. the strongest local maxima in the lag range where a tile period can be;
+3. the strongest local maxima in the lag range where a tile period can be,
+   ranked by their height above the autocorrelation's mean along the ray
+   from the origin next to them (:func:`_heights`: a straight edge makes a
+   ridge through the origin, which must not pass for a peak);
 4. every pair of them that spans a plausible lattice (similar lengths, roughly
    perpendicular) is scored on four lattice points (``b1``, ``b2``,
    ``b1 + b2``, ``b1 - b2``); the best few pairs are kept;
@@ -40,6 +43,11 @@ _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
 _SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
 _PARTNERS = 6  # strongest peaks whose perpendicular partner is looked for
+_RANKED = 3 * _PEAKS  # local maxima ranked by their height above the ray (_heights)
+# where the ray's mean is taken, as shares of the lag's length on each side:
+# beyond the lag's own peak (about a chip, 1/32 of a tile side, each way) and
+# short of the next lattice point along the ray (at least a side away)
+_RAY = np.concatenate([-np.linspace(0.06, 0.2, 6), np.linspace(0.06, 0.2, 6)])
 
 
 def autocorrelation(z: np.ndarray) -> np.ndarray:
@@ -90,6 +98,26 @@ def _sample(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear values of the circular ``r`` at lag vectors ``pts`` (n x 2: dy, dx)."""
     hh, ww = r.shape
     return ndimage.map_coordinates(r, [pts[:, 0] % hh, pts[:, 1] % ww], order=1, mode="grid-wrap")
+
+
+def _heights(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Peak heights of ``r`` at lag vectors ``pts`` (n x 2): its value minus its mean
+    along the ray from the origin just before and beyond each lag.
+
+    A straight edge anywhere in the image makes a ridge through the origin of
+    the autocorrelation along the edge's direction, whose local maxima look
+    like peaks. The corners a rotation fills with black are such edges, and
+    they run along the rotated tile's own sides, so the ridge lies exactly on
+    the lattice vectors and on their halves and thirds, which then pass for a
+    finer tile (a 10-degree rotation of a 1232x928 image was decoded as a
+    lattice with a half-side). The axis-aligned means in :func:`autocorrelation`
+    remove only the ridges along the axes (the image's own borders); this
+    removes a ridge in any direction and leaves a peak standing on it.
+    """
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    ray = pts[:, None, :] * (1.0 + _RAY[None, :, None])
+    around = _sample(r, ray.reshape(-1, 2)).reshape(len(pts), _RAY.size).mean(axis=1)
+    return _sample(r, pts) - around
 
 
 # lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) that score a pair
@@ -184,10 +212,13 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     radius = np.hypot(dy, dx)
     ok = (radius >= lo) & (radius <= hi) & (win > 0)
     ok &= ~((dx == 0) & (dy < 0))  # the other half of the dx = 0 column
-    cand = _strongest_maxima(win, ok, _PEAKS)
-    if cand.size < 2:
-        return []
+    cand = _strongest_maxima(win, ok, _RANKED)
     vecs = np.stack([dy.flat[cand], dx.flat[cand]], axis=1).astype(np.float64)
+    height = _heights(r, vecs)
+    best = np.argsort(-height, kind="stable")[:_PEAKS]
+    vecs = vecs[best[height[best] > 0]]
+    if len(vecs) < 2:
+        return []
     vecs = np.concatenate([vecs, _partners(r, vecs[:_PARTNERS], lo, hi)])
     scores, bases = _pair_scores(r, vecs, reach)
     order = np.argsort(-scores, kind="stable")
@@ -298,7 +329,7 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
         t = t[(t * length >= lo) & (t * length <= hi)]
         if t.size == 0:
             continue
-        vals = _sample(r, t[:, None] * p[None, :])
+        vals = _heights(r, t[:, None] * p[None, :])
         # as long as v (rotation, uniform scale), and the ray's strongest (a stretch)
         for guess in dict.fromkeys((1.0, float(t[int(np.argmax(vals))]))):
             cy, cx = np.round(guess * p).astype(int)
@@ -308,7 +339,7 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
             pos = np.array([ys[k // 7], xs[k % 7]], dtype=np.float64)
             if pos[1] < 0:
                 pos = -pos  # the same lattice vector, in the half plane
-            if box.flat[k] <= 0 or not lo <= np.hypot(*pos) <= hi:
+            if not lo <= np.hypot(*pos) <= hi or _heights(r, pos)[0] <= 0:
                 continue
             if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
                 np.hypot(*(q - pos)) <= 2 for q in out
@@ -352,9 +383,11 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
             return basis
         # every step's new points, found in one batch
         pts = np.array([v * j / k for v, k, _ in steps for j in range(1, k)])
-        pos, height, valid = _peaks_at(r, pts)
+        pos, _, valid = _peaks_at(r, pts)
         valid &= np.hypot(*(pos - pts).T) <= 1.5
-        height = np.where(valid, height / _overlap(pos, hh, ww), -np.inf)
+        # above the ray: these points lie on the lattice vectors, exactly where
+        # the ridge of a straight edge along a tile side would raise them
+        height = np.where(valid, _heights(r, pos) / _overlap(pos, hh, ww), -np.inf)
         start = 0
         for v, k, other in steps:
             h = float(np.min(height[start : start + k - 1]))
