@@ -43,6 +43,7 @@ _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
 _SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
 _PARTNERS = 6  # strongest peaks whose perpendicular partner is looked for
+_LOOKAHEAD = 2  # lattices found per one tried, to look for finer ones among (_finer_first)
 _RANKED = 3 * _PEAKS  # local maxima ranked by their height above the ray (_heights)
 # where the ray's mean is taken, as shares of the lag's length on each side:
 # beyond the lag's own peak (about a chip, 1/32 of a tile side, each way) and
@@ -223,19 +224,45 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     scores, bases = _pair_scores(r, vecs, reach)
     order = np.argsort(-scores, kind="stable")
     scored = [(float(scores[k]), bases[k]) for k in order]
-    out: list[np.ndarray] = []
+    found: list[np.ndarray] = []
     for score, basis in scored:
         # the pair itself, and the finer lattice it may be a sublattice of:
         # the sync score decides between them
         for option in (_finest(r, basis, score, lo), basis):
-            if len(out) == tries:
-                return out
+            if len(found) == _LOOKAHEAD * tries:
+                return _finer_first(found)[:tries]
             fit = _refine(r, option, reach)
             if not _plausible(fit, lo):
                 continue  # a refit or a refinement can collapse to a line
-            if not any(_same_lattice(fit, kept) for kept in out):
-                out.append(fit)
-    return out
+            if not any(_same_lattice(fit, kept) for kept in found):
+                found.append(fit)
+    return _finer_first(found)[:tries]
+
+
+def _finer_first(found: list[np.ndarray]) -> list[np.ndarray]:
+    """``found`` in its order, except that a lattice found later that contains one
+    found earlier (is finer: the earlier one is its sublattice) goes just before it.
+
+    Pairs are scored on their own lattice points, and a coarse sublattice of
+    the tile (every fifth point, say: index 5 is beyond :func:`_finest`'s
+    halves and thirds) can outscore the tile's own pair, its few far points
+    all strong where the tile's twelve include weak ones (a rotation then
+    JPEG 50 of a 1086x1448 image: four sublattices and near misses tried, the
+    tile's lattice fifth). Every point of a finer lattice that contains it is
+    a point of the sublattice too, so the finer one explains at least as much.
+    """
+    order: list[int] = []
+
+    def place(i: int) -> None:
+        for j in range(len(found)):
+            if j not in order and j != i and _contains(found[j], found[i]):
+                place(j)  # a proper sublattice has a larger cell: no cycles
+        order.append(i)
+
+    for i in range(len(found)):
+        if i not in order:
+            place(i)
+    return [found[i] for i in order]
 
 
 def _strongest_maxima(win: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
@@ -400,9 +427,22 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
     return basis
 
 
-def _same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a`` is ``b`` up to a change of basis (within 4% of a period)."""
+def _coefficients(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """The integer matrix that writes ``a``'s vectors in ``b``'s basis (within 4% of
+    a period), or None when ``a`` is not a sublattice of ``b``."""
     coeffs = a @ np.linalg.inv(b)
     if not np.allclose(coeffs, np.round(coeffs), atol=0.04):
-        return False
-    return abs(abs(round(float(np.linalg.det(np.round(coeffs))))) - 1) == 0
+        return None
+    return np.round(coeffs)
+
+
+def _same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` is ``b`` up to a change of basis (within 4% of a period)."""
+    coeffs = _coefficients(a, b)
+    return coeffs is not None and abs(round(float(np.linalg.det(coeffs)))) == 1
+
+
+def _contains(fine: np.ndarray, coarse: np.ndarray) -> bool:
+    """Whether ``coarse`` is a proper sublattice of ``fine`` (``fine`` is finer)."""
+    coeffs = _coefficients(coarse, fine)
+    return coeffs is not None and abs(round(float(np.linalg.det(coeffs)))) >= 2
