@@ -43,7 +43,6 @@ _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
 _SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
 _PARTNERS = 6  # strongest peaks whose perpendicular partner is looked for
-_LOOKAHEAD = 2  # lattices found per one tried, to look for finer ones among (_finer_first)
 _RANKED = 3 * _PEAKS  # local maxima ranked by their height above the ray (_heights)
 # where the ray's mean is taken, as shares of the lag's length on each side:
 # beyond the lag's own peak (about a chip, 1/32 of a tile side, each way) and
@@ -224,45 +223,50 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     scores, bases = _pair_scores(r, vecs, reach)
     order = np.argsort(-scores, kind="stable")
     scored = [(float(scores[k]), bases[k]) for k in order]
-    found: list[np.ndarray] = []
+    found: list[np.ndarray] = []  # the lattices to try, best first
+    seen: list[np.ndarray] = []  # the pairs' own lattices, handled
+    ahead = 0
     for score, basis in scored:
-        # the pair itself, and the finer lattice it may be a sublattice of:
-        # the sync score decides between them
-        for option in (_finest(r, basis, score, lo), basis):
-            if len(found) == _LOOKAHEAD * tries:
-                return _finer_first(found)[:tries]
-            fit = _refine(r, option, reach)
-            if not _plausible(fit, lo):
-                continue  # a refit or a refinement can collapse to a line
-            if not any(_same_lattice(fit, kept) for kept in found):
-                found.append(fit)
-    return _finer_first(found)[:tries]
+        if any(_same_lattice(basis, kept) for kept in seen):
+            continue  # another basis of a better pair's lattice
+        seen.append(basis)
+        finer = _finest(r, basis, score, lo)
+        if len(found) < tries:
+            # the pair itself, and the finer lattice it may be a sublattice
+            # of: the sync score decides between them
+            for option in (finer, basis):
+                if len(found) == tries:
+                    break
+                fit = _refine(r, option, reach)
+                # a refit or a refinement can collapse to a line
+                if _plausible(fit, lo) and _new(fit, found):
+                    found.append(fit)
+            continue
+        # Every slot is taken; the next few pairs still count through a finer
+        # lattice that contains one of those taken, which goes just before it.
+        # Pairs are scored on their own lattice points, and a coarse
+        # sublattice of the tile (every fifth point: index 5 is beyond the
+        # halves and thirds _finest looks for) can outscore the tile's own
+        # pair, its few far points all strong where the tile's twelve include
+        # weak ones (rotate 10 deg then JPEG 50 of a 1086x1448 image: the
+        # tile's lattice came fifth). All of a sublattice's points are the
+        # finer lattice's too, so the finer one explains at least as much.
+        # A pair's own lattice is a sublattice of its _finest, so that one is
+        # the one to test.
+        coarse = [i for i, kept in enumerate(found) if _contains(finer, kept)]
+        if coarse:
+            fit = _refine(r, finer, reach)
+            if _plausible(fit, lo) and _new(fit, found):
+                found.insert(coarse[0], fit)
+                found.pop()
+        ahead += 1
+        if ahead == tries:
+            break
+    return found
 
 
-def _finer_first(found: list[np.ndarray]) -> list[np.ndarray]:
-    """``found`` in its order, except that a lattice found later that contains one
-    found earlier (is finer: the earlier one is its sublattice) goes just before it.
-
-    Pairs are scored on their own lattice points, and a coarse sublattice of
-    the tile (every fifth point, say: index 5 is beyond :func:`_finest`'s
-    halves and thirds) can outscore the tile's own pair, its few far points
-    all strong where the tile's twelve include weak ones (a rotation then
-    JPEG 50 of a 1086x1448 image: four sublattices and near misses tried, the
-    tile's lattice fifth). Every point of a finer lattice that contains it is
-    a point of the sublattice too, so the finer one explains at least as much.
-    """
-    order: list[int] = []
-
-    def place(i: int) -> None:
-        for j in range(len(found)):
-            if j not in order and j != i and _contains(found[j], found[i]):
-                place(j)  # a proper sublattice has a larger cell: no cycles
-        order.append(i)
-
-    for i in range(len(found)):
-        if i not in order:
-            place(i)
-    return [found[i] for i in order]
+def _new(basis: np.ndarray, found: list[np.ndarray]) -> bool:
+    return not any(_same_lattice(basis, kept) for kept in found)
 
 
 def _strongest_maxima(win: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
@@ -346,32 +350,42 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
     side, say), while the other side's is clear; this finds it next to it.
     """
     hh, ww = r.shape
-    out = []
+    rays = []  # (perpendicular, lengths along it) per vector
     for v in vecs:
         p = np.array([-v[1], v[0]])
         if p[1] < 0 or (p[1] == 0 and p[0] < 0):
             p = -p  # the half plane the peaks were taken from
         length = float(np.hypot(*v))
         t = np.linspace(1 / 1.36, 1.36, max(8, int(length * 0.7)))
-        t = t[(t * length >= lo) & (t * length <= hi)]
+        rays.append((p, t[(t * length >= lo) & (t * length <= hi)]))
+    if not any(t.size for _, t in rays):
+        return np.empty((0, 2))
+    # every ray's samples in one batch, then every guess's peak in another
+    vals = np.split(
+        _heights(r, np.concatenate([t[:, None] * p[None, :] for p, t in rays])),
+        np.cumsum([t.size for _, t in rays])[:-1],
+    )
+    guesses = []
+    for (p, t), along in zip(rays, vals, strict=True):
         if t.size == 0:
             continue
-        vals = _heights(r, t[:, None] * p[None, :])
         # as long as v (rotation, uniform scale), and the ray's strongest (a stretch)
-        for guess in dict.fromkeys((1.0, float(t[int(np.argmax(vals))]))):
+        for guess in dict.fromkeys((1.0, float(t[int(np.argmax(along))]))):
             cy, cx = np.round(guess * p).astype(int)
             ys, xs = np.arange(cy - 3, cy + 4), np.arange(cx - 3, cx + 4)
-            box = r[np.ix_(ys % hh, xs % ww)]
-            k = int(np.argmax(box))
+            k = int(np.argmax(r[np.ix_(ys % hh, xs % ww)]))
             pos = np.array([ys[k // 7], xs[k % 7]], dtype=np.float64)
-            if pos[1] < 0:
-                pos = -pos  # the same lattice vector, in the half plane
-            if not lo <= np.hypot(*pos) <= hi or _heights(r, pos)[0] <= 0:
-                continue
-            if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
-                np.hypot(*(q - pos)) <= 2 for q in out
-            ):
-                out.append(pos)
+            guesses.append(-pos if pos[1] < 0 else pos)  # the same vector, in the half plane
+    guesses = np.array(guesses).reshape(-1, 2)
+    keep = (np.hypot(*guesses.T) >= lo) & (np.hypot(*guesses.T) <= hi)
+    if keep.any():
+        keep[keep] = _heights(r, guesses[keep]) > 0
+    out: list[np.ndarray] = []
+    for pos in guesses[keep]:
+        if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
+            np.hypot(*(q - pos)) <= 2 for q in out
+        ):
+            out.append(pos)
     return np.array(out).reshape(-1, 2)
 
 
@@ -430,10 +444,13 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
 def _coefficients(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """The integer matrix that writes ``a``'s vectors in ``b``'s basis (within 4% of
     a period), or None when ``a`` is not a sublattice of ``b``."""
-    coeffs = a @ np.linalg.inv(b)
-    if not np.allclose(coeffs, np.round(coeffs), atol=0.04):
+    (p, q), (u, v) = b
+    det = p * v - q * u
+    if det == 0:
         return None
-    return np.round(coeffs)
+    coeffs = a @ (np.array([[v, -q], [-u, p]]) / det)  # the 2 x 2 inverse, written out
+    whole = np.round(coeffs)
+    return whole if float(np.max(np.abs(coeffs - whole))) <= 0.04 else None
 
 
 def _same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
