@@ -376,6 +376,11 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
             k = int(np.argmax(r[np.ix_(ys % hh, xs % ww)]))
             pos = np.array([ys[k // 7], xs[k % 7]], dtype=np.float64)
             guesses.append(-pos if pos[1] < 0 else pos)  # the same vector, in the half plane
+        # and the square's other side itself: where the image's content has a
+        # stronger peak a few px away (JPEG 50 after a thumbnail leaves the
+        # tile's own peaks at the content's level), the box above snaps to it
+        if lo <= np.hypot(*p) <= hi:
+            guesses.append(p.astype(np.float64))
     guesses = np.array(guesses).reshape(-1, 2)
     keep = (np.hypot(*guesses.T) >= lo) & (np.hypot(*guesses.T) <= hi)
     if keep.any():
