@@ -22,8 +22,10 @@ Steps, all on one FFT of the working luma:
    from the origin next to them (:func:`_heights`: a straight edge makes a
    ridge through the origin, which must not pass for a peak);
 4. every pair of them that spans a plausible lattice (similar lengths, roughly
-   perpendicular) is scored on four lattice points (``b1``, ``b2``,
-   ``b1 + b2``, ``b1 - b2``); the best few pairs are kept;
+   perpendicular) is scored on its lattice points within reach (at least the
+   four nearest: ``b1``, ``b2``, ``b1 + b2``, ``b1 - b2``); the best few
+   pairs are kept, and a finer lattice found among the next few pairs that
+   contains a kept one is tried just before it (the last kept drops out);
 5. each kept pair is refined by a least-squares fit to the sub-pixel peak
    positions of every lattice point within reach, which is what keeps the
    fold sharp across many periods.
@@ -266,6 +268,7 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
 
 
 def _new(basis: np.ndarray, found: list[np.ndarray]) -> bool:
+    """Whether ``basis`` spans a lattice none of ``found`` spans."""
     return not any(_same_lattice(basis, kept) for kept in found)
 
 
@@ -379,8 +382,7 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
         # and the square's other side itself: where the image's content has a
         # stronger peak a few px away (JPEG 50 after a thumbnail leaves the
         # tile's own peaks at the content's level), the box above snaps to it
-        if lo <= np.hypot(*p) <= hi:
-            guesses.append(p.astype(np.float64))
+        guesses.append(p.astype(np.float64))
     guesses = np.array(guesses).reshape(-1, 2)
     keep = (np.hypot(*guesses.T) >= lo) & (np.hypot(*guesses.T) <= hi)
     if keep.any():
