@@ -229,7 +229,7 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     seen: list[np.ndarray] = []  # the pairs' own lattices, handled
     ahead = 0
     for score, basis in scored:
-        if any(_same_lattice(basis, kept) for kept in seen):
+        if seen and np.any(_indices(basis, np.stack(seen)) == 1):
             continue  # another basis of a better pair's lattice
         seen.append(basis)
         finer = _finest(r, basis, score, lo)
@@ -255,11 +255,11 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
         # finer lattice's too, so the finer one explains at least as much.
         # A pair's own lattice is a sublattice of its _finest, so that one is
         # the one to test.
-        coarse = [i for i, kept in enumerate(found) if _contains(finer, kept)]
-        if coarse:
+        coarse = np.flatnonzero(_indices(np.stack(found), finer) >= 2)
+        if coarse.size:
             fit = _refine(r, finer, reach)
             if _plausible(fit, lo) and _new(fit, found):
-                found.insert(coarse[0], fit)
+                found.insert(int(coarse[0]), fit)
                 found.pop()
         ahead += 1
         if ahead == tries:
@@ -269,7 +269,7 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
 
 def _new(basis: np.ndarray, found: list[np.ndarray]) -> bool:
     """Whether ``basis`` spans a lattice none of ``found`` spans."""
-    return not any(_same_lattice(basis, kept) for kept in found)
+    return not found or not np.any(_indices(basis, np.stack(found)) == 1)
 
 
 def _strongest_maxima(win: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
@@ -448,25 +448,29 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
     return basis
 
 
-def _coefficients(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """The integer matrix that writes ``a``'s vectors in ``b``'s basis (within 4% of
-    a period), or None when ``a`` is not a sublattice of ``b``."""
-    (p, q), (u, v) = b
-    det = p * v - q * u
-    if det == 0:
-        return None
-    coeffs = a @ (np.array([[v, -q], [-u, p]]) / det)  # the 2 x 2 inverse, written out
-    whole = np.round(coeffs)
-    return whole if float(np.max(np.abs(coeffs - whole))) <= 0.04 else None
+def _indices(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The index of each lattice ``a`` in each lattice ``b`` (bases as (..., 2, 2)
+    arrays, broadcast against each other): the |determinant| of the integer
+    matrix that writes ``a``'s vectors in ``b``'s basis (within 4% of a
+    period), 0 where ``a`` is no sublattice of ``b``. Many at once: the search
+    compares each pair with every lattice handled before it."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    det = b[..., 0, 0] * b[..., 1, 1] - b[..., 0, 1] * b[..., 1, 0]
+    # the 2 x 2 inverses, written out
+    inv = np.stack([b[..., 1, 1], -b[..., 0, 1], -b[..., 1, 0], b[..., 0, 0]], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coeffs = a @ (inv.reshape(*inv.shape[:-1], 2, 2) / det[..., None, None])
+        whole = np.round(coeffs)
+        ok = np.max(np.abs(coeffs - whole), axis=(-2, -1)) <= 0.04  # False where NaN
+    index = np.abs(np.round(whole[..., 0, 0] * whole[..., 1, 1] - whole[..., 0, 1] * whole[..., 1, 0]))
+    return np.where(ok, index, 0.0)
 
 
 def _same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether ``a`` is ``b`` up to a change of basis (within 4% of a period)."""
-    coeffs = _coefficients(a, b)
-    return coeffs is not None and abs(round(float(np.linalg.det(coeffs)))) == 1
+    return bool(_indices(a, b) == 1)
 
 
 def _contains(fine: np.ndarray, coarse: np.ndarray) -> bool:
     """Whether ``coarse`` is a proper sublattice of ``fine`` (``fine`` is finer)."""
-    coeffs = _coefficients(coarse, fine)
-    return coeffs is not None and abs(round(float(np.linalg.det(coeffs)))) >= 2
+    return bool(_indices(coarse, fine) >= 2)
