@@ -50,6 +50,7 @@ _RANKED = 3 * _PEAKS  # local maxima ranked by their height above the ray (_heig
 # beyond the lag's own peak (about a chip, 1/32 of a tile side, each way) and
 # short of the next lattice point along the ray (at least a side away)
 _RAY = np.concatenate([-np.linspace(0.06, 0.2, 6), np.linspace(0.06, 0.2, 6)])
+_RAY_AND_LAG = np.concatenate([[0.0], _RAY])
 
 
 def autocorrelation(z: np.ndarray) -> np.ndarray:
@@ -117,9 +118,10 @@ def _heights(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
     removes a ridge in any direction and leaves a peak standing on it.
     """
     pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-    ray = pts[:, None, :] * (1.0 + _RAY[None, :, None])
-    around = _sample(r, ray.reshape(-1, 2)).reshape(len(pts), _RAY.size).mean(axis=1)
-    return _sample(r, pts) - around
+    # each lag, then its ray's points, in one sampling call
+    ray = pts[:, None, :] * (1.0 + _RAY_AND_LAG[None, :, None])
+    vals = _sample(r, ray.reshape(-1, 2)).reshape(len(pts), _RAY_AND_LAG.size)
+    return vals[:, 0] - vals[:, 1:].mean(axis=1)
 
 
 # lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) that score a pair
