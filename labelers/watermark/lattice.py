@@ -17,10 +17,15 @@ Steps, all on one FFT of the working luma:
    smooth spectrum and is flattened; the mark's repetition is a comb of narrow
    spikes and stands out (a "whitened" autocorrelation);
 2. its inverse FFT (the autocorrelation), minus a local mean: narrow peaks;
-3. the strongest local maxima in the lag range where a tile period can be;
+3. the strongest local maxima in the lag range where a tile period can be,
+   ranked by their height above the autocorrelation's mean along the ray
+   from the origin next to them (:func:`_heights`: a straight edge makes a
+   ridge through the origin, which must not pass for a peak);
 4. every pair of them that spans a plausible lattice (similar lengths, roughly
-   perpendicular) is scored on four lattice points (``b1``, ``b2``,
-   ``b1 + b2``, ``b1 - b2``); the best few pairs are kept;
+   perpendicular) is scored on its lattice points within reach (at least the
+   four nearest: ``b1``, ``b2``, ``b1 + b2``, ``b1 - b2``); the best few
+   pairs are kept, and a finer lattice found among the next few pairs that
+   contains a kept one is tried just before it (the last kept drops out);
 5. each kept pair is refined by a least-squares fit to the sub-pixel peak
    positions of every lattice point within reach, which is what keeps the
    fold sharp across many periods.
@@ -40,6 +45,12 @@ _MIN_SINE = 0.8  # |sin| of the angle between b1 and b2 (>= 53 degrees)
 _SCORE_QUANTILE = 0.25  # of the lattice points' heights: scores a pair
 _REFINE_ORDER = 3  # lattice points n1 b1 + n2 b2 with |n1|, |n2| <= this refine the fit
 _PARTNERS = 6  # strongest peaks whose perpendicular partner is looked for
+_RANKED = 3 * _PEAKS  # local maxima ranked by their height above the ray (_heights)
+# where the ray's mean is taken, as shares of the lag's length on each side:
+# beyond the lag's own peak (about a chip, 1/32 of a tile side, each way) and
+# short of the next lattice point along the ray (at least a side away)
+_RAY = np.concatenate([-np.linspace(0.06, 0.2, 6), np.linspace(0.06, 0.2, 6)])
+_RAY_AND_LAG = np.concatenate([[0.0], _RAY])
 
 
 def autocorrelation(z: np.ndarray) -> np.ndarray:
@@ -90,6 +101,27 @@ def _sample(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Bilinear values of the circular ``r`` at lag vectors ``pts`` (n x 2: dy, dx)."""
     hh, ww = r.shape
     return ndimage.map_coordinates(r, [pts[:, 0] % hh, pts[:, 1] % ww], order=1, mode="grid-wrap")
+
+
+def _heights(r: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Peak heights of ``r`` at lag vectors ``pts`` (n x 2): its value minus its mean
+    along the ray from the origin just before and beyond each lag.
+
+    A straight edge anywhere in the image makes a ridge through the origin of
+    the autocorrelation along the edge's direction, whose local maxima look
+    like peaks. The corners a rotation fills with black are such edges, and
+    they run along the rotated tile's own sides, so the ridge lies exactly on
+    the lattice vectors and on their halves and thirds, which then pass for a
+    finer tile (a 10-degree rotation of a 1232x928 image was decoded as a
+    lattice with a half-side). The axis-aligned means in :func:`autocorrelation`
+    remove only the ridges along the axes (the image's own borders); this
+    removes a ridge in any direction and leaves a peak standing on it.
+    """
+    pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    # each lag, then its ray's points, in one sampling call
+    ray = pts[:, None, :] * (1.0 + _RAY_AND_LAG[None, :, None])
+    vals = _sample(r, ray.reshape(-1, 2)).reshape(len(pts), _RAY_AND_LAG.size)
+    return vals[:, 0] - vals[:, 1:].mean(axis=1)
 
 
 # lattice points n1 a + n2 b (half plane, |n| <= 2, not 0) that score a pair
@@ -184,27 +216,62 @@ def lattices(z: np.ndarray, lo: float, hi: float, tries: int) -> list[np.ndarray
     radius = np.hypot(dy, dx)
     ok = (radius >= lo) & (radius <= hi) & (win > 0)
     ok &= ~((dx == 0) & (dy < 0))  # the other half of the dx = 0 column
-    cand = _strongest_maxima(win, ok, _PEAKS)
-    if cand.size < 2:
-        return []
+    cand = _strongest_maxima(win, ok, _RANKED)
     vecs = np.stack([dy.flat[cand], dx.flat[cand]], axis=1).astype(np.float64)
+    height = _heights(r, vecs)
+    best = np.argsort(-height, kind="stable")[:_PEAKS]
+    vecs = vecs[best[height[best] > 0]]
+    if len(vecs) < 2:
+        return []
     vecs = np.concatenate([vecs, _partners(r, vecs[:_PARTNERS], lo, hi)])
     scores, bases = _pair_scores(r, vecs, reach)
     order = np.argsort(-scores, kind="stable")
     scored = [(float(scores[k]), bases[k]) for k in order]
-    out: list[np.ndarray] = []
+    found: list[np.ndarray] = []  # the lattices to try, best first
+    seen: list[np.ndarray] = []  # the pairs' own lattices, handled
+    ahead = 0
     for score, basis in scored:
-        # the pair itself, and the finer lattice it may be a sublattice of:
-        # the sync score decides between them
-        for option in (_finest(r, basis, score, lo), basis):
-            if len(out) == tries:
-                return out
-            fit = _refine(r, option, reach)
-            if not _plausible(fit, lo):
-                continue  # a refit or a refinement can collapse to a line
-            if not any(_same_lattice(fit, kept) for kept in out):
-                out.append(fit)
-    return out
+        if seen and np.any(_indices(basis, np.stack(seen)) == 1):
+            continue  # another basis of a better pair's lattice
+        seen.append(basis)
+        finer = _finest(r, basis, score, lo)
+        if len(found) < tries:
+            # the pair itself, and the finer lattice it may be a sublattice
+            # of: the sync score decides between them
+            for option in (finer, basis):
+                if len(found) == tries:
+                    break
+                fit = _refine(r, option, reach)
+                # a refit or a refinement can collapse to a line
+                if _plausible(fit, lo) and _new(fit, found):
+                    found.append(fit)
+            continue
+        # Every slot is taken; the next few pairs still count through a finer
+        # lattice that contains one of those taken, which goes just before it.
+        # Pairs are scored on their own lattice points, and a coarse
+        # sublattice of the tile (every fifth point: index 5 is beyond the
+        # halves and thirds _finest looks for) can outscore the tile's own
+        # pair, its few far points all strong where the tile's twelve include
+        # weak ones (rotate 10 deg then JPEG 50 of a 1086x1448 image: the
+        # tile's lattice came fifth). All of a sublattice's points are the
+        # finer lattice's too, so the finer one explains at least as much.
+        # A pair's own lattice is a sublattice of its _finest, so that one is
+        # the one to test.
+        coarse = np.flatnonzero(_indices(np.stack(found), finer) >= 2)
+        if coarse.size:
+            fit = _refine(r, finer, reach)
+            if _plausible(fit, lo) and _new(fit, found):
+                found.insert(int(coarse[0]), fit)
+                found.pop()
+        ahead += 1
+        if ahead == tries:
+            break
+    return found
+
+
+def _new(basis: np.ndarray, found: list[np.ndarray]) -> bool:
+    """Whether ``basis`` spans a lattice none of ``found`` spans."""
+    return not found or not np.any(_indices(basis, np.stack(found)) == 1)
 
 
 def _strongest_maxima(win: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
@@ -288,32 +355,46 @@ def _partners(r: np.ndarray, vecs: np.ndarray, lo: float, hi: float) -> np.ndarr
     side, say), while the other side's is clear; this finds it next to it.
     """
     hh, ww = r.shape
-    out = []
+    rays = []  # (perpendicular, lengths along it) per vector
     for v in vecs:
         p = np.array([-v[1], v[0]])
         if p[1] < 0 or (p[1] == 0 and p[0] < 0):
             p = -p  # the half plane the peaks were taken from
         length = float(np.hypot(*v))
         t = np.linspace(1 / 1.36, 1.36, max(8, int(length * 0.7)))
-        t = t[(t * length >= lo) & (t * length <= hi)]
+        rays.append((p, t[(t * length >= lo) & (t * length <= hi)]))
+    if not any(t.size for _, t in rays):
+        return np.empty((0, 2))
+    # every ray's samples in one batch, then every guess's peak in another
+    vals = np.split(
+        _heights(r, np.concatenate([t[:, None] * p[None, :] for p, t in rays])),
+        np.cumsum([t.size for _, t in rays])[:-1],
+    )
+    guesses = []
+    for (p, t), along in zip(rays, vals, strict=True):
         if t.size == 0:
             continue
-        vals = _sample(r, t[:, None] * p[None, :])
         # as long as v (rotation, uniform scale), and the ray's strongest (a stretch)
-        for guess in dict.fromkeys((1.0, float(t[int(np.argmax(vals))]))):
+        for guess in dict.fromkeys((1.0, float(t[int(np.argmax(along))]))):
             cy, cx = np.round(guess * p).astype(int)
             ys, xs = np.arange(cy - 3, cy + 4), np.arange(cx - 3, cx + 4)
-            box = r[np.ix_(ys % hh, xs % ww)]
-            k = int(np.argmax(box))
+            k = int(np.argmax(r[np.ix_(ys % hh, xs % ww)]))
             pos = np.array([ys[k // 7], xs[k % 7]], dtype=np.float64)
-            if pos[1] < 0:
-                pos = -pos  # the same lattice vector, in the half plane
-            if box.flat[k] <= 0 or not lo <= np.hypot(*pos) <= hi:
-                continue
-            if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
-                np.hypot(*(q - pos)) <= 2 for q in out
-            ):
-                out.append(pos)
+            guesses.append(-pos if pos[1] < 0 else pos)  # the same vector, in the half plane
+        # and the square's other side itself: where the image's content has a
+        # stronger peak a few px away (JPEG 50 after a thumbnail leaves the
+        # tile's own peaks at the content's level), the box above snaps to it
+        guesses.append(p.astype(np.float64))
+    guesses = np.array(guesses).reshape(-1, 2)
+    keep = (np.hypot(*guesses.T) >= lo) & (np.hypot(*guesses.T) <= hi)
+    if keep.any():
+        keep[keep] = _heights(r, guesses[keep]) > 0
+    out: list[np.ndarray] = []
+    for pos in guesses[keep]:
+        if np.min(np.hypot(*(vecs - pos).T)) > 2 and not any(
+            np.hypot(*(q - pos)) <= 2 for q in out
+        ):
+            out.append(pos)
     return np.array(out).reshape(-1, 2)
 
 
@@ -352,9 +433,11 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
             return basis
         # every step's new points, found in one batch
         pts = np.array([v * j / k for v, k, _ in steps for j in range(1, k)])
-        pos, height, valid = _peaks_at(r, pts)
+        pos, _, valid = _peaks_at(r, pts)
         valid &= np.hypot(*(pos - pts).T) <= 1.5
-        height = np.where(valid, height / _overlap(pos, hh, ww), -np.inf)
+        # above the ray: these points lie on the lattice vectors, exactly where
+        # the ridge of a straight edge along a tile side would raise them
+        height = np.where(valid, _heights(r, pos) / _overlap(pos, hh, ww), -np.inf)
         start = 0
         for v, k, other in steps:
             h = float(np.min(height[start : start + k - 1]))
@@ -367,9 +450,29 @@ def _finest(r: np.ndarray, basis: np.ndarray, score: float, lo: float) -> np.nda
     return basis
 
 
+def _indices(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The index of each lattice ``a`` in each lattice ``b`` (bases as (..., 2, 2)
+    arrays, broadcast against each other): the |determinant| of the integer
+    matrix that writes ``a``'s vectors in ``b``'s basis (within 4% of a
+    period), 0 where ``a`` is no sublattice of ``b``. Many at once: the search
+    compares each pair with every lattice handled before it."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    det = b[..., 0, 0] * b[..., 1, 1] - b[..., 0, 1] * b[..., 1, 0]
+    # the 2 x 2 inverses, written out
+    inv = np.stack([b[..., 1, 1], -b[..., 0, 1], -b[..., 1, 0], b[..., 0, 0]], axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coeffs = a @ (inv.reshape(*inv.shape[:-1], 2, 2) / det[..., None, None])
+        whole = np.round(coeffs)
+        ok = np.max(np.abs(coeffs - whole), axis=(-2, -1)) <= 0.04  # False where NaN
+    index = np.abs(np.round(whole[..., 0, 0] * whole[..., 1, 1] - whole[..., 0, 1] * whole[..., 1, 0]))
+    return np.where(ok, index, 0.0)
+
+
 def _same_lattice(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether ``a`` is ``b`` up to a change of basis (within 4% of a period)."""
-    coeffs = a @ np.linalg.inv(b)
-    if not np.allclose(coeffs, np.round(coeffs), atol=0.04):
-        return False
-    return abs(abs(round(float(np.linalg.det(np.round(coeffs))))) - 1) == 0
+    return bool(_indices(a, b) == 1)
+
+
+def _contains(fine: np.ndarray, coarse: np.ndarray) -> bool:
+    """Whether ``coarse`` is a proper sublattice of ``fine`` (``fine`` is finer)."""
+    return bool(_indices(coarse, fine) >= 2)
