@@ -474,7 +474,11 @@ def apply_video(
             info.height,
             depth=PLANAR_FORMATS[work_fmt],
         )
-    out = _reencode(data, media_type, info, work_fmt, label, marker, spans, limits, notes)
+    # a mark kept from an earlier labelling needs the marked encode's CRF cap as much as a new one
+    out = _reencode(
+        data, media_type, info, work_fmt, label, marker, spans, limits, notes,
+        marked=carried is not None,
+    )  # fmt: skip
     explicit = "none"
     if label is not None:
         explicit = f"{position}, {span or 'start'}"
@@ -528,8 +532,13 @@ def _reencode(
     spans: list[tuple[float, float]],
     limits: Limits,
     notes: list[str],
+    *,
+    marked: bool,
 ) -> bytes:
     """The re-encoded file, its streams under ``limits.max_video_bitrate``.
+
+    ``marked``: the frames carry a watermark (embedded now or kept), which
+    caps the CRF (see _MARK_CRF_MAX).
 
     The encoder gets a rate ceiling (:func:`quality_options`); the rate
     actually written is measured, and an encode over the budget is redone
@@ -546,7 +555,7 @@ def _reencode(
             break
         out, written = _encode_once(
             data, media_type, info, encoder, out_fmt, work_fmt, label, marker, spans, limits,
-            notes if attempt == 0 else [], ceiling,
+            notes if attempt == 0 else [], ceiling, marked,
         )  # fmt: skip
         if written.rate <= budget:
             if attempt:
@@ -590,7 +599,7 @@ class _Written:
 
 def _encode_once(
     data, media_type, info, encoder, out_fmt, work_fmt, label, marker, spans, limits, notes,
-    ceiling,
+    ceiling, marked,
 ) -> tuple[bytes, _Written]:  # fmt: skip
     muxer = CONTAINERS[media_type][1]
     fd, path = tempfile.mkstemp(suffix="." + muxer)
@@ -601,7 +610,7 @@ def _encode_once(
             vin.thread_type = "AUTO"
             options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
             with av.open(path, mode="w", format=muxer, options=options) as sink:
-                vout = _video_output(sink, vin, encoder, out_fmt, info, marker is not None, ceiling)
+                vout = _video_output(sink, vin, encoder, out_fmt, info, marked, ceiling)
                 copies = {}
                 for stream in source.streams:
                     if stream is vin or stream.type not in ("audio", "subtitle"):
