@@ -550,6 +550,7 @@ def _reencode(
     out_fmt = _encoder_format(encoder, work_fmt, notes)
     budget = int(limits.max_video_bitrate * RATE_HEADROOM)
     ceiling = rate_ceiling(limits, info.other_bitrate)
+    written_rate = info.other_bitrate  # what the copied streams alone take, until measured
     for attempt in range(_RATE_RETRIES + 1):
         if ceiling <= 0:
             break
@@ -557,10 +558,11 @@ def _reencode(
             data, media_type, info, encoder, out_fmt, work_fmt, label, marker, spans, limits,
             notes if attempt == 0 else [], ceiling, marked,
         )  # fmt: skip
-        if written.rate <= budget:
+        written_rate = written.rate
+        if written_rate <= budget:
             if attempt:
                 notes.append(
-                    f"re-encoded at a lower rate ({written.rate} bit/s) to stay under the "
+                    f"re-encoded at a lower rate ({written_rate} bit/s) to stay under the "
                     f"limit of {limits.max_video_bitrate} bit/s"
                 )
             return out
@@ -569,9 +571,9 @@ def _reencode(
         ceiling = int(ceiling * room / max(1, written.video_rate) * RATE_HEADROOM)
     raise limits.exceeded(
         "max_video_bitrate",
-        limits.max_video_bitrate,
-        f"the re-encoded video cannot be kept under the limit of {limits.max_video_bitrate} "
-        "bit/s at a usable quality",
+        written_rate if written_rate > limits.max_video_bitrate else None,
+        f"the re-encoded video runs at {written_rate} bit/s and cannot be kept under "
+        f"{RATE_HEADROOM:.0%} of the limit of {limits.max_video_bitrate} bit/s",
     )
 
 

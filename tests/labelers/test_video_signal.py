@@ -397,3 +397,19 @@ def test_the_rate_ceiling_bounds_the_whole_clip_average(encoder, seconds):
         assert int(options["b"]) == maxrate
     if encoder == "mpeg4":
         assert int(options["b"]) <= maxrate
+
+
+def test_a_limit_the_copied_audio_alone_fills_refuses_the_reencode(tmp_path):
+    """The video must stay under the limit with the audio, which is copied as
+    it is: with no room left, a clear LimitExceeded rather than an output the
+    service would refuse to verify."""
+    clip = tmp_path / "flat.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=320x240:r=25", "-f", "lavfi", "-i",
+           "anoisesrc=d=2:a=0.5", "-t", "2", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+           "-c:a", "aac", "-b:a", "192k", str(clip))  # fmt: skip
+    data = clip.read_bytes()
+    info = probe(data)
+    assert info.bitrate < 100_000 < info.other_bitrate
+    with raises_limit("max_video_bitrate"):
+        apply_video(data, "video/mp4", wording=WORDING, position="bottom-right", span="start",
+                    watermark_key=KEY, limits=Limits(max_video_bitrate=100_000))  # fmt: skip
