@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import interleaved_medians, machine, table
+from benchmarks.common import interleaved_wall_and_cpu, machine, table
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "wild"
 FFMPEG = ["ffmpeg", "-v", "error", "-y", "-threads", "1"]
@@ -239,7 +239,6 @@ def cost_ratio(path: Path, rounds: int) -> dict[str, tuple[float, float]]:
     """(wall, CPU) median seconds: label + mark, label only, and the bare decode +
     encode at the same settings (the CRF a marked encode is capped at, and the
     one an unmarked encode picks, when they differ)."""
-    from benchmarks.common import interleaved_wall_and_cpu
     from labelers import video as lv
     from labelers.limits import DEFAULT_LIMITS
 
@@ -288,9 +287,7 @@ def cost_table(cost: dict[str, tuple[float, float]], what: str) -> str:
         rows.append(
             [name, f"{wall:.2f}", f"{cpu:.2f}", f"{wall / base[0]:.2f}", f"{cpu / base[1]:.2f}"]
         )
-    return table(
-        [what, "median s wall", "median s CPU", "ratio wall", "ratio CPU"], rows
-    ) + (
+    return table([what, "median s wall", "median s CPU", "ratio wall", "ratio CPU"], rows) + (
         "\n\nRatios: label + mark to the bare decode + encode at the marked CRF; "
         "label only to the bare one at its own CRF."
     )
