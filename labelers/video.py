@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -681,6 +682,31 @@ def _transcode(
     count = 0
     video_bytes = other_bytes = 0
     time_base = vin.time_base
+    depth = PLANAR_FORMATS[work_fmt]
+
+    def paint(work, pts: int, labelled: bool):
+        """Label and mark one frame (on the painter thread: numpy and Pillow
+        release the GIL, so this overlaps the next frame's decode)."""
+        if labelled:
+            label.draw(work)
+        if marker is not None:
+            marker.mark(plane_array(work.planes[0], work.height, work.width, depth))
+        if out_fmt != work_fmt:
+            work = work.reformat(format=out_fmt)
+        work.pts = pts
+        work.time_base = time_base
+        return work
+
+    def encode(work) -> None:
+        nonlocal video_bytes
+        for out_packet in vout.encode(work):
+            video_bytes += out_packet.size
+            sink.mux(out_packet)
+
+    # one frame in flight: frames are painted in order (the label's plate
+    # opacity carries from frame to frame) and encoded in order
+    painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-paint")
+    pending = None
     try:
         for packet in source.demux():
             if packet.stream.index in copies:
@@ -722,23 +748,21 @@ def _transcode(
                     )
                 last_pts = pts
                 work = _as_work(frame, work_fmt, info)
-                if label is not None and _in_spans(t, spans):
-                    label.draw(work)
-                if marker is not None:
-                    depth = PLANAR_FORMATS[work_fmt]
-                    marker.mark(plane_array(work.planes[0], work.height, work.width, depth))
-                if out_fmt != work_fmt:
-                    work = work.reformat(format=out_fmt)
-                work.pts = pts
-                work.time_base = time_base
-                for out_packet in vout.encode(work):
-                    video_bytes += out_packet.size
-                    sink.mux(out_packet)
-        for out_packet in vout.encode(None):
-            video_bytes += out_packet.size
-            sink.mux(out_packet)
+                labelled = label is not None and _in_spans(t, spans)
+                painted = painter.submit(paint, work, pts, labelled)
+                if pending is not None:
+                    encode(pending.result())
+                pending = painted
+        if pending is not None:
+            encode(pending.result())
+            pending = None
+        encode(None)
     except av.FFmpegError as exc:
         raise CorruptInput(f"the video cannot be decoded or written: {_reason(exc)}") from None
+    finally:
+        if pending is not None:
+            pending.cancel()
+        painter.shutdown(wait=True)
     if count == 0:
         raise CorruptInput("the video stream holds no decodable frame")
     # the span the frames cover, one frame's duration included (as a muxer counts it)
