@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -107,6 +108,8 @@ class VideoInfo:
     bitrate: int  # bits per second of the video stream (estimated when not declared)
     has_audio: bool = False
     streams: int = 1
+    # declared bits per second of the other streams (copied as they are; 0 when undeclared)
+    other_bitrate: int = 0
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -251,6 +254,7 @@ def _info(container, stream, head: dict, frame) -> VideoInfo:
         bitrate=head["bitrate"],
         has_audio=bool(container.streams.audio),
         streams=len(container.streams),
+        other_bitrate=sum(s.bit_rate or 0 for s in container.streams if s is not stream),
     )
 
 
@@ -310,9 +314,13 @@ def _encoder_format(encoder: str, pix_fmt: str, notes: list[str]) -> str:
     return choice
 
 
-def quality_options(encoder: str, info: VideoInfo, *, marked: bool = False) -> dict[str, str]:
+def quality_options(
+    encoder: str, info: VideoInfo, *, marked: bool = False, ceiling: int | None = None
+) -> dict[str, str]:
     """Encoder options for a quality no worse than the input's (see _CRF);
-    ``marked``: the frames carry the watermark (see _MARK_CRF_MAX)."""
+    ``marked``: the frames carry the watermark (see _MARK_CRF_MAX);
+    ``ceiling``: the average bit rate (bit/s) the video stream must stay
+    under (see :func:`rate_ceiling`), None for none."""
     pixels_per_second = info.width * info.height * float(info.fps or 25)
     bpp = info.bitrate / pixels_per_second if info.bitrate and pixels_per_second else 0.0
     if encoder in _CRF:
@@ -321,16 +329,60 @@ def quality_options(encoder: str, info: VideoInfo, *, marked: bool = False) -> d
         crf = int(min(high, max(low, round(crf - _MARGIN_STEPS))))
         if marked:
             crf = min(crf, _MARK_CRF_MAX[encoder])
+        options = {"crf": str(crf)}
         if encoder == "libx264":
-            return {"crf": str(crf), "preset": "fast"}
-        if encoder == "libx265":
-            return {"crf": str(crf), "preset": "fast", "x265-params": "log-level=error"}
-        if encoder in ("libvpx-vp9", "libvpx"):
-            return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
-        return {"crf": str(crf), "preset": "8"}
+            options["preset"] = "fast"
+        elif encoder == "libx265":
+            options.update({"preset": "fast", "x265-params": "log-level=error"})
+        elif encoder in ("libvpx-vp9", "libvpx"):
+            # b=0: constant quality; with a ceiling, b is the constrained-quality cap
+            options.update({"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"})
+        else:
+            options["preset"] = "8"
+        if ceiling is not None:
+            options.update(_vbv(encoder, ceiling, info.duration))
+        return options
     # codecs without a constant-quality mode here: the input's rate and a quarter
     rate = max(200_000, int(info.bitrate * 1.25)) if info.bitrate else 8_000_000
-    return {"b": str(rate)}
+    if ceiling is None:
+        return {"b": str(rate)}
+    vbv = _vbv(encoder, ceiling, info.duration)
+    return {"b": str(min(rate, int(vbv["maxrate"]))), **vbv}
+
+
+#: Share of ``max_video_bitrate`` our own re-encode aims under: the rest is
+#: the container's own bytes, which a reader may count with the stream's (a
+#: Matroska file's rate is read from its size), and the encoder's slack.
+RATE_HEADROOM = 0.9
+#: The VBV buffer in seconds of the ceiling, at most (a quarter of a short clip).
+_VBV_SECONDS = 1.0
+
+
+def rate_ceiling(limits: Limits, other_bitrate: int = 0) -> int:
+    """The average bit rate (bit/s) our re-encoded video stream must stay under
+    so that the output passes ``limits.max_video_bitrate`` when it is verified
+    (with the same limits): the headroom below the limit, less what the
+    copied streams (``other_bitrate``) add in readers that count the whole file."""
+    return int(limits.max_video_bitrate * RATE_HEADROOM) - max(0, other_bitrate)
+
+
+def _vbv(encoder: str, ceiling: int, duration: float) -> dict[str, str]:
+    """Rate-control options that keep the stream's average under ``ceiling``.
+
+    A VBV buffer of B seconds starts (nearly) full, so an encode of T
+    seconds may spend up to maxrate x (T + B) bits: maxrate is set to
+    ceiling x T / (T + B) so the whole clip's average stays under the
+    ceiling, with B at most a quarter of the clip. With CRF this is
+    "capped CRF": an easy clip keeps its CRF's rate. libvpx has no VBV
+    in constant quality; its ``b`` is the constrained-quality cap.
+    """
+    seconds = duration if duration and duration > 0 else 4 * _VBV_SECONDS
+    buffer_s = min(_VBV_SECONDS, seconds / 4)
+    maxrate = max(1, int(ceiling * seconds / (seconds + buffer_s)))
+    options = {"maxrate": str(maxrate), "bufsize": str(max(1, int(maxrate * buffer_s)))}
+    if encoder in ("libvpx-vp9", "libvpx"):
+        options["b"] = str(maxrate)
+    return options
 
 
 def _work_format(pix_fmt: str) -> str:
@@ -423,7 +475,11 @@ def apply_video(
             info.height,
             depth=PLANAR_FORMATS[work_fmt],
         )
-    out = _reencode(data, media_type, info, work_fmt, label, marker, spans, limits, notes)
+    # a mark kept from an earlier labelling needs the marked encode's CRF cap as much as a new one
+    out = _reencode(
+        data, media_type, info, work_fmt, label, marker, spans, limits, notes,
+        marked=carried is not None,
+    )  # fmt: skip
     explicit = "none"
     if label is not None:
         explicit = f"{position}, {span or 'start'}"
@@ -462,6 +518,11 @@ def _existing_mark(data: bytes, media_type: str) -> int | None:
     return found.payload if found is not None else None
 
 
+#: Re-encodes with a lower ceiling when the encoder overshot it (libvpx's
+#: one-pass constrained quality ran 2x over its cap on a short, dense clip).
+_RATE_RETRIES = 2
+
+
 def _reencode(
     data: bytes,
     media_type: str,
@@ -472,10 +533,78 @@ def _reencode(
     spans: list[tuple[float, float]],
     limits: Limits,
     notes: list[str],
+    *,
+    marked: bool,
 ) -> bytes:
+    """The re-encoded file, its streams under ``limits.max_video_bitrate``.
+
+    ``marked``: the frames carry a watermark (embedded now or kept), which
+    caps the CRF (see _MARK_CRF_MAX).
+
+    The encoder gets a rate ceiling (:func:`quality_options`); the rate
+    actually written is measured, and an encode over the budget is redone
+    with the ceiling lowered by the overshoot, so that the service can
+    verify its own output under the limits it labelled it with.
+    """
     muxer = CONTAINERS[media_type][1]
     encoder = _encoder_for(info, muxer, notes)
     out_fmt = _encoder_format(encoder, work_fmt, notes)
+    budget = int(limits.max_video_bitrate * RATE_HEADROOM)
+    ceiling = rate_ceiling(limits, info.other_bitrate)
+    written_rate = info.other_bitrate  # what the copied streams alone take, until measured
+    for attempt in range(_RATE_RETRIES + 1):
+        if ceiling <= 0:
+            break
+        out, written = _encode_once(
+            data, media_type, info, encoder, out_fmt, work_fmt, label, marker, spans, limits,
+            notes if attempt == 0 else [], ceiling, marked,
+        )  # fmt: skip
+        written_rate = written.rate
+        if written_rate <= budget:
+            if attempt:
+                notes.append(
+                    f"re-encoded at a lower rate ({written_rate} bit/s) to stay under the "
+                    f"limit of {limits.max_video_bitrate} bit/s"
+                )
+            return out
+        # aim the video stream at what the budget leaves, less the overshoot seen
+        room = budget - written.others_rate
+        ceiling = int(ceiling * room / max(1, written.video_rate) * RATE_HEADROOM)
+    raise limits.exceeded(
+        "max_video_bitrate",
+        written_rate if written_rate > limits.max_video_bitrate else None,
+        f"the re-encoded video runs at {written_rate} bit/s and cannot be kept under "
+        f"{RATE_HEADROOM:.0%} of the limit of {limits.max_video_bitrate} bit/s",
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What one encode wrote: bytes of the video stream and of the copied streams."""
+
+    video_bytes: int
+    other_bytes: int
+    seconds: float
+
+    @property
+    def video_rate(self) -> int:
+        return round(8 * self.video_bytes / self.seconds) if self.seconds > 0 else 0
+
+    @property
+    def others_rate(self) -> int:
+        return round(8 * self.other_bytes / self.seconds) if self.seconds > 0 else 0
+
+    @property
+    def rate(self) -> int:
+        """The whole file's stream rate: what a reader counting every stream sees."""
+        return self.video_rate + self.others_rate
+
+
+def _encode_once(
+    data, media_type, info, encoder, out_fmt, work_fmt, label, marker, spans, limits, notes,
+    ceiling, marked,
+) -> tuple[bytes, _Written]:  # fmt: skip
+    muxer = CONTAINERS[media_type][1]
     fd, path = tempfile.mkstemp(suffix="." + muxer)
     os.close(fd)
     try:
@@ -484,7 +613,7 @@ def _reencode(
             vin.thread_type = "AUTO"
             options = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
             with av.open(path, mode="w", format=muxer, options=options) as sink:
-                vout = _video_output(sink, vin, encoder, out_fmt, info, marker is not None)
+                vout = _video_output(sink, vin, encoder, out_fmt, info, marked, ceiling)
                 copies = {}
                 for stream in source.streams:
                     if stream is vin or stream.type not in ("audio", "subtitle"):
@@ -500,7 +629,7 @@ def _reencode(
                         notes.append(
                             f"the {stream.type} stream {stream.index} is not copied: {exc}"
                         )
-                _transcode(
+                written = _transcode(
                     source,
                     vin,
                     sink,
@@ -515,14 +644,16 @@ def _reencode(
                     limits,
                 )
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(), written
     finally:
         os.unlink(path)
 
 
-def _video_output(sink, vin, encoder: str, out_fmt: str, info: VideoInfo, marked: bool = False):
+def _video_output(
+    sink, vin, encoder: str, out_fmt: str, info: VideoInfo, marked: bool, ceiling: int | None
+):
     rate = info.fps if info.fps else Fraction(25)
-    options = quality_options(encoder, info, marked=marked)
+    options = quality_options(encoder, info, marked=marked, ceiling=ceiling)
     vout = sink.add_stream(encoder, rate=rate, options=options)
     ctx = vout.codec_context
     ctx.width, ctx.height = info.width, info.height
@@ -549,13 +680,40 @@ def _transcode(
     first_pts = None
     last_pts = None
     count = 0
+    video_bytes = other_bytes = 0
     time_base = vin.time_base
+    depth = PLANAR_FORMATS[work_fmt]
+
+    def paint(work, pts: int, labelled: bool):
+        """Label and mark one frame (on the painter thread: numpy and Pillow
+        release the GIL, so this overlaps the next frame's decode)."""
+        if labelled:
+            label.draw(work)
+        if marker is not None:
+            marker.mark(plane_array(work.planes[0], work.height, work.width, depth))
+        if out_fmt != work_fmt:
+            work = work.reformat(format=out_fmt)
+        work.pts = pts
+        work.time_base = time_base
+        return work
+
+    def encode(work) -> None:
+        nonlocal video_bytes
+        for out_packet in vout.encode(work):
+            video_bytes += out_packet.size
+            sink.mux(out_packet)
+
+    # one frame in flight: frames are painted in order (the label's plate
+    # opacity carries from frame to frame) and encoded in order
+    painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-paint")
+    pending = None
     try:
         for packet in source.demux():
             if packet.stream.index in copies:
                 if packet.dts is None:
                     continue
                 packet.stream = copies[packet.stream.index]
+                other_bytes += packet.size
                 sink.mux(packet)
                 continue
             if packet.stream is not vin:
@@ -590,23 +748,27 @@ def _transcode(
                     )
                 last_pts = pts
                 work = _as_work(frame, work_fmt, info)
-                if label is not None and _in_spans(t, spans):
-                    label.draw(work)
-                if marker is not None:
-                    depth = PLANAR_FORMATS[work_fmt]
-                    marker.mark(plane_array(work.planes[0], work.height, work.width, depth))
-                if out_fmt != work_fmt:
-                    work = work.reformat(format=out_fmt)
-                work.pts = pts
-                work.time_base = time_base
-                for out_packet in vout.encode(work):
-                    sink.mux(out_packet)
-        for out_packet in vout.encode(None):
-            sink.mux(out_packet)
+                labelled = label is not None and _in_spans(t, spans)
+                painted = painter.submit(paint, work, pts, labelled)
+                if pending is not None:
+                    encode(pending.result())
+                pending = painted
+        if pending is not None:
+            encode(pending.result())
+            pending = None
+        encode(None)
     except av.FFmpegError as exc:
         raise CorruptInput(f"the video cannot be decoded or written: {_reason(exc)}") from None
+    finally:
+        if pending is not None:
+            pending.cancel()
+        painter.shutdown(wait=True)
     if count == 0:
         raise CorruptInput("the video stream holds no decodable frame")
+    # the span the frames cover, one frame's duration included (as a muxer counts it)
+    frame_s = 1.0 / float(info.fps) if info.fps else 1.0 / 25
+    span = float((last_pts - first_pts) * time_base) if time_base else (count - 1) * frame_s
+    return _Written(video_bytes, other_bytes, span + frame_s)
 
 
 def _as_work(frame, work_fmt: str, info: VideoInfo):

@@ -113,11 +113,14 @@ class FrameMarker:
         self.width, self.height = width, height
         self.chip = chip_size(width, height)
         tile = image_mark._render_tile(payload, self.chip)
-        period = tile.shape[0]
-        reps = (-(-height // period), -(-width // period))
-        # one period more than the frame: the last band reads whole row groups
-        reps = (reps[0] + 1, reps[1])
-        self.pattern_padded = np.tile(tile, reps)[: height + period, :width].astype(np.float32)
+        self.period = tile.shape[0]
+        # the pattern repeats every period rows: one period across the frame's
+        # width, plus a band's rows so that a band starting anywhere in the
+        # period reads on without wrapping (a quarter of a whole frame's
+        # pattern at 720p: the embed streams less memory per frame)
+        rows = self.period + _BAND + self.chip
+        reps = (-(-rows // self.period), -(-width // self.period))
+        self.pattern_rows = np.tile(tile, reps)[:rows, :width].astype(np.float32)
         rng = np.random.default_rng(image_mark._SEED)
         # dither instead of rounding: a sub-level change becomes fine grain
         # whose local mean is the change (the same grain in every frame, so
@@ -159,7 +162,8 @@ class FrameMarker:
             if a.shape[0] < groups:
                 a = np.concatenate([a, a[-1:].repeat(groups - a.shape[0], axis=0)])
             band = buf[: groups * f].reshape(groups, f, w)
-            pattern = self.pattern_padded[y0 : y0 + groups * f].reshape(groups, f, w)
+            p0 = y0 % self.period
+            pattern = self.pattern_rows[p0 : p0 + groups * f].reshape(groups, f, w)
             np.multiply(pattern, a[:, None, :], out=band)
             out = buf[:n]
             out += luma[y0:y1]

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from app.settings import Settings
 from labelers.formats import isobmff
 from tests.support import KEYS, auth
-from tests.videos import clip, format_tags, needs_ffmpeg, packets, stream_summary, write
+from tests.videos import clip, format_tags, needs_ffmpeg, packets, probe, stream_summary, write
 
 pytestmark = needs_ffmpeg
 
@@ -229,3 +229,42 @@ def test_a_visible_label_shown_for_under_two_seconds_is_a_finding(client, tmp_pa
     shown = [e for e in report["evidence"] if e["carrier"] == "video:visible-ocr"]
     assert shown and shown[0]["data"]["seconds"] < 2
     assert "explicit-label-too-short" in [f["code"] for f in report["findings"]]
+
+
+def test_a_dense_clip_labelled_under_a_low_bitrate_limit_verifies_under_the_same_limit(tmp_path):
+    """Our own encode (CRF <= 23 for the mark) of a noisy CRF 18 clip ran at
+    ~1.6x the input's rate: with a limit just above the input's, the service
+    refused to verify what it had just labelled. The encode now has a rate
+    ceiling below the limit."""
+    import subprocess
+
+    from app.main import create_app
+
+    source = tmp_path / "noise.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-threads", "1",
+         "-f", "lavfi", "-i", "testsrc2=s=640x360:r=30,noise=alls=12:allf=t",
+         "-f", "lavfi", "-i", "sine=f=440:d=3", "-t", "3", "-pix_fmt", "yuv420p",
+         "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-c:a", "aac", str(source)],
+        check=True,
+    )  # fmt: skip
+
+    def video_bitrate(path) -> int:
+        stream = next(s for s in probe(path)["streams"] if s["codec_type"] == "video")
+        return int(stream["bit_rate"])
+
+    limit = int(video_bitrate(source) * 1.1)  # the input passes, with little room
+    settings = Settings(
+        data_dir=tmp_path / "var", api_keys=json.dumps(KEYS), max_video_bitrate=limit
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as small:
+        response = label(small, source.read_bytes(), c2pa="false")
+        assert response.status_code == 200, response.text
+        assert response.headers["AIGC-Watermark"] == "embedded"
+        out = write(tmp_path, response.content)
+        assert video_bitrate(out) < limit
+        report = verify(small, response.content)
+    assert "video-frames-not-read" not in [f["code"] for f in report["findings"]]
+    marks = [e for e in report["evidence"] if e["carrier"] == "video:watermark"]
+    assert marks and marks[0]["data"]["in_ledger"], report["evidence"]
+    assert report["classification"] == "confirmed"

@@ -373,3 +373,43 @@ def test_watermark_is_in_every_frame_of_a_smooth_pan_and_survives_a_cut(tmp_path
     cut = tmp_path / "cut.mp4"
     ffmpeg("-ss", "1", "-i", str(marked), "-c:v", "libx264", "-crf", "23", "-an", str(cut))
     assert inspect_video(cut.read_bytes(), "video/mp4", read_label=False).watermark_key == KEY
+
+
+@pytest.mark.parametrize("encoder", ["libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4"])
+@pytest.mark.parametrize("seconds", [0.5, 3.0, 60.0, 0.0])
+def test_the_rate_ceiling_bounds_the_whole_clip_average(encoder, seconds):
+    """A VBV buffer starts nearly full: over T seconds an encoder may spend
+    maxrate x T + bufsize bits, which must stay under the ceiling x T."""
+    from labelers.video import VideoInfo, quality_options, rate_ceiling
+
+    info = VideoInfo(container="mov", codec="h264", width=1280, height=720,
+                     sample_aspect=Fraction(1), rotation=0, fps=Fraction(30), duration=seconds,
+                     frames=round(30 * seconds), pix_fmt="yuv420p", color_range=1, colorspace=1,
+                     color_primaries=1, color_trc=1, bitrate=90_000_000)  # fmt: skip
+    limits = Limits(max_video_bitrate=10_000_000)
+    ceiling = rate_ceiling(limits, other_bitrate=128_000)
+    assert ceiling < limits.max_video_bitrate - 128_000
+    options = quality_options(encoder, info, marked=True, ceiling=ceiling)
+    maxrate, bufsize = int(options["maxrate"]), int(options["bufsize"])
+    span = seconds or 4.0  # an unknown duration is taken as 4 s
+    assert maxrate * span + bufsize <= ceiling * span
+    if encoder == "libvpx-vp9":  # constrained quality: b is the cap
+        assert int(options["b"]) == maxrate
+    if encoder == "mpeg4":
+        assert int(options["b"]) <= maxrate
+
+
+def test_a_limit_the_copied_audio_alone_fills_refuses_the_reencode(tmp_path):
+    """The video must stay under the limit with the audio, which is copied as
+    it is: with no room left, a clear LimitExceeded rather than an output the
+    service would refuse to verify."""
+    clip = tmp_path / "flat.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=320x240:r=25", "-f", "lavfi", "-i",
+           "anoisesrc=d=2:a=0.5", "-t", "2", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+           "-c:a", "aac", "-b:a", "192k", str(clip))  # fmt: skip
+    data = clip.read_bytes()
+    info = probe(data)
+    assert info.bitrate < 100_000 < info.other_bitrate
+    with raises_limit("max_video_bitrate"):
+        apply_video(data, "video/mp4", wording=WORDING, position="bottom-right", span="start",
+                    watermark_key=KEY, limits=Limits(max_video_bitrate=100_000))  # fmt: skip
