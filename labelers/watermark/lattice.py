@@ -464,7 +464,9 @@ def _indices(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         coeffs = a @ (inv.reshape(*inv.shape[:-1], 2, 2) / det[..., None, None])
         whole = np.round(coeffs)
         ok = np.max(np.abs(coeffs - whole), axis=(-2, -1)) <= 0.04  # False where NaN
-    index = np.abs(np.round(whole[..., 0, 0] * whole[..., 1, 1] - whole[..., 0, 1] * whole[..., 1, 0]))
+    index = np.abs(
+        np.round(whole[..., 0, 0] * whole[..., 1, 1] - whole[..., 0, 1] * whole[..., 1, 0])
+    )
     return np.where(ok, index, 0.0)
 
 
