@@ -324,9 +324,9 @@ GOLDEN: dict[str, dict[str, str]] = {
         "top": "80bc456617180e36f6ca3a2a",
         "propagated": "156131354435b076fc9e22b8",
         "verify.input": "ec911225adaae3e824b54fd1",
-        "verify.full": "1efd950f8c4d2d095b8d854e",
+        "verify.full": "e22a0a1f630e27ecdfe9e2b3",
         "verify.bare": "bf55daf57b31b1d26afe70a3",
-        "verify.propagated": "c6a1292d969d10775452111b",
+        "verify.propagated": "2c80671163eb68b49b14ea63",
     },
     "text": {
         "input": "42641f576627944d18a78d5b",
@@ -363,9 +363,9 @@ GOLDEN: dict[str, dict[str, str]] = {
         "top": "dd760e6b91d872e53b455dd3",
         "propagated": "7dd14a69ab956d604597cabf",
         "verify.input": "0c7691ee1bef96fe046e4e49",
-        "verify.full": "b9f495d5e89c72a777a23c53",
+        "verify.full": "5a458e7ecb8a99cde9a9d1cb",
         "verify.bare": "ab150fb559c83a695d76d783",
-        "verify.propagated": "07fd0001219604b201227a99",
+        "verify.propagated": "2dd36801a7431154a65f4b4d",
     },
 }
 
