@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from labelers.errors import CorruptInput, InvalidOption, UnsupportedMedia
 from labelers.limits import DEFAULT_LIMITS, Limits, check_video
@@ -217,21 +218,37 @@ def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, media_type: str = "video
     decoded only after the declared size, length and rate passed the limits.
     Raises CorruptInput, LimitExceeded or UnsupportedMedia.
     """
+    return _probe(data, limits, media_type, 0)[0]
+
+
+def _probe(
+    data: bytes, limits: Limits, media_type: str, opening: int
+) -> tuple[VideoInfo, list[np.ndarray]]:
+    """:func:`probe`, and the 8-bit luma of the first ``opening`` frames (none for
+    0), from the same open and decode: labelling looks for an earlier mark in
+    them."""
     with _open(data, media_type) as container:
         stream = _video_stream(container, media_type)
         head = _header_info(container, stream, len(data))
         check_limits(head, limits)
-        frame = _first_frame(container, stream)
-        return _info(container, stream, head, frame)
+        frames = _opening_frames(container, stream, max(1, opening))
+        info = _info(container, stream, head, frames[0])
+        return info, [frame.to_ndarray(format="gray") for frame in frames[:opening]]
 
 
-def _first_frame(container, stream):
+def _opening_frames(container, stream, count: int) -> list:
+    frames = []
     try:
         for frame in container.decode(stream):
-            return frame
+            frames.append(frame)
+            if len(frames) >= count:
+                break
     except av.FFmpegError as exc:
-        raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
-    raise CorruptInput("the video stream holds no decodable frame")
+        if not frames:
+            raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
+    if not frames:
+        raise CorruptInput("the video stream holds no decodable frame")
+    return frames
 
 
 def _info(container, stream, head: dict, frame) -> VideoInfo:
@@ -429,7 +446,8 @@ def apply_video(
     draw = bool(wording) and span != "none"
     if not draw and watermark_key is None:
         return VideoOutcome(data, "none", "off")
-    info = probe(data, limits, media_type)
+    opening = EXISTING_MARK_FRAMES if watermark_key is not None else 0
+    info, opening_lumas = _probe(data, limits, media_type, opening)
     notes: list[str] = []
     spans = parse_span(span, info.duration) if draw else []
     watermark = "off"
@@ -438,7 +456,7 @@ def apply_video(
         reason = video_mark.check_size(info.width, info.height)
         watermark = "embedded" if reason is None else f"skipped: {reason}"
         if reason is None:
-            existing = _existing_mark(data, media_type)
+            existing = _existing_mark(opening_lumas)
             if existing is not None:
                 # relabelling: one mark per video (two superimposed marks
                 # would blur each other); the ledger already knows this key
@@ -499,22 +517,10 @@ def apply_video(
 EXISTING_MARK_FRAMES = 4
 
 
-def _existing_mark(data: bytes, media_type: str) -> int | None:
+def _existing_mark(lumas: list[np.ndarray]) -> int | None:
     """The key of a watermark the video's opening frames already carry, or None."""
-    from PIL import Image
-
-    lumas = []
-    with _open(data, media_type) as container:
-        stream = _video_stream(container, media_type)
-        try:
-            for frame in container.decode(stream):
-                lumas.append(Image.fromarray(frame.to_ndarray(format="gray")))
-                if len(lumas) >= EXISTING_MARK_FRAMES:
-                    break
-        except av.FFmpegError as exc:
-            raise CorruptInput(f"the video stream cannot be decoded: {_reason(exc)}") from None
     # our own earlier mark sits unmoved: one fold, not the lattice search
-    found = video_mark.decode_unmoved(lumas)
+    found = video_mark.decode_unmoved(lumas) if lumas else None
     return found.payload if found is not None else None
 
 
