@@ -51,7 +51,6 @@ whose folded chip signs are fair coins given their magnitudes.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -64,10 +63,12 @@ from labelers.watermark.image import PAYLOAD_BITS, WatermarkResult
 #: Smallest shortest side (stored px) of a video that takes the mark: a
 #: downscale to 480p must still leave chips the decoder can read.
 MIN_SIDE = 240
-_CHIPS_PER_SIDE = int(os.environ.get("VWM_CPS", "120"))
+# chips across the shortest side: embedder and decoder must agree on it, so
+# it is a constant of the mark, not a setting
+_CHIPS_PER_SIDE = 120
 _MIN_CHIP = 4
 #: Strength floor (luma levels, 8-bit) on flat areas, see _video_strength.
-FLAT_FLOOR = float(os.environ.get("VWM_FLOOR", "1.5"))
+FLAT_FLOOR = 1.5
 # the per-frame ceiling and budget the video mark was tuned with (the image
 # mark's before it lowered its ceiling): a frame goes through a harder codec
 # than a photo, and these values carry the video robustness numbers
