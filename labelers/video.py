@@ -555,7 +555,7 @@ def _reencode(
     muxer = CONTAINERS[media_type][1]
     encoder = _encoder_for(info, muxer, notes)
     out_fmt = _encoder_format(encoder, work_fmt, notes)
-    budget = int(limits.max_video_bitrate * RATE_HEADROOM)
+    budget = rate_ceiling(limits)  # the whole file's share: no copied stream subtracted
     ceiling = rate_ceiling(limits, info.other_bitrate)
     written_rate = info.other_bitrate  # what the copied streams alone take, until measured
     for attempt in range(_RATE_RETRIES + 1):
