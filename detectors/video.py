@@ -120,12 +120,11 @@ def inspect_video(
         check_limits(head, limits)
         stream.thread_type = "AUTO"
         opening, rotation = _opening(container, stream, evidence)
-        mark_frames = [s.luma for s in opening[:: max(1, round(0.5 / SAMPLE_STEP))]]
         keyframes = _keyframes(container, stream, head["duration"], evidence)
     orientation = orientation_for(rotation)
     if read_label:
         _label(opening, head["sample_aspect"], orientation, evidence)
-    _watermark(mark_frames, keyframes, evidence)
+    _watermark([s.luma for s in opening], keyframes, evidence)
     return evidence
 
 
@@ -268,22 +267,33 @@ def _watermark(
     if reason is not None and min(width, height) < 2 * 32:
         evidence.notes.append(f"watermark not searched: {reason}")
         return
-    # the average of everything sampled, then the keyframes alone (coded
-    # best), then the first frame alone: a decode starts on a keyframe, and
-    # on a pan a re-encoder's P-frames drag the still mark along with the
-    # content, so averaging them in blurs what the keyframe holds (a CRF 28
-    # re-encode of a pan: sync 4.3 averaged, 12.5 on the first frame)
-    # each frame is whitened once (most of a decode's cost) and reused
+    # the average of the opening every 0.5 s and the keyframes, then the
+    # keyframes alone (coded best), then the first frame alone: a decode
+    # starts on a keyframe, and on a pan a re-encoder's P-frames drag the
+    # still mark along with the content, so averaging them in blurs what the
+    # keyframe holds (a CRF 28 re-encode of a pan: sync 4.3 averaged, 12.5 on
+    # the first frame); last, every sampled frame, filtered against heavy
+    # per-frame grain (see decode_whitened). Four decodes at most:
+    # video_mark.WINDOWS, which the sync threshold covers, counts them.
+    # Each frame is whitened once (most of a decode's cost) and reused.
     zs = [video_mark.whiten(f) for f in frames]
     if any(z is None for z in zs):
         return
     n_open = len(opening)
-    tried: list[list[int]] = []
-    for group in (list(range(len(frames))), list(range(n_open, len(frames))), [0][:n_open]):
-        if not group or group in tried:
+    keyframe_ids = list(range(n_open, len(frames)))
+    half_second = list(range(0, n_open, max(1, round(0.5 / SAMPLE_STEP)))) + keyframe_ids
+    tried: list[tuple[list[int], bool]] = []
+    attempts = (
+        (half_second, False),
+        (keyframe_ids, False),
+        ([0][:n_open], False),
+        (list(range(len(frames))), True),
+    )
+    for group, low_pass in attempts:
+        if not group or (group, low_pass) in tried:
             continue
-        tried.append(group)
-        result = video_mark.decode_whitened(zs[i] for i in group)
+        tried.append((group, low_pass))
+        result = video_mark.decode_whitened((zs[i] for i in group), low_pass=low_pass)
         if result is not None:
             evidence.watermark_key = result.payload
             evidence.watermark_score = round(result.score, 2)

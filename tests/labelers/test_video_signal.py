@@ -6,6 +6,7 @@ ffmpeg (independent of PyAV's bundled FFmpeg) and by tesseract for the label.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -373,6 +374,30 @@ def test_watermark_is_in_every_frame_of_a_smooth_pan_and_survives_a_cut(tmp_path
     cut = tmp_path / "cut.mp4"
     ffmpeg("-ss", "1", "-i", str(marked), "-c:v", "libx264", "-crf", "23", "-an", str(cut))
     assert inspect_video(cut.read_bytes(), "video/mp4", read_label=False).watermark_key == KEY
+
+
+def test_watermark_is_found_under_heavy_grain_that_is_new_in_every_frame(tmp_path):
+    """Uniform grain of ~14 levels RMS, new in every frame, survives the
+    whitening and hides the mark from the plain average of sampled frames;
+    verify's last decode filters the average with a chip-sized box."""
+    import av
+
+    from detectors.video import inspect_video
+    from labelers.watermark.video import decode_whitened, whiten
+
+    clip = tmp_path / "grain.mp4"
+    ffmpeg("-f", "lavfi", "-i", "gradients=s=960x540:r=30:speed=0.02:seed=5,"
+           "noise=alls=25:allf=t+u:all_seed=5", "-t", "4", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", str(clip))  # fmt: skip
+    outcome = apply_video(clip.read_bytes(), "video/mp4", wording="", position="bottom-right",
+                          span="start", watermark_key=KEY)  # fmt: skip
+    with av.open(io.BytesIO(outcome.data)) as c:
+        lumas = [f.to_ndarray(format="gray") for f in c.decode(c.streams.video[0])]
+    sampled = [whiten(luma) for luma in lumas[:105:8]]  # 14 frames of the opening 3.5 s
+    assert decode_whitened(sampled) is None  # the grain wins without the filter
+    found = decode_whitened(sampled, low_pass=True)
+    assert found is not None and found.payload == KEY
+    assert inspect_video(outcome.data, "video/mp4", read_label=False).watermark_key == KEY
 
 
 @pytest.mark.parametrize("encoder", ["libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4"])
