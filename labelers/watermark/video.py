@@ -253,9 +253,9 @@ def decode_whitened(
 
 
 #: A chip's side in a whitened frame, px: the decoder works at a shortest side
-#: of at most 512 px, which holds _CHIPS_PER_SIDE chips (4.3 px), and smaller
-#: frames have chips of _MIN_CHIP.
-_CHIP_AT_WORK = _MIN_CHIP
+#: of at most image_mark._WORK px, which holds _CHIPS_PER_SIDE chips, and
+#: smaller frames have chips of _MIN_CHIP (4 px either way today).
+_CHIP_AT_WORK = max(_MIN_CHIP, round(image_mark._WORK / _CHIPS_PER_SIDE))
 
 
 def decode_frames(
