@@ -792,26 +792,32 @@ def _drop_records(meta: _Node) -> None:
     if ilst is None:
         return
     mdta = _handler_of(meta) == b"mdta"
-    keys = _keys_of(meta) if mdta else []
+    # keyed items as the reader names them (_item_name): every item of an
+    # mdta list, and index-typed items of any list with a keys box (a meta
+    # whose handler was damaged still carries a readable record)
+    keys = _keys_of(meta)
     drop_keys = {
         i
         for i, entry in enumerate(keys, 1)
         if entry[4:].decode("utf-8", "replace").upper() == RECORD_KEY
     }
 
+    def keyed(item: _Node) -> bool:
+        return item.type != b"----" and (mdta or (bool(keys) and item.type[0] == 0))
+
     def is_record(item: _Node) -> bool:
-        if mdta and int.from_bytes(item.type, "big") in drop_keys:
+        if keyed(item) and int.from_bytes(item.type, "big") in drop_keys:
             return True
         if item.type == b"----":
             name = _freeform_name(item)
-        elif mdta:
+        elif keyed(item):
             name = ""
         else:
             name = item.type.decode("latin-1")
         return any(_looks_like_record(name, v) for v in _item_values(item))
 
     kept = [item for item in ilst.children if not is_record(item)]
-    if mdta and drop_keys:
+    if drop_keys:
         renumber = {}
         new_keys = []
         for i, entry in enumerate(keys, 1):
@@ -820,7 +826,7 @@ def _drop_records(meta: _Node) -> None:
                 renumber[i] = len(new_keys)
         for item in kept:
             index = int.from_bytes(item.type, "big")
-            if index in renumber:
+            if keyed(item) and index in renumber:
                 item.type = renumber[index].to_bytes(4, "big")
         keys_node = meta.child(b"keys")
         assert keys_node is not None

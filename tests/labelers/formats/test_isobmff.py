@@ -209,6 +209,32 @@ def test_a_record_in_a_comment_item_is_read_and_replaced(record):
     assert [f.record for f in HANDLER.read(HANDLER.write_record(wild, record)).records] == [record]
 
 
+def test_a_keyed_record_under_a_damaged_handler_is_replaced_not_doubled(record):
+    """A keys + ilst list whose hdlr no longer says mdta, holding a damaged
+    record (a fuzz mutant: two flipped bytes): the reader still reports the
+    key AIGC, so the writer must drop it by its key, not by its content, or
+    the output carries two records."""
+    damaged = record.with_fields(produce_id="OLD").dumps(wrapped=False).replace('":', '">', 1)
+    keys = struct.pack(">II", 0, 1) + box(b"mdta", RECORD_KEY_BYTES)
+    wild = add_to_moov(
+        clip("h264-aac"),
+        box(
+            b"meta",
+            b"\x00" * 4
+            + box(b"hdlr", b"\x00" * 8 + b"mdtx" + b"\x00" * 13)
+            + box(b"keys", keys)
+            + box(b"ilst", box(struct.pack(">I", 1), data_box(damaged))),
+        ),
+        into_udta=True,
+    )
+    found = HANDLER.read(wild).records
+    assert [(f.raw, f.record) for f in found] == [(damaged, None)]
+    assert [f.record for f in HANDLER.read(HANDLER.write_record(wild, record)).records] == [record]
+
+
+RECORD_KEY_BYTES = isobmff.RECORD_KEY.encode()
+
+
 # ------------------------------------------------------- content and carry
 def test_content_digest_follows_the_samples_not_the_metadata(record):
     data = clip("h264-aac")
