@@ -162,7 +162,13 @@ def _reason(exc: Exception) -> str:
 def _video_stream(container, media_type: str):
     if not container.streams.video:
         raise CorruptInput(f"the {media_type} file holds no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        # FFmpeg has no decoder for the stream's codec tag (unknown, or damaged)
+        raise UnsupportedMedia(
+            f"the {media_type} file's video stream is in a codec this service cannot decode"
+        )
+    return stream
 
 
 def _header_info(container, stream, size: int) -> dict:
