@@ -860,9 +860,16 @@ def _put_record(moov: _Node, value: str) -> None:
     if meta.child(b"ilst") is None:
         meta.children.append(_Node(b"ilst", container=True))
     keys = _keys_of(meta)
-    keys.append(b"mdta" + RECORD_KEY.encode())
     keys_node, ilst = meta.child(b"keys"), meta.child(b"ilst")
     assert keys_node is not None and ilst is not None
+    # items whose key index points nowhere (no reader can name them) are kept,
+    # but past every key: a new key must not give one of them its name
+    orphans = [
+        item
+        for item in ilst.children
+        if item.type != b"----" and not 0 < int.from_bytes(item.type, "big") <= len(keys)
+    ]
+    keys.append(b"mdta" + RECORD_KEY.encode())
     data_box = _leaf(b"data", _UTF8.to_bytes(4, "big") + b"\x00" * 4 + value.encode("utf-8"))
     ilst.children.append(_Node(len(keys).to_bytes(4, "big"), container=True, children=[data_box]))
     # keys of another namespace go last: FFmpeg (5.x) misreads every key after
@@ -872,8 +879,10 @@ def _put_record(moov: _Node, value: str) -> None:
     renumber = {old: new for new, old in enumerate(order, 1)}
     for item in ilst.children:
         index = int.from_bytes(item.type, "big")
-        if index in renumber:
+        if index in renumber and not any(item is orphan for orphan in orphans):
             item.type = renumber[index].to_bytes(4, "big")
+    for past, orphan in enumerate(orphans, len(keys) + 1):
+        orphan.type = past.to_bytes(4, "big")
     keys_node.payload = _dump_keys([keys[i - 1] for i in order])
 
 
